@@ -1,0 +1,189 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Failures are nftables rules in the switch's bridge-family forward chain
+// ("table bridge faildlab"), matched on the switch ports a<n> and b<n>. A
+// flooded frame passes that chain once per output port, so per-port rules
+// hold for broadcasts too. Each injection is one nft transaction: it is in
+// force, whole, when the call returns. Heal flushes the chain.
+
+// Direction says which way CutPort drops frames, seen from the node.
+type Direction int
+
+// Directions for CutPort.
+const (
+	Both     Direction = iota // nothing in or out
+	ToNode                    // the node sends, but hears nothing
+	FromNode                  // the node hears, but what it sends is lost
+)
+
+func (d Direction) String() string {
+	switch d {
+	case Both:
+		return "both"
+	case ToNode:
+		return "to-node"
+	case FromNode:
+		return "from-node"
+	}
+	return fmt.Sprintf("Direction(%d)", int(d))
+}
+
+// CutPair drops every frame between nodes n1 and n2 on one LAN, both ways;
+// both keep their carrier and their other peers.
+func (l *Lab) CutPair(lan LAN, n1, n2 int) error {
+	if err := l.checkPorts(lan, n1, n2); err != nil {
+		return err
+	}
+	if n1 == n2 {
+		return fmt.Errorf("failed to cut pair: node %d with itself", n1)
+	}
+	p1, p2 := lan.port(n1), lan.port(n2)
+	c := fmt.Sprintf("cut-pair %v %d-%d", lan, n1, n2)
+	return l.addRules(
+		rule(c, iif(p1), oif(p2)),
+		rule(c, iif(p2), oif(p1)),
+	)
+}
+
+// CutPort drops frames to and/or from node n's port on one LAN; the
+// node's carrier stays up.
+func (l *Lab) CutPort(lan LAN, n int, dir Direction) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	p := lan.port(n)
+	c := fmt.Sprintf("cut-port %v %d %v", lan, n, dir)
+	switch dir {
+	case Both:
+		return l.addRules(rule(c, iif(p)), rule(c, oif(p)))
+	case ToNode:
+		return l.addRules(rule(c, oif(p)))
+	case FromNode:
+		return l.addRules(rule(c, iif(p)))
+	}
+	return fmt.Errorf("failed to cut port: bad direction %v", dir)
+}
+
+// Loss drops percent of the frames to node n's port on one LAN and,
+// independently, percent of those from it.
+func (l *Lab) Loss(lan LAN, n, percent int) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("failed to add loss: %d%% is not a percentage", percent)
+	}
+	p := lan.port(n)
+	c := fmt.Sprintf("loss %v %d %d%%", lan, n, percent)
+	switch percent {
+	case 0:
+		return nil
+	case 100: // nft refuses "mod 100 < 100"
+		return l.addRules(rule(c, iif(p)), rule(c, oif(p)))
+	}
+	random := fmt.Sprintf("numgen random mod 100 < %d", percent)
+	return l.addRules(rule(c, iif(p), random), rule(c, oif(p), random))
+}
+
+// LANDown drops every frame on one LAN.
+func (l *Lab) LANDown(lan LAN) error {
+	if !lan.valid() {
+		return fmt.Errorf("failed to take LAN down: bad LAN %v", lan)
+	}
+	c := fmt.Sprintf("lan-down %v", lan)
+	var rules []string
+	for _, n := range l.Nodes {
+		rules = append(rules, rule(c, iif(lan.port(n.ID))))
+	}
+	return l.addRules(rules...)
+}
+
+// LinkDown sets node n's own interface on one LAN administratively down,
+// as "ip link set eth0 down" on the node would: its addresses stay, its
+// connected route goes, and the switch port loses carrier.
+func (l *Lab) LinkDown(lan LAN, n int) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	return ipIn(l.Node(n).NS, "link", "set", lan.Iface(), "down")
+}
+
+// LinkUp undoes LinkDown.
+func (l *Lab) LinkUp(lan LAN, n int) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	return ipIn(l.Node(n).NS, "link", "set", lan.Iface(), "up")
+}
+
+// CarrierDown sets node n's switch port on one LAN down, as a pulled
+// cable: the node's interface stays administratively up but has no carrier.
+func (l *Lab) CarrierDown(lan LAN, n int) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	return ipIn(l.sw, "link", "set", lan.port(n), "down")
+}
+
+// CarrierUp undoes CarrierDown.
+func (l *Lab) CarrierUp(lan LAN, n int) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	return ipIn(l.sw, "link", "set", lan.port(n), "up")
+}
+
+// Heal removes every injected rule and brings every node interface and
+// switch port up.
+func (l *Lab) Heal() error {
+	if err := nftIn(l.sw, "flush chain bridge faildlab forward\n"); err != nil {
+		return err
+	}
+	for _, n := range l.Nodes {
+		for _, lan := range LANs {
+			if err := ipIn(n.NS, "link", "set", lan.Iface(), "up"); err != nil {
+				return err
+			}
+			if err := ipIn(l.sw, "link", "set", lan.port(n.ID), "up"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Rules lists the injected nft rules, for logs of a failed test.
+func (l *Lab) Rules() (string, error) {
+	return output("ip", "netns", "exec", l.sw, "nft", "list", "chain", "bridge", "faildlab", "forward")
+}
+
+func (l *Lab) checkPorts(lan LAN, nodes ...int) error {
+	if !lan.valid() {
+		return fmt.Errorf("failed to inject failure: bad LAN %v", lan)
+	}
+	for _, n := range nodes {
+		if n < 1 || n > len(l.Nodes) {
+			return fmt.Errorf("failed to inject failure: no node %d (have %d)", n, len(l.Nodes))
+		}
+	}
+	return nil
+}
+
+// rule builds one drop rule from nft matches, tagged with a comment so a
+// listing shows which injection it belongs to.
+func rule(comment string, match ...string) string {
+	return fmt.Sprintf("add rule bridge faildlab forward %s drop comment %q", strings.Join(match, " "), comment)
+}
+
+// iif and oif match the switch port a frame comes in on or goes out of.
+func iif(port string) string { return fmt.Sprintf("iifname %q", port) }
+func oif(port string) string { return fmt.Sprintf("oifname %q", port) }
+
+func (l *Lab) addRules(rules ...string) error {
+	return nftIn(l.sw, strings.Join(rules, "\n")+"\n")
+}

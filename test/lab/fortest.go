@@ -1,0 +1,126 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// TB is the part of testing.TB the lab uses; *testing.T satisfies it. The
+// lab does not import testing so that programs can use it too.
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Failed() bool
+	Cleanup(func())
+	TempDir() string
+}
+
+// RequireEnv skips the test when not root and fails it when a tool is
+// missing: CI installs the tools, and a skip there would hide a broken setup.
+func RequireEnv(t TB) {
+	t.Helper()
+	if err := CheckEnv(); errors.Is(err, ErrNotRoot) {
+		t.Skip(err.Error())
+	} else if err != nil {
+		t.Fatalf("%v", err)
+	}
+}
+
+// ForTest builds a lab for a test: it skips or fails as RequireEnv does,
+// keeps the logs in t.TempDir(), prints them when the test has failed, and
+// closes the lab when the test ends, failed or not.
+func ForTest(t TB, opts Options) *Lab {
+	t.Helper()
+	RequireEnv(t)
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	l, err := New(opts)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.Dump(t.Logf)
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("failed to close lab: %v", err)
+		}
+	})
+	return l
+}
+
+// Dump writes what helps explain a failure: each node's faild log and
+// output and faild routes, and the injected rules.
+func (l *Lab) Dump(logf func(format string, args ...any)) {
+	for _, n := range l.Nodes {
+		rs, err := n.Routes()
+		logf("%s (%s): faild running %v, routes %v %v\n--- log %s\n%s--- output\n%s",
+			n, n.NS, n.Running(), rs, errOrEmpty(err), n.LogPath(), n.Log(), n.Output())
+	}
+	rules, err := l.Rules()
+	logf("switch rules: %v\n%s", errOrEmpty(err), rules)
+}
+
+func errOrEmpty(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Build compiles faild into dir and returns the binary's path. It must run
+// inside the module (tests and "go run ./test/demo" do).
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "faild")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/faild/faild/faild")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("failed to build faild: %w\n%s", err, strings.TrimSpace(string(out)))
+	}
+	return bin, nil
+}
+
+// BuildForTest builds faild into a temporary directory of the test, or fails
+// it; it skips first where the lab cannot run, to spare the build.
+func BuildForTest(t TB) string {
+	t.Helper()
+	RequireEnv(t)
+	bin, err := Build(t.TempDir())
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return bin
+}
+
+// CleanupOnSignal closes every open lab and exits when SIGINT or SIGTERM
+// arrives, since t.Cleanup does not run then. Call it first in TestMain or
+// main; the returned function uninstalls it.
+func CleanupOnSignal() (stop func()) {
+	c := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-c:
+			fmt.Fprintf(os.Stderr, "lab: %v: removing lab namespaces\n", sig)
+			if err := CloseAll(); err != nil {
+				fmt.Fprintf(os.Stderr, "lab: %v\n", err)
+			}
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(c)
+		close(done)
+	}
+}

@@ -1,0 +1,455 @@
+// Package lab builds a throw-away network for end-to-end tests of faild: a
+// "switch" namespace holding two bridges (LAN A and LAN B) and up to eight
+// node namespaces wired to both LANs, in which the real faild binary runs.
+// Failures are injected at the switch with nftables, so the nodes see what a
+// real broken LAN looks like: frames vanish, carrier stays up.
+//
+// Everything the lab creates lives in namespaces whose names start with
+// NSPrefix; Close removes them, and New removes those of earlier runs whose
+// process has died. The host's own interfaces and routes are never touched.
+//
+// The package does not import testing so that the demo program can use it;
+// ForTest adapts it to tests.
+package lab
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// NSPrefix starts the name of every namespace a lab creates, so that a stale
+// one left by a crashed run can be recognised and removed.
+const NSPrefix = "faildlab-"
+
+// MaxNodes is the most nodes a lab holds; addresses are 192.0.2.i and
+// 198.51.100.i, and switch ports a1..a8, b1..b8.
+const MaxNodes = 8
+
+// cmdTimeout bounds every helper command (ip, nft) the lab runs.
+const cmdTimeout = 10 * time.Second
+
+// LAN names one of the two redundant LANs.
+type LAN int
+
+// The two LANs. Node i has 192.0.2.i/24 on eth0 (LAN A) and
+// 198.51.100.i/24 on eth1 (LAN B).
+const (
+	A LAN = iota
+	B
+)
+
+// LANs lists both LANs, for loops.
+var LANs = []LAN{A, B}
+
+func (l LAN) String() string {
+	switch l {
+	case A:
+		return "A"
+	case B:
+		return "B"
+	}
+	return "LAN(" + strconv.Itoa(int(l)) + ")"
+}
+
+// Iface is the node-side interface name on this LAN.
+func (l LAN) Iface() string { return "eth" + strconv.Itoa(int(l)) }
+
+// Addr is node n's address on this LAN.
+func (l LAN) Addr(n int) string { return l.net() + strconv.Itoa(n) }
+
+func (l LAN) net() string {
+	if l == A {
+		return "192.0.2."
+	}
+	return "198.51.100."
+}
+
+// port is node n's switch-side interface on this LAN: a1, b3, ...
+func (l LAN) port(n int) string { return strings.ToLower(l.String()) + strconv.Itoa(n) }
+
+func (l LAN) bridge() string { return "br" + l.String() }
+
+func (l LAN) valid() bool { return l == A || l == B }
+
+// Options configures a lab.
+type Options struct {
+	// Nodes is the number of nodes, 1..MaxNodes; 0 means 3.
+	Nodes int
+	// Bin is the faild binary that Node.Start runs.
+	Bin string
+	// Dir receives the faild log files; empty means a temporary directory
+	// that Close removes.
+	Dir string
+}
+
+// Lab is one running lab. Its methods are safe for concurrent use.
+type Lab struct {
+	// Run is this lab's short random id, part of every namespace name.
+	Run string
+	// Bin is the faild binary Node.Start runs.
+	Bin string
+	// Dir holds the faild log files.
+	Dir string
+	// Nodes are the nodes; Nodes[0] is node 1.
+	Nodes []*Node
+
+	sw     string // switch namespace
+	ownDir bool
+
+	mu         sync.Mutex
+	namespaces []string // created so far, in order
+	flows      []*Flow
+	closed     bool
+}
+
+// live holds every lab not yet closed, for CloseAll.
+var (
+	liveMu sync.Mutex
+	live   = map[*Lab]bool{}
+)
+
+// New builds a lab: the switch with bridges brA and brB, and opts.Nodes
+// nodes, each with eth0 on LAN A and eth1 on LAN B, addressed, up, and with
+// loose reverse-path filtering (faild answers on one LAN for an address of
+// the other). On error everything already created is removed.
+func New(opts Options) (*Lab, error) {
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.Nodes < 1 || opts.Nodes > MaxNodes {
+		return nil, fmt.Errorf("failed to create lab: %d nodes, want 1..%d", opts.Nodes, MaxNodes)
+	}
+	if err := RemoveStale(); err != nil {
+		return nil, err
+	}
+	run, err := newRunID()
+	if err != nil {
+		return nil, err
+	}
+	l := &Lab{Run: run, Bin: opts.Bin, Dir: opts.Dir}
+	if l.Dir == "" {
+		if l.Dir, err = os.MkdirTemp("", NSPrefix+run+"-"); err != nil {
+			return nil, fmt.Errorf("failed to create log directory: %w", err)
+		}
+		l.ownDir = true
+	}
+	l.sw = l.nsName("sw")
+	for i := 1; i <= opts.Nodes; i++ {
+		l.Nodes = append(l.Nodes, &Node{ID: i, NS: l.nsName("n" + strconv.Itoa(i)), lab: l})
+	}
+	liveMu.Lock()
+	live[l] = true
+	liveMu.Unlock()
+	if err := l.build(); err != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, nil
+}
+
+func newRunID() (string, error) {
+	b := make([]byte, 2)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("failed to make run id: %w", err)
+	}
+	return "fl" + hex.EncodeToString(b), nil
+}
+
+// nsName is faildlab-<run>-<pid>-<role>; the pid lets RemoveStale tell a
+// crashed run's namespaces from those of a run still going in parallel.
+func (l *Lab) nsName(role string) string {
+	return fmt.Sprintf("%s%s-%d-%s", NSPrefix, l.Run, os.Getpid(), role)
+}
+
+// Prefix is the start of every namespace name of this lab.
+func (l *Lab) Prefix() string { return fmt.Sprintf("%s%s-", NSPrefix, l.Run) }
+
+// Switch is the name of the switch namespace.
+func (l *Lab) Switch() string { return l.sw }
+
+// Node returns node i (1-based); it panics on a bad number, as an index does.
+func (l *Lab) Node(i int) *Node {
+	if i < 1 || i > len(l.Nodes) {
+		panic(fmt.Sprintf("lab: no node %d (have %d)", i, len(l.Nodes)))
+	}
+	return l.Nodes[i-1]
+}
+
+func (l *Lab) build() error {
+	if err := l.addNS(l.sw); err != nil {
+		return err
+	}
+	// IPv6 only adds chatter (router solicitations, MLD) that faild ignores.
+	if err := setSysctls(l.sw, map[string]string{
+		"ipv6/conf/all/disable_ipv6":     "1",
+		"ipv6/conf/default/disable_ipv6": "1",
+	}); err != nil {
+		return err
+	}
+	for _, lan := range LANs {
+		br := lan.bridge()
+		if err := ipIn(l.sw, "link", "add", br, "type", "bridge", "stp_state", "0", "mcast_snooping", "0"); err != nil {
+			return err
+		}
+		if err := ipIn(l.sw, "link", "set", br, "up"); err != nil {
+			return err
+		}
+	}
+	if err := nftIn(l.sw, "add table bridge faildlab\n"+
+		"add chain bridge faildlab forward { type filter hook forward priority 0; policy accept; }\n"); err != nil {
+		return err
+	}
+	for _, n := range l.Nodes {
+		if err := l.buildNode(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) buildNode(n *Node) error {
+	if err := l.addNS(n.NS); err != nil {
+		return err
+	}
+	if err := setSysctls(n.NS, map[string]string{
+		"ipv6/conf/all/disable_ipv6":     "1",
+		"ipv6/conf/default/disable_ipv6": "1",
+		"ipv4/conf/all/rp_filter":        "2",
+		"ipv4/conf/default/rp_filter":    "2",
+	}); err != nil {
+		return err
+	}
+	if err := ipIn(n.NS, "link", "set", "lo", "up"); err != nil {
+		return err
+	}
+	for _, lan := range LANs {
+		port, dev := lan.port(n.ID), lan.Iface()
+		steps := [][]string{
+			{l.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", n.NS},
+			{l.sw, "link", "set", port, "master", lan.bridge(), "up"},
+			{n.NS, "addr", "add", lan.Addr(n.ID) + "/24", "brd", "+", "dev", dev},
+			{n.NS, "link", "set", dev, "up"},
+		}
+		for _, s := range steps {
+			if err := ipIn(s[0], s[1:]...); err != nil {
+				return err
+			}
+		}
+		if err := setSysctls(n.NS, map[string]string{"ipv4/conf/" + dev + "/rp_filter": "2"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addNS creates a namespace and records it for Close, so that even a half
+// built lab is removed.
+func (l *Lab) addNS(name string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errors.New("failed to add namespace: lab is closed")
+	}
+	if err := run("ip", "netns", "add", name); err != nil {
+		return err
+	}
+	l.namespaces = append(l.namespaces, name)
+	return nil
+}
+
+// Close stops the flows, kills every faild the lab started and deletes every
+// namespace it created, which removes the veths, bridges and nft table with
+// them. It is safe to call more than once and from several goroutines.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	flows, namespaces := l.flows, l.namespaces
+	l.mu.Unlock()
+
+	var errs []error
+	for _, f := range flows {
+		f.Stop()
+	}
+	for _, n := range l.Nodes {
+		if n.Running() {
+			if err := n.Kill(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for i := len(namespaces) - 1; i >= 0; i-- {
+		if err := deleteNS(namespaces[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if left, err := ListNamespaces(l.Prefix()); err != nil {
+		errs = append(errs, err)
+	} else if len(left) > 0 {
+		errs = append(errs, fmt.Errorf("failed to remove namespaces: %s still there", strings.Join(left, " ")))
+	}
+	if l.ownDir {
+		if err := os.RemoveAll(l.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("failed to remove log directory: %w", err))
+		}
+	}
+	liveMu.Lock()
+	delete(live, l)
+	liveMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// deleteNS kills whatever still runs inside a namespace (a namespace lives on
+// while a process is in it, even after its name is gone) and deletes it.
+func deleteNS(name string) error {
+	out, err := output("ip", "netns", "pids", name)
+	if err != nil {
+		return err
+	}
+	for _, f := range strings.Fields(out) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return run("ip", "netns", "del", name)
+}
+
+// CloseAll closes every lab of this process that is still open; it is what
+// runs on SIGINT/SIGTERM.
+func CloseAll() error {
+	liveMu.Lock()
+	labs := make([]*Lab, 0, len(live))
+	for l := range live {
+		labs = append(labs, l)
+	}
+	liveMu.Unlock()
+	var errs []error
+	for _, l := range labs {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// ListNamespaces returns the names of the namespaces starting with prefix.
+func ListNamespaces(prefix string) ([]string, error) {
+	out, err := output("ip", "netns", "list")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		// Lines look like "name" or "name (id: 3)".
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
+			names = append(names, f[0])
+		}
+	}
+	return names, nil
+}
+
+// RemoveStale deletes lab namespaces whose creating process is gone, as left
+// behind by a test binary that was killed or timed out. Namespaces of labs of
+// live processes (parallel test packages) are left alone.
+func RemoveStale() error {
+	names, err := ListNamespaces(NSPrefix)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if pid := ownerPID(name); pid > 0 && !alive(pid) {
+			if err := deleteNS(name); err != nil {
+				errs = append(errs, fmt.Errorf("failed to remove stale namespace: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ownerPID parses the pid out of faildlab-<run>-<pid>-<role>; 0 if none.
+func ownerPID(name string) int {
+	f := strings.Split(strings.TrimPrefix(name, NSPrefix), "-")
+	if len(f) != 3 {
+		return 0
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) != syscall.ESRCH
+}
+
+// ErrNotRoot is returned by CheckEnv when the lab cannot run for want of
+// privileges; tests skip on it.
+var ErrNotRoot = errors.New("lab tests need root: they create network namespaces, veths, bridges and nftables rules")
+
+// CheckEnv reports whether the lab can run here: ErrNotRoot when not root,
+// another error when a tool it needs is missing (that is a broken setup, not
+// a reason to skip).
+func CheckEnv() error {
+	if os.Geteuid() != 0 {
+		return ErrNotRoot
+	}
+	var missing []string
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("lab needs %s on PATH (packages iproute2 and nftables)", strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+// ipIn runs "ip -n NS args...".
+func ipIn(ns string, args ...string) error {
+	return run("ip", append([]string{"-n", ns}, args...)...)
+}
+
+// nftIn loads an nft script in a namespace; a script is one transaction.
+func nftIn(ns, script string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("failed to run nft in %s: %w: %s\nscript:\n%s", ns, err, bytes.TrimSpace(out), script)
+	}
+	return nil
+}
+
+func run(name string, args ...string) error {
+	_, err := output(name, args...)
+	return err
+}
+
+// output runs a command bounded by cmdTimeout and returns its stdout; the
+// error carries stderr.
+func output(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("failed to run %s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return stdout.String(), nil
+}

@@ -1,0 +1,340 @@
+package lab
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	stop := CleanupOnSignal()
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// reach pings from node from to node to's address on lan.
+func reach(l *Lab, from, to int, lan LAN, timeout time.Duration) bool {
+	return l.Node(from).Ping(lan.Addr(to), timeout) == nil
+}
+
+// TestLab builds a lab, checks both LANs work between every pair, that
+// CutPair breaks exactly that pair on exactly that LAN, that Heal mends it,
+// and that Close leaves no namespace behind.
+func TestLab(t *testing.T) {
+	l := ForTest(t, Options{})
+	if len(l.Nodes) != 3 {
+		t.Fatalf("got %d nodes, want 3", len(l.Nodes))
+	}
+	for _, n := range l.Nodes {
+		out, err := n.IP("-4", "-o", "addr", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lan := range LANs {
+			want := fmt.Sprintf("%s    inet %s/24 brd %s255", lan.Iface(), n.Addr(lan), lan.net())
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: no %q in\n%s", n, want, out)
+			}
+		}
+		for _, k := range []string{"all", "default", "eth0", "eth1"} {
+			out, err := n.Exec("cat", "/proc/sys/net/ipv4/conf/"+k+"/rp_filter")
+			if err != nil || strings.TrimSpace(out) != "2" {
+				t.Errorf("%s: rp_filter of %s = %q (%v), want 2", n, k, out, err)
+			}
+		}
+	}
+
+	all := func() {
+		t.Helper()
+		for _, lan := range LANs {
+			for from := 1; from <= 3; from++ {
+				for to := 1; to <= 3; to++ {
+					if from != to && !reach(l, from, to, lan, 2*time.Second) {
+						t.Errorf("LAN %v: node%d cannot reach node%d", lan, from, to)
+					}
+				}
+			}
+		}
+	}
+	all()
+
+	if err := l.CutPair(A, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		from, to int
+		lan      LAN
+		want     bool
+	}{
+		{1, 2, A, false}, {2, 1, A, false},
+		{1, 3, A, true}, {3, 2, A, true}, {2, 3, A, true},
+		{1, 2, B, true}, {2, 1, B, true},
+	} {
+		timeout := 2 * time.Second
+		if !c.want {
+			timeout = 500 * time.Millisecond
+		}
+		if got := reach(l, c.from, c.to, c.lan, timeout); got != c.want {
+			t.Errorf("after CutPair(A, 1, 2): node%d reaches node%d on LAN %v: %v, want %v", c.from, c.to, c.lan, got, c.want)
+		}
+	}
+
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	all()
+
+	prefix := l.Prefix()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left, err := ListNamespaces(prefix)
+	if err != nil || len(left) > 0 {
+		t.Fatalf("namespaces left after Close: %v %v", left, err)
+	}
+}
+
+// broadcastReaches tells whether a UDP broadcast from node from on lan
+// arrives at node to: a one-way probe, unlike ping, and what faild's INQs
+// are.
+func broadcastReaches(t *testing.T, l *Lab, lan LAN, from, to int) bool {
+	t.Helper()
+	port := int(flowPort.Add(1))
+	var rx, tx net.PacketConn
+	if err := inNS(l.Node(to).NS, func() (err error) {
+		rx, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if err := inNS(l.Node(from).NS, func() (err error) {
+		tx, err = net.ListenPacket("udp4", lan.Addr(from)+":0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	dst := &net.UDPAddr{IP: net.ParseIP(lan.net() + "255"), Port: port}
+	buf := make([]byte, 16)
+	for i := 0; i < 5; i++ {
+		if _, err := tx.WriteTo([]byte("probe"), dst); err != nil {
+			t.Fatalf("failed to send broadcast: %v", err)
+		}
+		_ = rx.SetReadDeadline(time.Now().Add(60 * time.Millisecond))
+		if _, _, err := rx.ReadFrom(buf); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFaults checks each failure injection against one-way broadcasts and
+// pings, and that Heal undoes it.
+func TestFaults(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 3})
+	type probe struct {
+		lan      LAN
+		from, to int
+		want     bool
+	}
+	cases := []struct {
+		name   string
+		inject func() error
+		probes []probe
+	}{
+		{"CutPort both", func() error { return l.CutPort(A, 1, Both) },
+			[]probe{{A, 1, 2, false}, {A, 2, 1, false}, {A, 2, 3, true}, {B, 1, 2, true}}},
+		{"CutPort to-node", func() error { return l.CutPort(A, 1, ToNode) },
+			[]probe{{A, 1, 2, true}, {A, 2, 1, false}, {A, 3, 1, false}, {B, 2, 1, true}}},
+		{"CutPort from-node", func() error { return l.CutPort(A, 1, FromNode) },
+			[]probe{{A, 1, 2, false}, {A, 2, 1, true}, {B, 1, 2, true}}},
+		{"CutPair", func() error { return l.CutPair(B, 2, 3) },
+			[]probe{{B, 2, 3, false}, {B, 3, 2, false}, {B, 1, 3, true}, {B, 2, 1, true}, {A, 2, 3, true}}},
+		{"Loss 100", func() error { return l.Loss(A, 2, 100) },
+			[]probe{{A, 1, 2, false}, {A, 2, 1, false}, {A, 1, 3, true}, {B, 1, 2, true}}},
+		{"Loss 0", func() error { return l.Loss(A, 2, 0) },
+			[]probe{{A, 1, 2, true}, {A, 2, 1, true}}},
+		{"LANDown", func() error { return l.LANDown(B) },
+			[]probe{{B, 1, 2, false}, {B, 2, 3, false}, {B, 3, 1, false}, {A, 1, 2, true}}},
+		{"LinkDown", func() error { return l.LinkDown(A, 3) },
+			[]probe{{A, 1, 3, false}, {A, 1, 2, true}, {B, 1, 3, true}}},
+		{"CarrierDown", func() error { return l.CarrierDown(B, 1) },
+			[]probe{{B, 2, 1, false}, {B, 2, 3, true}, {A, 2, 1, true}}},
+	}
+	for _, c := range cases {
+		if err := c.inject(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if got := broadcastReaches(t, l, p.lan, p.from, p.to); got != p.want {
+				t.Errorf("%s: broadcast on LAN %v from node%d reaches node%d: %v, want %v", c.name, p.lan, p.from, p.to, got, p.want)
+			}
+		}
+		if err := l.Heal(); err != nil {
+			t.Fatalf("%s: heal: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if !reach(l, p.from, p.to, p.lan, 2*time.Second) {
+				t.Errorf("%s: after Heal node%d cannot ping node%d on LAN %v", c.name, p.from, p.to, p.lan)
+			}
+		}
+	}
+	if rules, err := l.Rules(); err != nil || strings.Contains(rules, "drop") {
+		t.Errorf("rules left after Heal: %v\n%s", err, rules)
+	}
+	// Bad arguments are refused, not half applied.
+	for _, err := range []error{l.CutPair(A, 1, 1), l.CutPair(A, 1, 4), l.CutPort(LAN(2), 1, Both), l.Loss(A, 1, 101)} {
+		if err == nil {
+			t.Errorf("bad injection accepted")
+		}
+	}
+}
+
+// TestFlows checks that flows run, and that their gap shows an outage.
+func TestFlows(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 2})
+	for _, network := range []string{"tcp", "udp"} {
+		f, err := l.StartFlow(network, 1, "192.0.2.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if s := f.Stats(); s.Echoed < 10 || s.MaxGap > 200*time.Millisecond || s.Err != nil {
+			t.Errorf("%s flow, healthy: %v", network, s)
+		}
+		if err := l.CutPair(A, 1, 2); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if err := l.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		before := f.Stats().Echoed
+		if _, err := WaitFor(3*time.Second, func() bool { return f.Stats().Echoed > before+5 }); err != nil {
+			t.Errorf("%s flow did not resume after Heal: %v", network, f.Stats())
+		}
+		s := f.Stop()
+		if s.MaxGap < 450*time.Millisecond || s.Err != nil {
+			t.Errorf("%s flow, cut for 500ms: %v", network, s)
+		}
+		t.Logf("%s flow: %v", network, s)
+	}
+	if _, err := l.StartFlow("tcp", 1, "203.0.113.9"); err == nil {
+		t.Error("flow to a non-lab address accepted")
+	}
+}
+
+// fakeFaild is a stand-in daemon: it logs start, and stop on SIGTERM.
+const fakeFaild = `#!/bin/sh
+for a; do log=$a; done
+echo "time=2026-11-22T10:00:00.123Z level=INFO msg=start args=\"$*\"" > "$log"
+trap 'echo "level=INFO msg=stop" >> "$log"; exit 0' TERM
+while :; do sleep 0.05; done
+`
+
+// TestProcess checks Start, Stop, Kill, Log and Routes with a fake daemon,
+// so that the lab is tested even while faild does not build.
+func TestProcess(t *testing.T) {
+	RequireEnv(t)
+	bin := filepath.Join(t.TempDir(), "fake-faild")
+	if err := os.WriteFile(bin, []byte(fakeFaild), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := ForTest(t, Options{Nodes: 1, Bin: bin})
+	n := l.Node(1)
+	if err := n.Start("-r", "-t", "0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err == nil {
+		t.Error("second Start while running accepted")
+	}
+	if _, err := WaitFor(2*time.Second, func() bool { return len(n.Events()) > 0 }); err != nil {
+		t.Fatalf("no start event: %q", n.Log())
+	}
+	e := n.Events()[0]
+	if !e.Match("msg", "start", "level", "INFO") || !strings.HasPrefix(e["args"], "-r -t 0.1 -l ") || e.Time().IsZero() {
+		t.Errorf("start event %v", e)
+	}
+	// The fake runs in the node's namespace.
+	if ns, err := exec.Command("ip", "netns", "identify", fmt.Sprint(n.Pid())).Output(); err != nil || strings.TrimSpace(string(ns)) != n.NS {
+		t.Errorf("fake runs in namespace %q (%v), want %s", ns, err, n.NS)
+	}
+	if err := n.Stop(); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	if len(Find(n.Events(), "msg", "stop")) != 1 {
+		t.Errorf("no stop event: %q", n.Log())
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Kill(); err != nil || n.Running() {
+		t.Errorf("Kill: %v, running %v", err, n.Running())
+	}
+
+	if rs, err := n.Routes(); err != nil || len(rs) != 0 {
+		t.Errorf("routes of a fresh node: %v %v", rs, err)
+	}
+	if _, err := n.IP("route", "add", "192.0.2.9/32", "via", "198.51.100.9", "dev", "eth1", "proto", ProtoFaild); err != nil {
+		t.Fatal(err)
+	}
+	want := Route{Dst: "192.0.2.9", Via: "198.51.100.9", Dev: "eth1"}
+	if rs, err := n.Routes(); err != nil || len(rs) != 1 || rs[0] != want || !n.HasRoute(want) {
+		t.Errorf("routes: %v %v, want [%v]", rs, err, want)
+	}
+}
+
+// TestRemoveStale checks that New removes namespaces of a dead run and
+// leaves those of live ones.
+func TestRemoveStale(t *testing.T) {
+	RequireEnv(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := fmt.Sprintf("%sflstal-%d-sw", NSPrefix, dead.Process.Pid)
+	mine := fmt.Sprintf("%sflmine-%d-sw", NSPrefix, os.Getpid())
+	for _, ns := range []string{stale, mine} {
+		if err := run("ip", "netns", "add", ns); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = run("ip", "netns", "del", ns) })
+	}
+	ForTest(t, Options{Nodes: 1})
+	if left, _ := ListNamespaces(stale); len(left) != 0 {
+		t.Errorf("stale namespace %s not removed", stale)
+	}
+	if left, _ := ListNamespaces(mine); len(left) != 1 {
+		t.Errorf("live namespace %s removed", mine)
+	}
+}
+
+func TestParseLog(t *testing.T) {
+	text := `time=2026-11-22T10:00:00.123Z level=INFO msg=failover peer=192.0.2.2 lan=A dev=eth0 addr=192.0.2.2 route="192.0.2.2/32 via 198.51.100.2 dev eth1"
+not a log line
+time=2026-11-22T10:00:01Z level=WARN msg="odd \"thing\"" n=3
+`
+	ev := ParseLog(text)
+	if len(ev) != 2 {
+		t.Fatalf("got %d events, want 2: %v", len(ev), ev)
+	}
+	if !ev[0].Match("msg", "failover", "peer", "192.0.2.2", "lan", "A", "route", "192.0.2.2/32 via 198.51.100.2 dev eth1") {
+		t.Errorf("event 0: %v", ev[0])
+	}
+	if want := time.Date(2026, 11, 22, 10, 0, 0, 123e6, time.UTC); !ev[0].Time().Equal(want) {
+		t.Errorf("time %v, want %v", ev[0].Time(), want)
+	}
+	if ev[1].Msg() != `odd "thing"` || ev[1]["n"] != "3" {
+		t.Errorf("event 1: %v", ev[1])
+	}
+	if got := Find(ev, "level", "WARN"); len(got) != 1 {
+		t.Errorf("Find: %v", got)
+	}
+}
