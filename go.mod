@@ -1,0 +1,12 @@
+module github.com/faild/faild
+
+go 1.26.0
+
+require (
+	github.com/jessevdk/go-flags v1.6.1
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
+	golang.org/x/net v0.62.0
+	golang.org/x/sync v0.24.0
+	golang.org/x/sys v0.49.0
+)
