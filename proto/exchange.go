@@ -1,0 +1,308 @@
+package proto
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// MaxLANs is the most LANs one node can watch.
+const MaxLANs = 8
+
+// ttl is sent on every packet and required on every packet received
+// (GTSM, RFC 5082, as BFD single-hop does): a packet that crossed a router
+// arrives with less and cannot count as evidence of a LAN path.
+const ttl = 255
+
+// LAN is one of this node's LAN interfaces, as the exchange sees it.
+type LAN struct {
+	IfIndex   int
+	Addr      netip.Prefix // our address on the LAN and its prefix
+	Broadcast netip.Addr   // where INQs go
+}
+
+// Heard is the fact a packet establishes: the peer spoke to us on LAN.
+type Heard struct {
+	LAN      int // index into the exchange's LANs
+	Type     Type
+	Node     uint32
+	Boot     uint32
+	Addrs    [MaxLANs]netip.Addr // the peer's address on each of our LANs
+	Interval time.Duration       // the peer's INQ interval; 0 for a responder
+	RTT      time.Duration       // for an ACK: the round trip of our INQ
+	At       time.Time
+}
+
+// Drop reasons, one counter each.
+const (
+	DropDecode   = iota // malformed: short, bad magic, version, type, addresses
+	DropTTL             // arrived with a TTL below 255
+	DropIface           // arrived on an interface that is not a LAN
+	DropSubnet          // source not on the subnet of its arrival interface
+	DropSelf            // our own broadcast looped back
+	DropConflict        // another node uses our node id
+	DropStaleACK        // an ACK that answers no INQ of ours
+	numDrops
+)
+
+// DropNames names the drop counters for logs and status.
+var DropNames = [numDrops]string{"decode", "ttl", "iface", "subnet", "self", "conflict", "stale-ack"}
+
+// Config describes this node to the exchange.
+type Config struct {
+	Port     int
+	Node     uint32
+	Boot     uint32
+	Interval time.Duration // 0: responder only
+	LANs     []LAN         // in priority order
+}
+
+// Exchange is this node's side of the INQ/ACK protocol over one UDP socket
+// shared by every LAN. The socket reports each packet's arrival interface,
+// and each reply leaves by the interface its INQ came in on.
+type Exchange struct {
+	cfg  Config
+	conn *net.UDPConn
+	pc   *ipv4.PacketConn
+	seq  atomic.Uint64
+
+	mu    sync.Mutex
+	sent  [MaxLANs][8]sentINQ // the last INQs sent on each LAN, for round trips
+	nsent [MaxLANs]int
+
+	drops [numDrops]atomic.Uint64
+}
+
+type sentINQ struct {
+	seq uint64
+	at  time.Time
+}
+
+// Listen binds the exchange's socket on cfg.Port.
+func Listen(cfg Config) (*Exchange, error) {
+	if len(cfg.LANs) > MaxLANs {
+		return nil, fmt.Errorf("%d LANs, at most %d", len(cfg.LANs), MaxLANs)
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("0.0.0.0:%d", cfg.Port))
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on UDP port %d: %w", cfg.Port, err)
+	}
+	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), pc: ipv4.NewPacketConn(c)}
+	if err := x.pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("failed to ask for packet info: %w", err)
+	}
+	if err := x.pc.SetTTL(ttl); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("failed to set TTL: %w", err)
+	}
+	// Start sequence numbers high and random-ish per boot so that a restart
+	// never reuses recent numbers.
+	x.seq.Store(uint64(time.Now().UnixNano()))
+	return x, nil
+}
+
+// Close releases the socket.
+func (x *Exchange) Close() error { return x.conn.Close() }
+
+// Drops returns how many packets were dropped for each reason.
+func (x *Exchange) Drops() (out [numDrops]uint64) {
+	for i := range x.drops {
+		out[i] = x.drops[i].Load()
+	}
+	return out
+}
+
+// packet fills in what every packet of ours carries.
+func (x *Exchange) packet(p *Packet, t Type) {
+	p.Type = t
+	p.NodeID = x.cfg.Node
+	p.BootID = x.cfg.Boot
+	p.Seq = x.seq.Add(1)
+	p.Echo = 0
+	p.Interval = x.cfg.Interval
+	p.Addrs = p.Addrs[:0]
+	for _, l := range x.cfg.LANs {
+		p.Addrs = append(p.Addrs, l.Addr)
+	}
+}
+
+// Requestor sends an INQ on every LAN now and then once each interval, until
+// ctx ends. A LAN that cannot send (its link is down, say) is reported
+// through onErr and tried again next interval.
+func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)) error {
+	t := time.NewTicker(x.cfg.Interval)
+	defer t.Stop()
+	var p Packet
+	buf := make([]byte, 0, MaxLen)
+	for {
+		for i, l := range x.cfg.LANs {
+			x.packet(&p, INQ)
+			b, err := p.Append(buf[:0])
+			if err == nil {
+				now := time.Now()
+				x.mu.Lock()
+				x.sent[i][x.nsent[i]%8] = sentINQ{seq: p.Seq, at: now}
+				x.nsent[i]++
+				x.mu.Unlock()
+				err = x.send(b, l.Broadcast, l)
+			}
+			if err != nil {
+				onErr(i, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// send writes b to dst:port out of l's interface from l's address. Naming
+// the interface matters: once faild has routed a peer's LAN-A address over
+// LAN B, only this keeps ACKs to that address on LAN A.
+func (x *Exchange) send(b []byte, dst netip.Addr, l LAN) error {
+	cm := &ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}
+	_, err := x.pc.WriteTo(b, cm, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(x.cfg.Port))))
+	return err
+}
+
+// Responder reads packets until ctx ends: it answers every INQ with an ACK
+// on the LAN it came from and reports every valid packet to heard, which
+// must not block. Bad packets are counted and skipped, never fatal.
+func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func(lan int, err error)) error {
+	stop := context.AfterFunc(ctx, func() { x.conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	buf := make([]byte, MaxLen+1)
+	out := make([]byte, 0, MaxLen)
+	var in, ack Packet
+	var h Heard
+	for {
+		n, cm, src, err := x.pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("failed to read: %w", err)
+		}
+		now := time.Now()
+		if cm == nil {
+			continue
+		}
+		if in.Decode(buf[:n]) != nil {
+			x.drops[DropDecode].Add(1)
+			continue
+		}
+		lan, from, ok := x.check(&in, cm, src)
+		if !ok {
+			continue
+		}
+		l := x.cfg.LANs[lan]
+		h = Heard{LAN: lan, Type: in.Type, Node: in.NodeID, Boot: in.BootID, Interval: in.Interval, At: now}
+		x.peerAddrs(&in, &h)
+		h.Addrs[lan] = from // where it really came from is where ACKs go
+		if in.Type == INQ {
+			x.packet(&ack, ACK)
+			ack.Echo = in.Seq
+			b, err := ack.Append(out[:0])
+			if err == nil {
+				err = x.send(b, h.Addrs[lan], l)
+			}
+			if err != nil {
+				onErr(lan, err)
+			}
+		} else {
+			rtt, ok := x.rtt(lan, in.Echo, now)
+			if !ok {
+				x.drops[DropStaleACK].Add(1)
+				continue
+			}
+			h.RTT = rtt
+		}
+		heard(&h)
+	}
+}
+
+// check applies the rules every received packet must pass and returns the
+// index of the LAN it arrived on and its source address.
+func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan int, from netip.Addr, ok bool) {
+	if cm.TTL != ttl {
+		x.drops[DropTTL].Add(1)
+		return 0, from, false
+	}
+	lan = -1
+	for i, l := range x.cfg.LANs {
+		if l.IfIndex == cm.IfIndex {
+			lan = i
+			break
+		}
+	}
+	if lan < 0 {
+		x.drops[DropIface].Add(1)
+		return 0, from, false
+	}
+	if ua, ok := src.(*net.UDPAddr); ok {
+		from, _ = netip.AddrFromSlice(ua.IP)
+		from = from.Unmap()
+	}
+	if !x.cfg.LANs[lan].Addr.Masked().Contains(from) {
+		x.drops[DropSubnet].Add(1)
+		return 0, from, false
+	}
+	if p.NodeID == x.cfg.Node {
+		if p.BootID == x.cfg.Boot {
+			x.drops[DropSelf].Add(1)
+		} else {
+			x.drops[DropConflict].Add(1)
+		}
+		return 0, from, false
+	}
+	return lan, from, true
+}
+
+// peerAddrs places each address the peer announced on the LAN of ours whose
+// subnet holds it.
+func (x *Exchange) peerAddrs(p *Packet, h *Heard) {
+	for _, a := range p.Addrs {
+		for i, l := range x.cfg.LANs {
+			if l.Addr.Masked().Contains(a.Addr()) {
+				h.Addrs[i] = a.Addr()
+			}
+		}
+	}
+}
+
+// rtt finds the INQ an ACK answers among the recent ones sent on lan.
+func (x *Exchange) rtt(lan int, echo uint64, now time.Time) (time.Duration, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, s := range x.sent[lan] {
+		if s.seq == echo && !s.at.IsZero() {
+			return now.Sub(s.at), true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,195 @@
+package proto
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Packet layout, version 1. All integers are big-endian.
+//
+//	offset size field
+//	     0    4 magic "fald"
+//	     4    1 version (1)
+//	     5    1 type: 1 = INQ, 2 = ACK
+//	     6    1 flags (reserved, sent as 0, ignored on receipt)
+//	     7    1 number of address entries that follow the header (0..MaxAddrs)
+//	     8    4 node id: stable identity of the sender (default: its LAN-A address)
+//	    12    4 boot id: random per start, so a restarted peer is told apart
+//	    16    8 sequence number, incremented for every INQ the sender sends
+//	    24    8 echo: in an ACK, the sequence number of the INQ it answers; 0 in an INQ
+//	    32    4 interval in microseconds at which the sender sends INQs (0: responder only)
+//	    36    - address entries, one per LAN the sender has:
+//	              1 family (4 or 6), 1 prefix length, 4 or 16 address bytes
+const (
+	HeaderLen = 36
+	MaxAddrs  = 16
+	Version   = 1
+
+	addr4Len = 2 + 4
+	addr6Len = 2 + 16
+	// MaxLen is the largest valid packet: the header and MaxAddrs IPv6 entries.
+	MaxLen = HeaderLen + MaxAddrs*addr6Len
+)
+
+var magic = [4]byte{'f', 'a', 'l', 'd'}
+
+// Type says whether a packet asks (INQ) or answers (ACK).
+type Type uint8
+
+const (
+	INQ Type = 1
+	ACK Type = 2
+)
+
+func (t Type) String() string {
+	switch t {
+	case INQ:
+		return "INQ"
+	case ACK:
+		return "ACK"
+	}
+	return fmt.Sprintf("Type(%d)", uint8(t))
+}
+
+// Sentinel errors, wrapped by Decode with detail; callers count drops by them.
+var (
+	ErrShort   = errors.New("packet too short")
+	ErrMagic   = errors.New("bad magic")
+	ErrVersion = errors.New("unsupported version")
+	ErrType    = errors.New("unknown packet type")
+	ErrAddrs   = errors.New("bad address list")
+	ErrTrailer = errors.New("trailing bytes")
+)
+
+// Packet is one decoded INQ or ACK.
+type Packet struct {
+	Type     Type
+	NodeID   uint32
+	BootID   uint32
+	Seq      uint64
+	Echo     uint64
+	Interval time.Duration
+	// Addrs holds the sender's address on each of its LANs. Decode reuses the
+	// slice's capacity so a long-lived Packet decodes without allocating.
+	Addrs []netip.Prefix
+}
+
+// Len is the encoded size of p.
+func (p *Packet) Len() int {
+	n := HeaderLen
+	for _, a := range p.Addrs {
+		if a.Addr().Is4() {
+			n += addr4Len
+		} else {
+			n += addr6Len
+		}
+	}
+	return n
+}
+
+// Append encodes p onto b and returns the extended slice.
+func (p *Packet) Append(b []byte) ([]byte, error) {
+	if p.Type != INQ && p.Type != ACK {
+		return b, fmt.Errorf("proto: encode: %w: %d", ErrType, p.Type)
+	}
+	if len(p.Addrs) > MaxAddrs {
+		return b, fmt.Errorf("proto: encode: %w: %d addresses, at most %d", ErrAddrs, len(p.Addrs), MaxAddrs)
+	}
+	us := p.Interval.Microseconds()
+	if us < 0 || us > 1<<32-1 {
+		return b, fmt.Errorf("proto: encode: interval %v out of range", p.Interval)
+	}
+	b = append(b, magic[:]...)
+	b = append(b, Version, byte(p.Type), 0, byte(len(p.Addrs)))
+	b = binary.BigEndian.AppendUint32(b, p.NodeID)
+	b = binary.BigEndian.AppendUint32(b, p.BootID)
+	b = binary.BigEndian.AppendUint64(b, p.Seq)
+	b = binary.BigEndian.AppendUint64(b, p.Echo)
+	b = binary.BigEndian.AppendUint32(b, uint32(us))
+	for _, a := range p.Addrs {
+		if !a.IsValid() {
+			return b, fmt.Errorf("proto: encode: %w: invalid prefix", ErrAddrs)
+		}
+		ip := a.Addr()
+		if ip.Is4() {
+			v := ip.As4()
+			b = append(b, 4, byte(a.Bits()))
+			b = append(b, v[:]...)
+		} else {
+			v := ip.As16()
+			b = append(b, 6, byte(a.Bits()))
+			b = append(b, v[:]...)
+		}
+	}
+	return b, nil
+}
+
+// Decode parses b into p. It never panics; every failure wraps one of the
+// sentinel errors above.
+func (p *Packet) Decode(b []byte) error {
+	if len(b) < HeaderLen {
+		return fmt.Errorf("proto: decode: %w: %d bytes, need %d", ErrShort, len(b), HeaderLen)
+	}
+	if [4]byte(b[0:4]) != magic {
+		return fmt.Errorf("proto: decode: %w", ErrMagic)
+	}
+	if b[4] != Version {
+		return fmt.Errorf("proto: decode: %w: %d", ErrVersion, b[4])
+	}
+	t := Type(b[5])
+	if t != INQ && t != ACK {
+		return fmt.Errorf("proto: decode: %w: %d", ErrType, b[5])
+	}
+	n := int(b[7])
+	if n > MaxAddrs {
+		return fmt.Errorf("proto: decode: %w: %d entries, at most %d", ErrAddrs, n, MaxAddrs)
+	}
+	p.Type = t
+	p.NodeID = binary.BigEndian.Uint32(b[8:])
+	p.BootID = binary.BigEndian.Uint32(b[12:])
+	p.Seq = binary.BigEndian.Uint64(b[16:])
+	p.Echo = binary.BigEndian.Uint64(b[24:])
+	p.Interval = time.Duration(binary.BigEndian.Uint32(b[32:])) * time.Microsecond
+	p.Addrs = p.Addrs[:0]
+	rest := b[HeaderLen:]
+	for i := 0; i < n; i++ {
+		if len(rest) < 2 {
+			return fmt.Errorf("proto: decode: %w: entry %d truncated", ErrShort, i)
+		}
+		var (
+			ip   netip.Addr
+			size int
+			max  int
+		)
+		switch rest[0] {
+		case 4:
+			size, max = addr4Len, 32
+			if len(rest) >= size {
+				ip = netip.AddrFrom4([4]byte(rest[2:6]))
+			}
+		case 6:
+			size, max = addr6Len, 128
+			if len(rest) >= size {
+				ip = netip.AddrFrom16([16]byte(rest[2:18]))
+			}
+		default:
+			return fmt.Errorf("proto: decode: %w: entry %d has family %d", ErrAddrs, i, rest[0])
+		}
+		if len(rest) < size {
+			return fmt.Errorf("proto: decode: %w: entry %d truncated", ErrShort, i)
+		}
+		bits := int(rest[1])
+		if bits > max {
+			return fmt.Errorf("proto: decode: %w: entry %d has prefix length %d", ErrAddrs, i, bits)
+		}
+		p.Addrs = append(p.Addrs, netip.PrefixFrom(ip, bits))
+		rest = rest[size:]
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("proto: decode: %w: %d", ErrTrailer, len(rest))
+	}
+	return nil
+}

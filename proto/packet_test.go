@@ -1,0 +1,167 @@
+package proto
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func hdr(typ, naddr byte) []byte {
+	return []byte{
+		'f', 'a', 'l', 'd', 1, typ, 0, naddr,
+		0xc0, 0x00, 0x02, 0x01, // node id 192.0.2.1
+		0xde, 0xad, 0xbe, 0xef, // boot id
+		0, 0, 0, 0, 0, 0, 0, 7, // seq
+		0, 0, 0, 0, 0, 0, 0, 0, // echo
+		0, 0x01, 0x86, 0xa0, // 100000 µs
+	}
+}
+
+func cat(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+
+// TestCodec checks bytes->struct and struct->bytes from one table.
+func TestCodec(t *testing.T) {
+	base := Packet{Type: INQ, NodeID: 0xc0000201, BootID: 0xdeadbeef, Seq: 7, Interval: 100 * time.Millisecond}
+	withAddrs := base
+	withAddrs.Addrs = []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.1/24"),
+		netip.MustParsePrefix("2001:db8:b::1/64"),
+	}
+	ack := base
+	ack.Type, ack.Echo, ack.Interval = ACK, 0x0102030405060708, 0
+
+	tests := []struct {
+		name  string
+		bytes []byte
+		pkt   Packet
+	}{
+		{"INQ without addresses", hdr(1, 0), base},
+		{"INQ with IPv4 and IPv6", cat(hdr(1, 2),
+			[]byte{4, 24, 192, 0, 2, 1},
+			[]byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), withAddrs},
+		{"ACK", func() []byte {
+			b := hdr(2, 0)
+			copy(b[24:], []byte{1, 2, 3, 4, 5, 6, 7, 8})
+			copy(b[32:], []byte{0, 0, 0, 0})
+			return b
+		}(), ack},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got Packet
+			if err := got.Decode(tt.bytes); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if len(got.Addrs) == 0 {
+				got.Addrs = nil
+			}
+			if !reflect.DeepEqual(got, tt.pkt) {
+				t.Errorf("Decode (-want +got):\n- %+v\n+ %+v", tt.pkt, got)
+			}
+			b, err := tt.pkt.Append(nil)
+			if err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+			if !bytes.Equal(b, tt.bytes) {
+				t.Errorf("Append (-want +got):\n- % x\n+ % x", tt.bytes, b)
+			}
+			if n := tt.pkt.Len(); n != len(b) {
+				t.Errorf("Len = %d, encoded %d bytes", n, len(b))
+			}
+		})
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	badMagic := hdr(1, 0)
+	badMagic[0] = 'x'
+	badVersion := hdr(1, 0)
+	badVersion[4] = 9
+	tests := []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, ErrShort},
+		{"one short of a header", hdr(1, 0)[:HeaderLen-1], ErrShort},
+		{"magic", badMagic, ErrMagic},
+		{"version", badVersion, ErrVersion},
+		{"type 0", hdr(0, 0), ErrType},
+		{"type 3", hdr(3, 0), ErrType},
+		{"too many addresses", hdr(1, MaxAddrs+1), ErrAddrs},
+		{"entry missing", hdr(1, 1), ErrShort},
+		{"entry truncated v4", cat(hdr(1, 1), []byte{4, 24, 192, 0, 2}), ErrShort},
+		{"entry truncated v6", cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01}), ErrShort},
+		{"family 5", cat(hdr(1, 1), []byte{5, 24, 192, 0, 2, 1}), ErrAddrs},
+		{"prefix 33", cat(hdr(1, 1), []byte{4, 33, 192, 0, 2, 1}), ErrAddrs},
+		{"trailing byte", cat(hdr(1, 0), []byte{0}), ErrTrailer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Packet
+			if err := p.Decode(tt.b); !errors.Is(err, tt.want) {
+				t.Errorf("Decode error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAppendErrors(t *testing.T) {
+	for _, p := range []Packet{
+		{Type: 0},
+		{Type: INQ, Interval: 2 * time.Hour},
+		{Type: INQ, Addrs: make([]netip.Prefix, MaxAddrs+1)},
+		{Type: INQ, Addrs: []netip.Prefix{{}}},
+	} {
+		if _, err := p.Append(nil); err == nil {
+			t.Errorf("Append(%+v) succeeded, want an error", p)
+		}
+	}
+}
+
+// FuzzDecode checks that Decode never panics and that whatever it accepts
+// encodes back to the same bytes and decodes to the same packet.
+func FuzzDecode(f *testing.F) {
+	for _, s := range [][]byte{
+		hdr(1, 0), hdr(2, 0),
+		cat(hdr(1, 2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1}),
+		cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p Packet
+		if p.Decode(b) != nil {
+			return
+		}
+		out, err := p.Append(nil)
+		if err != nil {
+			t.Fatalf("Append of a decoded packet: %v", err)
+		}
+		// The flags byte is ignored on receipt and sent as zero.
+		want := bytes.Clone(b)
+		want[6] = 0
+		if !bytes.Equal(out, want) {
+			t.Fatalf("re-encoded\n% x\nwant\n% x", out, want)
+		}
+		var q Packet
+		if err := q.Decode(out); err != nil || !reflect.DeepEqual(p, q) {
+			t.Fatalf("second decode: %v\n%+v\n%+v", err, p, q)
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	in, _ := (&Packet{Type: INQ, NodeID: 1, Seq: 9, Interval: time.Second, Addrs: []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("198.51.100.1/24")}}).Append(nil)
+	var p Packet
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := p.Decode(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
