@@ -1,0 +1,4 @@
+// Package routes owns the decision logic: per (peer, LAN) path states driven
+// by evidence and deadlines, and the host routes the node should have. It is
+// pure: no goroutines, sockets or sleeps; time is always passed in.
+package routes

@@ -1,0 +1,350 @@
+package routes
+
+import (
+	"container/heap"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+//go:generate stringer -type=State,Kind -output=names.go
+
+// State is the health of one path, that is one (peer, LAN) pair.
+//
+//	           -f intervals without evidence
+//	  ┌───────┐ ───────────────────────────► ┌─────────┐
+//	  │ Valid │                              │ Invalid │
+//	  └───────┘ ◄─────────────────────────── └─────────┘
+//	           -s consecutive intervals with evidence
+//
+// A path starts Valid when the peer is discovered, with its deadline one
+// full detection time away, so a LAN that is already broken when faild starts
+// fails over like one that breaks later.
+type State uint8
+
+const (
+	Valid State = iota
+	Invalid
+)
+
+// Kind says what an Event reports.
+type Kind uint8
+
+const (
+	// Discovered: the first packet from a peer.
+	Discovered Kind = iota
+	// Failover: a path went invalid; Route is what now carries its traffic.
+	Failover
+	// Switchback: a path is valid again; Route is what carried it until now.
+	Switchback
+	// Unreachable: every path to the peer is invalid; no route is installed.
+	Unreachable
+	// Reachable: some path to an unreachable peer is valid again.
+	Reachable
+)
+
+// PeerID is a node's stable identity on the wire (by default its LAN-A
+// IPv4 address), shown in dotted-quad form.
+type PeerID uint32
+
+func (id PeerID) String() string {
+	return netip.AddrFrom4([4]byte{byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}).String()
+}
+
+// Route is a host route that steers a peer's address on one LAN over another.
+type Route struct {
+	Dst netip.Prefix // the peer's address on the broken LAN, as a host prefix
+	Via netip.Addr   // the peer's address on the LAN that carries the traffic
+	LAN int          // index of the LAN that carries the traffic
+}
+
+// IsZero reports whether r is no route at all.
+func (r Route) IsZero() bool { return !r.Dst.IsValid() }
+
+func (r Route) String() string {
+	if r.IsZero() {
+		return "none"
+	}
+	return fmt.Sprintf("%s via %s lan %d", r.Dst, r.Via, r.LAN)
+}
+
+// Event is one change worth logging and acting on.
+type Event struct {
+	Kind  Kind
+	Peer  PeerID
+	LAN   int        // the path's LAN; -1 for peer-wide events
+	Addr  netip.Addr // the peer's address on LAN
+	Route Route      // see Kind
+	At    time.Time
+}
+
+// MinInterval is the shortest INQ interval faild sends or honours.
+const MinInterval = 10 * time.Millisecond
+
+// Config holds the detection settings.
+type Config struct {
+	LANs      int           // number of LANs, in priority order
+	Interval  time.Duration // our INQ interval; 0 when we only respond
+	Misses    int           // -f: intervals without evidence before a path is invalid
+	Successes int           // -s: consecutive good intervals before it is valid again
+}
+
+// Observation is one piece of evidence: a packet from Peer on LAN.
+type Observation struct {
+	Peer PeerID
+	LAN  int
+	// Addrs holds the peer's address on each of our LANs, indexed like them;
+	// the zero Addr where the peer has none.
+	Addrs []netip.Addr
+	// Interval is the peer's announced INQ interval; 0 for a responder.
+	Interval time.Duration
+	// RTT is the round trip of our INQ that this ACK answers, 0 for an INQ.
+	RTT time.Duration
+	At  time.Time
+}
+
+// Path is the exported view of one path, for status reports.
+type Path struct {
+	State        State
+	Addr         netip.Addr
+	LastEvidence time.Time
+	Goods        int           // consecutive good intervals so far
+	RTT          time.Duration // last measured round trip
+	Failovers    int
+	Switchbacks  int
+}
+
+type path struct {
+	Path
+	lastGood time.Time // start of the last interval counted in Goods
+	deadline time.Time // when a Valid path goes Invalid without more evidence
+}
+
+type peer struct {
+	id       PeerID
+	interval time.Duration // the peer's announced INQ interval
+	paths    []*path       // indexed by LAN; nil where the peer has no address
+}
+
+// Table tracks every path and decides failovers and switchbacks.
+type Table struct {
+	cfg   Config
+	peers map[PeerID]*peer
+	queue deadlines
+}
+
+// New returns an empty table.
+func New(cfg Config) *Table {
+	return &Table{cfg: cfg, peers: make(map[PeerID]*peer)}
+}
+
+// interval is the expected spacing of evidence on a path to p: our INQs
+// bring ACKs at our interval and the peer's INQs come at its own; the faster
+// source sets the pace.
+func (t *Table) interval(p *peer) time.Duration {
+	a, b := t.cfg.Interval, p.interval
+	if b != 0 && b < MinInterval {
+		b = MinInterval // a peer cannot make us judge faster than we allow ourselves
+	}
+	switch {
+	case a == 0 && b == 0:
+		return time.Second // an ACK without our INQ: cannot happen, but never divide time by zero
+	case a == 0:
+		return b
+	case b == 0 || a < b:
+		return a
+	}
+	return b
+}
+
+// grace absorbs scheduling and round-trip jitter so that a packet that is
+// due exactly at the deadline does not invalidate a path.
+func grace(iv time.Duration) time.Duration {
+	return min(iv/4, 5*time.Millisecond)
+}
+
+func (t *Table) detection(p *peer) time.Duration {
+	iv := t.interval(p)
+	return time.Duration(t.cfg.Misses)*iv + grace(iv)
+}
+
+// Observe records evidence and appends any resulting events to evs.
+func (t *Table) Observe(o Observation, evs []Event) []Event {
+	if o.LAN < 0 || o.LAN >= t.cfg.LANs {
+		return evs
+	}
+	p := t.peers[o.Peer]
+	if p == nil {
+		p = &peer{id: o.Peer, paths: make([]*path, t.cfg.LANs)}
+		t.peers[o.Peer] = p
+		evs = append(evs, Event{Kind: Discovered, Peer: o.Peer, LAN: o.LAN, Addr: addrAt(o.Addrs, o.LAN), At: o.At})
+	}
+	p.interval = o.Interval
+	// Learn or refresh the peer's addresses; a LAN seen for the first time
+	// gets a path that must prove itself within one detection time.
+	for lan := range p.paths {
+		a := addrAt(o.Addrs, lan)
+		if !a.IsValid() {
+			continue
+		}
+		if p.paths[lan] == nil {
+			p.paths[lan] = &path{Path: Path{State: Valid, Addr: a, LastEvidence: o.At}}
+			t.arm(p, lan, o.At)
+		}
+		p.paths[lan].Addr = a
+	}
+	pa := p.paths[o.LAN]
+	if pa == nil {
+		return evs // the peer announced no address on the LAN it spoke on
+	}
+	iv := t.interval(p)
+	if o.RTT > 0 {
+		pa.RTT = o.RTT
+	}
+	gap := o.At.Sub(pa.LastEvidence)
+	pa.LastEvidence = o.At
+	switch {
+	case gap > iv+iv/2:
+		// An interval went by without evidence: the run starts over.
+		pa.Goods, pa.lastGood = 1, o.At
+	case o.At.Sub(pa.lastGood) >= iv/2:
+		// A new interval (ACKs and INQs in the same interval count once).
+		pa.Goods++
+		pa.lastGood = o.At
+	}
+	if pa.State == Valid {
+		pa.deadline = o.At.Add(t.detection(p))
+		return evs
+	}
+	if pa.Goods < t.cfg.Successes {
+		return evs
+	}
+	wasUnreachable := !p.anyValid()
+	before := t.routeFor(p, o.LAN)
+	pa.State = Valid
+	pa.Switchbacks++
+	t.arm(p, o.LAN, o.At)
+	evs = append(evs, Event{Kind: Switchback, Peer: p.id, LAN: o.LAN, Addr: pa.Addr, Route: before, At: o.At})
+	if wasUnreachable {
+		evs = append(evs, Event{Kind: Reachable, Peer: p.id, LAN: -1, At: o.At})
+	}
+	return evs
+}
+
+// arm sets a fresh deadline for a Valid path and queues it.
+func (t *Table) arm(p *peer, lan int, now time.Time) {
+	pa := p.paths[lan]
+	pa.deadline = now.Add(t.detection(p))
+	heap.Push(&t.queue, deadline{at: pa.deadline, peer: p, lan: lan})
+}
+
+// NextDeadline is when Expire next has work to do; ok is false when no
+// path can expire.
+func (t *Table) NextDeadline() (at time.Time, ok bool) {
+	if len(t.queue) == 0 {
+		return time.Time{}, false
+	}
+	return t.queue[0].at, true
+}
+
+// Expire invalidates every path whose deadline has passed by now and
+// appends the resulting events to evs.
+func (t *Table) Expire(now time.Time, evs []Event) []Event {
+	for len(t.queue) > 0 && !t.queue[0].at.After(now) {
+		d := heap.Pop(&t.queue).(deadline)
+		pa := d.peer.paths[d.lan]
+		if pa == nil || pa.State != Valid || t.peers[d.peer.id] != d.peer {
+			continue // stale entry
+		}
+		if pa.deadline.After(now) {
+			// Evidence moved the deadline; each valid path keeps one entry.
+			heap.Push(&t.queue, deadline{at: pa.deadline, peer: d.peer, lan: d.lan})
+			continue
+		}
+		pa.State = Invalid
+		pa.Goods = 0
+		pa.Failovers++
+		evs = append(evs, Event{Kind: Failover, Peer: d.peer.id, LAN: d.lan, Addr: pa.Addr,
+			Route: t.routeFor(d.peer, d.lan), At: pa.deadline})
+		if !d.peer.anyValid() {
+			evs = append(evs, Event{Kind: Unreachable, Peer: d.peer.id, LAN: -1, At: pa.deadline})
+		}
+	}
+	return evs
+}
+
+func (p *peer) anyValid() bool {
+	for _, pa := range p.paths {
+		if pa != nil && pa.State == Valid {
+			return true
+		}
+	}
+	return false
+}
+
+// routeFor is the host route for the peer's address on lan: none while that
+// path is valid, else via the first valid LAN (in priority order) on which
+// the peer has an address of the same family; none when there is no such LAN.
+func (t *Table) routeFor(p *peer, lan int) Route {
+	broken := p.paths[lan]
+	if broken == nil || broken.State == Valid {
+		return Route{}
+	}
+	for m, pa := range p.paths {
+		if m == lan || pa == nil || pa.State != Valid || pa.Addr.Is4() != broken.Addr.Is4() {
+			continue
+		}
+		return Route{Dst: netip.PrefixFrom(broken.Addr, broken.Addr.BitLen()), Via: pa.Addr, LAN: m}
+	}
+	return Route{}
+}
+
+// Routes appends the host routes the node should have to dst.
+func (t *Table) Routes(dst []Route) []Route {
+	for _, p := range t.peers {
+		for lan := range p.paths {
+			if r := t.routeFor(p, lan); !r.IsZero() {
+				dst = append(dst, r)
+			}
+		}
+	}
+	return dst
+}
+
+// Paths calls fn for every path, for status reports.
+func (t *Table) Paths(fn func(id PeerID, lan int, p Path, route Route)) {
+	for _, p := range t.peers {
+		for lan, pa := range p.paths {
+			if pa != nil {
+				fn(p.id, lan, pa.Path, t.routeFor(p, lan))
+			}
+		}
+	}
+}
+
+func addrAt(addrs []netip.Addr, i int) netip.Addr {
+	if i < len(addrs) {
+		return addrs[i]
+	}
+	return netip.Addr{}
+}
+
+// deadline is one entry in the expiry queue, a min-heap by time.
+type deadline struct {
+	at   time.Time
+	peer *peer
+	lan  int
+}
+
+type deadlines []deadline
+
+func (d deadlines) Len() int           { return len(d) }
+func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
+func (d deadlines) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
+func (d *deadlines) Push(x any)        { *d = append(*d, x.(deadline)) }
+func (d *deadlines) Pop() any {
+	old := *d
+	x := old[len(old)-1]
+	*d = old[:len(old)-1]
+	return x
+}

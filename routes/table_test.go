@@ -1,0 +1,210 @@
+package routes
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const peerID = PeerID(0xc0000202) // 192.0.2.2
+
+// peerAddrs is the peer's address on LANs A, B and C.
+var peerAddrs = []netip.Addr{
+	netip.MustParseAddr("192.0.2.2"),
+	netip.MustParseAddr("198.51.100.2"),
+	netip.MustParseAddr("203.0.113.2"),
+}
+
+// run drives a table through a timeline: at every interval k (k = 0..steps-1)
+// the peer is heard on each LAN for which heard(lan, k) is true, 1 ms after
+// the interval starts (a round trip). Expire is called every millisecond. It
+// returns the events in a compact form: "k:Kind/LAN".
+func run(t *testing.T, cfg Config, peerInterval time.Duration, steps int, heard func(lan, k int) bool) (*Table, []string) {
+	t.Helper()
+	tab := New(cfg)
+	iv := cfg.Interval
+	if iv == 0 {
+		iv = peerInterval
+	}
+	var out []string
+	var evs []Event
+	record := func(now time.Time) {
+		for _, e := range evs {
+			k := int(now.Sub(t0) / iv)
+			out = append(out, fmt.Sprintf("%d:%v/%d", k, e.Kind, e.LAN))
+		}
+		evs = evs[:0]
+	}
+	addrs := peerAddrs[:cfg.LANs]
+	for ms := 0; ms < steps*int(iv/time.Millisecond); ms++ {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		evs = tab.Expire(now, evs)
+		record(now)
+		if ms%int(iv/time.Millisecond) == 1 {
+			k := ms / int(iv/time.Millisecond)
+			for lan := 0; lan < cfg.LANs; lan++ {
+				if heard(lan, k) {
+					evs = tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: addrs, Interval: peerInterval, At: now}, evs)
+				}
+			}
+			record(now)
+		}
+	}
+	return tab, out
+}
+
+func cut(lan, from, to int) func(l, k int) bool {
+	return func(l, k int) bool { return l != lan || k < from || k >= to }
+}
+
+func TestTransitions(t *testing.T) {
+	iv := 100 * time.Millisecond
+	two := Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3}
+	tests := []struct {
+		name   string
+		cfg    Config
+		peerIv time.Duration
+		steps  int
+		heard  func(lan, k int) bool
+		want   []string
+	}{
+		{"healthy", two, iv, 20, func(int, int) bool { return true },
+			[]string{"0:Discovered/0"}},
+		{"two misses are not enough", two, iv, 20, cut(0, 5, 7),
+			[]string{"0:Discovered/0"}},
+		{"third miss invalidates, third good revalidates", two, iv, 20, cut(0, 5, 10),
+			// last evidence at k=4 (+1 ms): deadline 4+3 intervals (+grace).
+			[]string{"0:Discovered/0", "7:Failover/0", "12:Switchback/0"}},
+		{"-f 1 -s 1", Config{LANs: 2, Interval: iv, Misses: 1, Successes: 1}, iv, 20, cut(0, 5, 10),
+			[]string{"0:Discovered/0", "5:Failover/0", "10:Switchback/0"}},
+		{"single good packet does not revalidate with -s 3", two, iv, 30,
+			func(l, k int) bool { return l != 0 || k < 5 || k == 12 || k == 20 },
+			[]string{"0:Discovered/0", "7:Failover/0"}},
+		{"alternating good and bad never revalidates", two, iv, 40,
+			func(l, k int) bool { return l != 0 || k < 5 || (k >= 10 && k%2 == 0) },
+			[]string{"0:Discovered/0", "7:Failover/0"}},
+		{"two goods then a miss starts over", two, iv, 30,
+			func(l, k int) bool { return l != 0 || k < 5 || k == 10 || k == 11 || k >= 13 },
+			[]string{"0:Discovered/0", "7:Failover/0", "15:Switchback/0"}},
+		{"every LAN down: unreachable, then back", two, iv, 30,
+			func(l, k int) bool { return k < 5 || k >= 15 },
+			[]string{"0:Discovered/0", "7:Failover/0", "7:Failover/1", "7:Unreachable/-1",
+				"17:Switchback/0", "17:Reachable/-1", "17:Switchback/1"}},
+		{"three LANs, B then A fail", Config{LANs: 3, Interval: iv, Misses: 3, Successes: 3}, iv, 30,
+			func(l, k int) bool { return l == 2 || (l == 1 && k < 5) || (l == 0 && k < 10) },
+			[]string{"0:Discovered/0", "7:Failover/1", "12:Failover/0"}},
+		{"responder only judges at the announced interval", Config{LANs: 2, Misses: 3, Successes: 3}, 50 * time.Millisecond, 40, cut(0, 10, 20),
+			[]string{"0:Discovered/0", "12:Failover/0", "22:Switchback/0"}},
+		{"LAN broken from the start fails over after one detection time", two, iv, 10, cut(0, 0, 100),
+			[]string{"0:Discovered/1", "3:Failover/0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, got := run(t, tt.cfg, tt.peerIv, tt.steps, tt.heard)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("events (-want +got):\n- %s\n+ %s", strings.Join(tt.want, " "), strings.Join(got, " "))
+			}
+		})
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	iv := 100 * time.Millisecond
+	r := func(dst, via string, lan int) Route {
+		return Route{Dst: netip.MustParsePrefix(dst), Via: netip.MustParseAddr(via), LAN: lan}
+	}
+	tests := []struct {
+		name  string
+		lans  int
+		heard func(lan, k int) bool
+		want  []Route
+	}{
+		{"healthy", 2, func(int, int) bool { return true }, nil},
+		{"A down: A via B", 2, cut(0, 5, 100), []Route{r("192.0.2.2/32", "198.51.100.2", 1)}},
+		{"B down: B via A", 2, cut(1, 5, 100), []Route{r("198.51.100.2/32", "192.0.2.2", 0)}},
+		{"both down: nothing", 2, func(l, k int) bool { return k < 5 }, nil},
+		{"three LANs, A down: via B first", 3, cut(0, 5, 100), []Route{r("192.0.2.2/32", "198.51.100.2", 1)}},
+		{"three LANs, A and B down: both via C", 3, func(l, k int) bool { return l == 2 || k < 5 },
+			[]Route{r("192.0.2.2/32", "203.0.113.2", 2), r("198.51.100.2/32", "203.0.113.2", 2)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tab, _ := run(t, Config{LANs: tt.lans, Interval: iv, Misses: 3, Successes: 3}, iv, 20, tt.heard)
+			got := tab.Routes(nil)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Routes (-want +got):\n- %v\n+ %v", tt.want, got)
+			}
+		})
+	}
+}
+
+func TestEventRoutes(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	var evs []Event
+	obs := func(lan int, at time.Time) {
+		evs = tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, RTT: time.Millisecond, At: at}, evs)
+	}
+	obs(0, t0)
+	obs(1, t0)
+	for k := 1; k <= 5; k++ {
+		obs(1, t0.Add(time.Duration(k)*iv))
+	}
+	evs = tab.Expire(t0.Add(600*time.Millisecond), evs[:0]) // A expired at 305 ms, B not until 805 ms
+	want := Route{Dst: netip.MustParsePrefix("192.0.2.2/32"), Via: peerAddrs[1], LAN: 1}
+	if len(evs) != 1 || evs[0].Kind != Failover || evs[0].Route != want || evs[0].Addr != peerAddrs[0] {
+		t.Fatalf("failover events = %+v, want one with route %v", evs, want)
+	}
+	if at := t0.Add(3*iv + grace(iv)); !evs[0].At.Equal(at) {
+		t.Errorf("failover at %v, want the deadline %v", evs[0].At, at)
+	}
+	evs = evs[:0]
+	for k := 0; k < 3; k++ {
+		obs(0, t0.Add(2*time.Second+time.Duration(k)*iv))
+	}
+	if len(evs) != 1 || evs[0].Kind != Switchback || evs[0].Route != want {
+		t.Fatalf("switchback events = %+v, want one with the removed route %v", evs, want)
+	}
+	var n int
+	tab.Paths(func(id PeerID, lan int, p Path, route Route) {
+		n++
+		if p.State != Valid || p.RTT != time.Millisecond || !route.IsZero() {
+			t.Errorf("path %v/%d = %+v route %v, want valid, RTT 1ms, no route", id, lan, p, route)
+		}
+		if lan == 0 && (p.Failovers != 1 || p.Switchbacks != 1) {
+			t.Errorf("path A counts %d failovers %d switchbacks, want 1 and 1", p.Failovers, p.Switchbacks)
+		}
+	})
+	if n != 2 {
+		t.Errorf("Paths visited %d paths, want 2", n)
+	}
+}
+
+func TestObserveIgnoresUnknownLAN(t *testing.T) {
+	tab := New(Config{LANs: 2, Interval: time.Second, Misses: 3, Successes: 3})
+	if evs := tab.Observe(Observation{Peer: 1, LAN: 2, At: t0}, nil); len(evs) != 0 {
+		t.Errorf("events for LAN 2 of 2: %v", evs)
+	}
+}
+
+func TestPeerIDString(t *testing.T) {
+	if s := peerID.String(); s != "192.0.2.2" {
+		t.Errorf("String = %q", s)
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	tab := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})
+	evs := make([]Event, 0, 8)
+	o := Observation{Peer: peerID, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		o.At = o.At.Add(time.Millisecond)
+		evs = tab.Observe(o, evs[:0])
+	}
+}
