@@ -1,0 +1,3 @@
+// Package platform owns what differs between operating systems: finding the
+// LAN interfaces and writing faild's host routes into the kernel.
+package platform

@@ -1,0 +1,217 @@
+//go:build linux
+
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// netlinkWriter writes routes into the main table through rtnetlink.
+type netlinkWriter struct {
+	h *netlink.Handle
+}
+
+var _ Writer = (*netlinkWriter)(nil)
+
+// NewWriter returns the Writer for this operating system.
+func NewWriter() (Writer, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open rtnetlink: %w", err)
+	}
+	return &netlinkWriter{h: h}, nil
+}
+
+// kernelRoute is the one place that builds the route faild installs.
+func kernelRoute(r Route) *netlink.Route {
+	return &netlink.Route{
+		Dst:       prefixToIPNet(r.Dst),
+		Gw:        r.Via.AsSlice(),
+		LinkIndex: r.Index,
+		Protocol:  Protocol,
+		Table:     unix.RT_TABLE_MAIN,
+		Scope:     netlink.SCOPE_UNIVERSE,
+		Type:      unix.RTN_UNICAST,
+	}
+}
+
+// list dumps the main table filtered by filter, retrying a dump the kernel
+// interrupted because the table changed under it.
+func (w *netlinkWriter) list(family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
+	filter.Table = unix.RT_TABLE_MAIN
+	mask |= netlink.RT_FILTER_TABLE
+	var err error
+	for range 3 {
+		var rs []netlink.Route
+		if rs, err = w.h.RouteListFiltered(family, filter, mask); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return rs, err
+		}
+	}
+	return nil, err
+}
+
+// Installed implements Writer.
+func (w *netlinkWriter) Installed() ([]Route, error) {
+	var out []Route
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := w.list(family, &netlink.Route{Protocol: Protocol}, netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			return nil, fmt.Errorf("failed to list routes: %w", err)
+		}
+		for _, kr := range rs {
+			r, ok := fromKernel(kr)
+			if !ok {
+				continue
+			}
+			if l, err := w.h.LinkByIndex(kr.LinkIndex); err == nil {
+				r.Dev = l.Attrs().Name
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Add implements Writer. The kernel would happily install a /32 next to a
+// foreign one with another metric and so shadow it, so faild looks first.
+func (w *netlinkWriter) Add(r Route) error {
+	family := netlink.FAMILY_V4
+	if r.Dst.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	existing, err := w.list(family, &netlink.Route{Dst: prefixToIPNet(r.Dst)}, netlink.RT_FILTER_DST)
+	if err != nil {
+		return fmt.Errorf("failed to list routes to %s: %w", r.Dst, err)
+	}
+	ours := false
+	for _, e := range existing {
+		if e.Protocol != Protocol {
+			return fmt.Errorf("failed to add %v: %w (protocol %v)", r, ErrForeign, e.Protocol)
+		}
+		ours = true
+	}
+	if ours {
+		// Replacing can only hit our own route: a foreign one with the same
+		// key cannot coexist with it.
+		err = w.h.RouteReplace(kernelRoute(r))
+	} else {
+		// Exclusive add: if a foreign route appeared since the listing, the
+		// kernel refuses with EEXIST instead of faild replacing it.
+		err = w.h.RouteAdd(kernelRoute(r))
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("failed to add %v: %w", r, ErrForeign)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("failed to add %v: %w", r, err)
+	}
+	return nil
+}
+
+// Delete implements Writer. The kernel matches the protocol on delete, so
+// this never removes a route faild did not create.
+func (w *netlinkWriter) Delete(r Route) error {
+	err := w.h.RouteDel(kernelRoute(r))
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("failed to delete %v: %w", r, err)
+	}
+	return nil
+}
+
+func fromKernel(kr netlink.Route) (Route, bool) {
+	if kr.Dst == nil {
+		return Route{}, false
+	}
+	dst, ok := netip.AddrFromSlice(kr.Dst.IP)
+	via, ok2 := netip.AddrFromSlice(kr.Gw)
+	if !ok || !ok2 {
+		return Route{}, false
+	}
+	bits, _ := kr.Dst.Mask.Size()
+	return Route{Dst: netip.PrefixFrom(dst.Unmap(), bits), Via: via.Unmap(), Index: kr.LinkIndex}, true
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// Discover finds the LAN interfaces. With names, those interfaces in that
+// order (each must exist and have an IPv4 address); without, every
+// interface that is up, not loopback, and has an IPv4 address with a
+// broadcast address, in interface-index order.
+func Discover(names []string) ([]LAN, error) {
+	var links []netlink.Link
+	if len(names) == 0 {
+		all, err := netlink.LinkList()
+		if err != nil {
+			return nil, fmt.Errorf("failed to list interfaces: %w", err)
+		}
+		slices.SortFunc(all, func(a, b netlink.Link) int { return a.Attrs().Index - b.Attrs().Index })
+		for _, l := range all {
+			a := l.Attrs()
+			if a.Flags&net.FlagUp != 0 && a.Flags&net.FlagLoopback == 0 {
+				links = append(links, l)
+			}
+		}
+	} else {
+		for _, name := range names {
+			l, err := netlink.LinkByName(name)
+			if err != nil {
+				return nil, fmt.Errorf("interface %s: %w", name, err)
+			}
+			links = append(links, l)
+		}
+	}
+	var lans []LAN
+	for _, l := range links {
+		lan, err := lanOf(l)
+		if err != nil {
+			if len(names) > 0 {
+				return nil, err
+			}
+			continue // not a LAN interface; discovery passes it by
+		}
+		lans = append(lans, lan)
+	}
+	return lans, nil
+}
+
+// lanOf describes link as a LAN: its first IPv4 address that has a
+// broadcast address (or, failing that, the first IPv4 address, whose
+// broadcast faild derives from the prefix).
+func lanOf(l netlink.Link) (LAN, error) {
+	a := l.Attrs()
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return LAN{}, fmt.Errorf("interface %s: failed to list addresses: %w", a.Name, err)
+	}
+	var best *netlink.Addr
+	for i := range addrs {
+		if addrs[i].Broadcast != nil {
+			best = &addrs[i]
+			break
+		}
+	}
+	if best == nil {
+		if len(addrs) == 0 {
+			return LAN{}, fmt.Errorf("interface %s has no IPv4 address", a.Name)
+		}
+		best = &addrs[0]
+	}
+	ip, _ := netip.AddrFromSlice(best.IP.To4())
+	bits, _ := best.Mask.Size()
+	lan := LAN{Name: a.Name, Index: a.Index, Addr: netip.PrefixFrom(ip, bits), Up: a.Flags&net.FlagUp != 0}
+	if b, ok := netip.AddrFromSlice(best.Broadcast.To4()); ok {
+		lan.Broadcast = b
+	} else {
+		lan.Broadcast = broadcastOf(lan.Addr)
+	}
+	return lan, nil
+}

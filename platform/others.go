@@ -1,0 +1,17 @@
+//go:build !linux
+
+package platform
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+)
+
+var errUnsupported = fmt.Errorf("faild is not supported on %s yet: %w", runtime.GOOS, os.ErrNotExist)
+
+// NewWriter returns the Writer for this operating system.
+func NewWriter() (Writer, error) { return nil, errUnsupported }
+
+// Discover finds the LAN interfaces.
+func Discover(names []string) ([]LAN, error) { return nil, errUnsupported }
