@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/faild/faild/platform"
+)
+
+// applier makes faild's routes in the kernel equal the desired set. It runs
+// in its own task so that a slow kernel never delays detection: the decide
+// loop hands it the latest desired set and moves on; sets that arrive while
+// it is busy are coalesced.
+type applier struct {
+	w         platform.Writer
+	log       *slog.Logger
+	want      chan []platform.Route
+	installed map[netip.Prefix]platform.Route
+	foreign   map[netip.Prefix]bool // destinations already logged as foreign
+}
+
+// retryAfter is how soon a failed route write is tried again.
+const retryAfter = time.Second
+
+func newApplier(w platform.Writer, log *slog.Logger) *applier {
+	return &applier{
+		w: w, log: log,
+		want:      make(chan []platform.Route, 1),
+		installed: make(map[netip.Prefix]platform.Route),
+		foreign:   make(map[netip.Prefix]bool),
+	}
+}
+
+// removeStale deletes every route of faild's protocol, left by an earlier
+// run that did not stop cleanly, before this run decides anything.
+func (a *applier) removeStale() error {
+	rs, err := a.w.Installed()
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if err := a.w.Delete(r); err != nil {
+			return err
+		}
+		a.log.Info("stale-route", "route", r.String(), "action", "removed")
+	}
+	return nil
+}
+
+// set hands over the latest desired routes without blocking.
+func (a *applier) set(desired []platform.Route) {
+	select {
+	case <-a.want:
+	default:
+	}
+	a.want <- desired
+}
+
+// run applies desired sets until ctx ends.
+func (a *applier) run(ctx context.Context) error {
+	var desired []platform.Route
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case desired = <-a.want:
+		case <-retry.C:
+		}
+		if !a.apply(desired) {
+			retry.Reset(retryAfter)
+		}
+	}
+}
+
+// apply makes one pass and reports whether every write succeeded.
+func (a *applier) apply(desired []platform.Route) bool {
+	ok := true
+	want := make(map[netip.Prefix]platform.Route, len(desired))
+	for _, r := range desired {
+		want[r.Dst] = r
+	}
+	for dst, r := range a.installed {
+		if _, keep := want[dst]; keep {
+			continue
+		}
+		if err := a.w.Delete(r); err != nil {
+			a.log.Error("route-delete-failed", "route", r.String(), "err", err)
+			ok = false
+			continue
+		}
+		delete(a.installed, dst)
+	}
+	for dst := range a.foreign {
+		if _, still := want[dst]; !still {
+			delete(a.foreign, dst)
+		}
+	}
+	for dst, r := range want {
+		if a.installed[dst] == r || a.foreign[dst] {
+			continue
+		}
+		err := a.w.Add(r)
+		switch {
+		case errors.Is(err, platform.ErrForeign):
+			a.foreign[dst] = true
+			a.log.Warn("foreign-route", "dst", dst.String(), "wanted", r.String(),
+				"action", "left alone, not overridden", "err", err)
+		case err != nil:
+			a.log.Error("route-add-failed", "route", r.String(), "err", err)
+			ok = false
+		default:
+			a.installed[dst] = r
+		}
+	}
+	return ok
+}
+
+// removeAll deletes every route this run installed, on a clean stop.
+func (a *applier) removeAll() (n int, err error) {
+	for dst, r := range a.installed {
+		if e := a.w.Delete(r); e != nil {
+			err = errors.Join(err, e)
+			continue
+		}
+		delete(a.installed, dst)
+		n++
+	}
+	return n, err
+}

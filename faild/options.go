@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/jessevdk/go-flags"
+
+	"github.com/faild/faild/proto"
+	"github.com/faild/faild/routes"
+)
+
+// options is the command line; go-flags fills it, validate checks it once.
+type options struct {
+	Requestor  bool     `short:"r" long:"requestor" description:"Also be a requestor: send an INQ on every LAN each interval (without it, only answer INQs and judge paths by the INQs heard)"`
+	Interval   seconds  `short:"t" long:"interval" value-name:"SECS" default:"1" description:"Interval between INQs in seconds; decimals allowed (0.05), at least 0.01"`
+	Misses     int      `short:"f" long:"misses" value-name:"N" default:"3" description:"Intervals without an ACK or INQ before a path to a peer is invalid and its traffic moves to another LAN"`
+	Successes  int      `short:"s" long:"successes" value-name:"N" default:"3" description:"Consecutive good intervals before an invalid path is valid again and its traffic switches back"`
+	Port       int      `short:"p" long:"port" value-name:"PORT" default:"4117" description:"UDP port for INQs and ACKs, the same on every node"`
+	LogFile    string   `short:"l" long:"log-file" value-name:"PATH" description:"Append the event log to PATH (default: standard error)"`
+	Interfaces []string `short:"i" long:"interface" value-name:"IFACE" description:"A LAN interface; repeat in priority order (LAN A first). Default: every interface that is up, not loopback, and has an IPv4 broadcast address, in index order"`
+	NodeID     string   `long:"node-id" value-name:"ID" description:"This node's identity in dotted-quad form, unique in the cluster (default: its address on LAN A)"`
+	Version    bool     `long:"version" description:"Print the version and exit"`
+}
+
+// seconds is a duration given on the command line in decimal seconds, as
+// the original faild took -t.
+type seconds time.Duration
+
+// UnmarshalFlag implements flags.Unmarshaler.
+func (s *seconds) UnmarshalFlag(v string) error {
+	// A *flags.Error is passed through as it is, so the message names the
+	// flag in the same words as validate does.
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return &flags.Error{Type: flags.ErrMarshal, Message: fmt.Sprintf("invalid -t/--interval %q: not a number of seconds", v)}
+	}
+	if f < 0 || f > 3600 {
+		return &flags.Error{Type: flags.ErrMarshal, Message: fmt.Sprintf("invalid -t/--interval %s: must be 0.01 to 3600 seconds", v)}
+	}
+	*s = seconds(time.Duration(math.Round(f*1e6)) * time.Microsecond)
+	return nil
+}
+
+// MarshalFlag implements flags.Marshaler, for the default shown in --help.
+func (s seconds) MarshalFlag() (string, error) {
+	return strconv.FormatFloat(time.Duration(s).Seconds(), 'f', -1, 64), nil
+}
+
+// validate checks every option once, after flags (and later a config file)
+// are merged, and before anything is touched.
+func (o *options) validate() error {
+	switch {
+	case time.Duration(o.Interval) < routes.MinInterval:
+		return fmt.Errorf("invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
+	case o.Misses < 1 || o.Misses > 1000:
+		return fmt.Errorf("invalid -f/--misses %d: must be 1 to 1000", o.Misses)
+	case o.Successes < 1 || o.Successes > 1000:
+		return fmt.Errorf("invalid -s/--successes %d: must be 1 to 1000", o.Successes)
+	case o.Port < 1 || o.Port > 65535:
+		return fmt.Errorf("invalid -p/--port %d: must be 1 to 65535", o.Port)
+	case len(o.Interfaces) > proto.MaxLANs:
+		return fmt.Errorf("invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
+	}
+	seen := map[string]bool{}
+	for _, name := range o.Interfaces {
+		if name == "" || len(name) > 15 {
+			return fmt.Errorf("invalid -i/--interface %q: not an interface name", name)
+		}
+		if seen[name] {
+			return fmt.Errorf("invalid -i/--interface %s: given twice", name)
+		}
+		seen[name] = true
+	}
+	if o.NodeID != "" {
+		if a, err := netip.ParseAddr(o.NodeID); err != nil || !a.Is4() || a.IsUnspecified() {
+			return fmt.Errorf("invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
+		}
+	}
+	return nil
+}
+
+func mustMarshal(s seconds) string {
+	v, _ := s.MarshalFlag()
+	return v
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/faild/faild/platform"
+	"github.com/faild/faild/proto"
+	"github.com/faild/faild/routes"
+)
+
+// daemon holds what the tasks of one run share.
+type daemon struct {
+	opts    *options
+	log     *slog.Logger
+	lans    []platform.LAN
+	table   *routes.Table
+	apply   *applier
+	x       *proto.Exchange
+	heard   chan proto.Heard
+	overrun int // packets dropped because the decide loop fell behind
+
+	errMu   sync.Mutex
+	errLogs map[string]func() bool
+}
+
+// run starts faild and blocks until ctx ends or a task fails. Every route it
+// installed is gone when it returns.
+func run(ctx context.Context, opts *options, log *slog.Logger) error {
+	lans, err := platform.Discover(opts.Interfaces)
+	if err != nil {
+		return fmt.Errorf("failed to find LAN interfaces: %w", err)
+	}
+	if len(lans) < 2 {
+		return fmt.Errorf("failed to find LAN interfaces: need at least two, found %d (%s); name them with -i", len(lans), describe(lans))
+	}
+	if len(lans) > proto.MaxLANs {
+		return fmt.Errorf("failed to find LAN interfaces: found %d, at most %d; name them with -i", len(lans), proto.MaxLANs)
+	}
+	node, err := nodeID(opts, lans)
+	if err != nil {
+		return err
+	}
+	w, err := platform.NewWriter()
+	if err != nil {
+		return err
+	}
+	var interval time.Duration
+	if opts.Requestor {
+		interval = time.Duration(opts.Interval)
+	}
+	pcfg := proto.Config{Port: opts.Port, Node: node, Boot: randomUint32(), Interval: interval}
+	for _, l := range lans {
+		pcfg.LANs = append(pcfg.LANs, proto.LAN{IfIndex: l.Index, Addr: l.Addr, Broadcast: l.Broadcast})
+	}
+	x, err := proto.Listen(pcfg)
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+
+	d := &daemon{
+		opts: opts, log: log, lans: lans, x: x,
+		table: routes.New(routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes}),
+		apply: newApplier(w, log),
+		// Deep enough for a burst from thousands of peers at once.
+		heard:   make(chan proto.Heard, 4096),
+		errLogs: make(map[string]func() bool),
+	}
+	if err := d.apply.removeStale(); err != nil {
+		return fmt.Errorf("failed to remove stale routes: %w", err)
+	}
+	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
+		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
+		"port", opts.Port, "lans", describe(lans))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return x.Responder(gctx, d.onHeard, d.sendFailed("ack")) })
+	if opts.Requestor {
+		g.Go(func() error { return x.Requestor(gctx, d.sendFailed("inq")) })
+	}
+	g.Go(func() error { return d.decide(gctx) })
+	g.Go(func() error { return d.apply.run(gctx) })
+	err = g.Wait()
+
+	n, rerr := d.apply.removeAll()
+	log.Info("stop", "routes_removed", n, "drops", d.dropSummary())
+	return errors.Join(err, rerr)
+}
+
+// onHeard hands a packet's fact to the decide loop; it runs on the
+// responder's goroutine and never blocks it.
+func (d *daemon) onHeard(h *proto.Heard) {
+	select {
+	case d.heard <- *h:
+	default:
+		d.overrun++
+	}
+}
+
+// decide owns the path table: it feeds it evidence, fires its deadlines,
+// logs what changed and hands the resulting routes to the applier.
+func (d *daemon) decide(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var evs []routes.Event
+	var desired []routes.Route
+	for {
+		if at, ok := d.table.NextDeadline(); ok {
+			timer.Reset(time.Until(at))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case h := <-d.heard:
+			evs = d.table.Observe(routes.Observation{
+				Peer: routes.PeerID(h.Node), LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)],
+				Interval: h.Interval, RTT: h.RTT, At: h.At,
+			}, evs[:0])
+		case <-timer.C:
+			evs = d.table.Expire(time.Now(), evs[:0])
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		desired = d.table.Routes(desired[:0])
+		krs := make([]platform.Route, 0, len(desired))
+		for _, r := range desired {
+			krs = append(krs, d.kernelRoute(r))
+		}
+		d.apply.set(krs)
+		for _, e := range evs {
+			d.report(e)
+		}
+	}
+}
+
+// kernelRoute places a decided route on the interface of its LAN.
+func (d *daemon) kernelRoute(r routes.Route) platform.Route {
+	l := d.lans[r.LAN]
+	return platform.Route{Dst: r.Dst, Via: r.Via, Dev: l.Name, Index: l.Index}
+}
+
+// report logs one event as one line with fixed keys, so that
+// `grep msg=failover` is a way to monitor.
+func (d *daemon) report(e routes.Event) {
+	peer := e.Peer.String()
+	route := "none"
+	if !e.Route.IsZero() {
+		route = d.kernelRoute(e.Route).String()
+	}
+	switch e.Kind {
+	case routes.Discovered:
+		d.log.Info("discovered", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String())
+	case routes.Failover:
+		d.log.Warn("failover", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
+	case routes.Switchback:
+		d.log.Info("switchback", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
+	case routes.Unreachable:
+		d.log.Warn("unreachable", "peer", peer, "detail", "every LAN to the peer is down; no route installed")
+	case routes.Reachable:
+		d.log.Info("reachable", "peer", peer)
+	}
+}
+
+// sendFailed returns the error callback for one sending task; it logs a
+// LAN's failure at most once every 10 s (a LAN whose link is down fails
+// every interval).
+func (d *daemon) sendFailed(what string) func(lan int, err error) {
+	return func(lan int, err error) {
+		key := fmt.Sprintf("%s/%d", what, lan)
+		d.errMu.Lock()
+		ok := d.errLogs[key]
+		if ok == nil {
+			ok = every(10 * time.Second)
+			d.errLogs[key] = ok
+		}
+		log := ok()
+		d.errMu.Unlock()
+		if log {
+			d.log.Warn("send-failed", "packet", what, "lan", lanName(lan), "dev", d.lans[lan].Name, "err", err)
+		}
+	}
+}
+
+func (d *daemon) dropSummary() string {
+	var parts []string
+	for i, n := range d.x.Drops() {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", proto.DropNames[i], n))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// nodeID is --node-id, or else this node's IPv4 address on LAN A.
+func nodeID(opts *options, lans []platform.LAN) (uint32, error) {
+	a := lans[0].Addr.Addr()
+	if opts.NodeID != "" {
+		a = netip.MustParseAddr(opts.NodeID) // validated
+	}
+	if !a.Is4() {
+		return 0, fmt.Errorf("failed to choose a node id: LAN A has no IPv4 address; set --node-id")
+	}
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:]), nil
+}
+
+func randomUint32() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// describe lists LANs for logs: "A=eth0:192.0.2.1/24 B=eth1:198.51.100.1/24".
+func describe(lans []platform.LAN) string {
+	var parts []string
+	for i, l := range lans {
+		parts = append(parts, fmt.Sprintf("%s=%s:%s", lanName(i), l.Name, l.Addr))
+	}
+	return strings.Join(parts, " ")
+}
