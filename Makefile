@@ -1,0 +1,40 @@
+# faild: route failover for dual-homed clusters.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+# Root-only lab tests build the daemon themselves; this bounds the whole run.
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build test check install demo clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/faild ./faild
+
+# Unit tests everywhere; the network-namespace lab in test/ runs as root and
+# skips with a reason otherwise.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+check:
+	@out=$$(gofmt -s -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -s needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+install: build
+	install -D -m 0755 bin/faild $(DESTDIR)$(PREFIX)/sbin/faild
+	install -D -m 0644 man/faild.8 $(DESTDIR)$(PREFIX)/share/man/man8/faild.8
+	install -D -m 0644 dist/rt_protos.faild.conf $(DESTDIR)/etc/iproute2/rt_protos.d/faild.conf
+
+# A three-node lab in network namespaces: cut LAN A, watch the failover and
+# the switchback. Needs root.
+demo:
+	$(GO) run ./test/demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/faild/faild/platform"
+)
+
+func route(dst, via string) platform.Route {
+	return platform.Route{Dst: netip.MustParsePrefix(dst), Via: netip.MustParseAddr(via), Dev: "eth1", Index: 3}
+}
+
+func installed(t *testing.T, m *platform.Memory) []platform.Route {
+	t.Helper()
+	rs, err := m.Installed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestApplier(t *testing.T) {
+	m := platform.NewMemory()
+	a := newApplier(m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r2, r3 := route("192.0.2.2/32", "198.51.100.2"), route("192.0.2.3/32", "198.51.100.3")
+
+	if !a.apply([]platform.Route{r2, r3}) {
+		t.Fatal("apply failed")
+	}
+	if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{r2, r3}) {
+		t.Errorf("installed %v", got)
+	}
+	if !a.apply([]platform.Route{r3}) {
+		t.Fatal("apply failed")
+	}
+	if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{r3}) {
+		t.Errorf("after switchback of .2: %v", got)
+	}
+
+	// A foreign route to a destination is left alone, and is not an error
+	// to retry.
+	m.AddForeign(r2.Dst)
+	if !a.apply([]platform.Route{r2, r3}) {
+		t.Error("a foreign route made apply report failure")
+	}
+	if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{r3}) {
+		t.Errorf("with a foreign route to .2: %v", got)
+	}
+
+	// A kernel that refuses is reported, so the caller retries.
+	m.Fail = errors.New("netlink: no buffer space")
+	if a.apply(nil) {
+		t.Error("apply reported success while the kernel refused")
+	}
+	m.Fail = nil
+	if !a.apply(nil) || len(installed(t, m)) != 0 {
+		t.Errorf("retry left %v", installed(t, m))
+	}
+
+	a.apply([]platform.Route{r3})
+	if n, err := a.removeAll(); n != 1 || err != nil || len(installed(t, m)) != 0 {
+		t.Errorf("removeAll = %d, %v; left %v", n, err, installed(t, m))
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	m := platform.NewMemory()
+	m.Add(route("192.0.2.9/32", "198.51.100.9"))
+	a := newApplier(m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := a.removeStale(); err != nil || len(installed(t, m)) != 0 {
+		t.Errorf("removeStale = %v; left %v", err, installed(t, m))
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jessevdk/go-flags"
+)
+
+func parse(args []string) (*options, error) {
+	var o options
+	if _, err := flags.NewParser(&o, flags.HelpFlag).ParseArgs(args); err != nil {
+		return nil, err
+	}
+	return &o, o.validate()
+}
+
+func TestOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+		want string // part of the error, naming the flag
+	}{
+		{"defaults", nil, true, ""},
+		{"original command line", strings.Fields("-r -t 2 -f 4 -s 5 -p 5000 -l /tmp/x"), true, ""},
+		{"decimal interval", strings.Fields("-t 0.05"), true, ""},
+		{"minimum interval", strings.Fields("-t 0.01"), true, ""},
+		{"below minimum", strings.Fields("-t 0.009"), false, "-t/--interval"},
+		{"zero interval", strings.Fields("-t 0"), false, "-t/--interval"},
+		{"negative interval", strings.Fields("-t -1"), false, "-t/--interval"},
+		{"huge interval", strings.Fields("-t 1e9"), false, "-t/--interval"},
+		{"not a number", strings.Fields("-t fast"), false, "-t/--interval"},
+		{"NaN", strings.Fields("-t NaN"), false, "-t/--interval"},
+		{"zero misses", strings.Fields("-f 0"), false, "-f/--misses"},
+		{"misses not a number", strings.Fields("-f x"), false, "--misses"},
+		{"zero successes", strings.Fields("-s 0"), false, "-s/--successes"},
+		{"port 0", strings.Fields("-p 0"), false, "-p/--port"},
+		{"port too big", strings.Fields("-p 65536"), false, "-p/--port"},
+		{"interfaces in order", strings.Fields("-i eth1 -i eth0"), true, ""},
+		{"interface twice", strings.Fields("-i eth0 -i eth0"), false, "-i/--interface"},
+		{"interface name too long", strings.Fields("-i abcdefghijklmnop"), false, "-i/--interface"},
+		{"too many interfaces", strings.Fields("-i a -i b -i c -i d -i e -i f -i g -i h -i i"), false, "-i/--interface"},
+		{"node id", strings.Fields("--node-id 192.0.2.9"), true, ""},
+		{"node id not IPv4", strings.Fields("--node-id 2001:db8::1"), false, "--node-id"},
+		{"unknown flag", strings.Fields("-x"), false, "unknown flag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(tt.args)
+			if tt.ok && err != nil {
+				t.Fatalf("error %v, want none", err)
+			}
+			if !tt.ok && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("error %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestIntervalSeconds(t *testing.T) {
+	o, err := parse(strings.Fields("-t 0.05"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(o.Interval); got != 50*time.Millisecond {
+		t.Errorf("-t 0.05 = %v, want 50ms", got)
+	}
+	if o.Port != 4117 || o.Misses != 3 || o.Successes != 3 {
+		t.Errorf("defaults: port %d misses %d successes %d", o.Port, o.Misses, o.Successes)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	for args, want := range map[string]int{
+		"--version":                     0,
+		"--help":                        0,
+		"-f 0":                          2,
+		"stray":                         2,
+		"-t 0.001":                      2,
+		"--bogus=1":                     2,
+		"-l /nonexistent-dir/faild.log": 1,
+	} {
+		if got := faild(strings.Fields(args)); got != want {
+			t.Errorf("faild %s = %d, want %d", args, got, want)
+		}
+	}
+}
