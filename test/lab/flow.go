@@ -89,8 +89,7 @@ func (l *Lab) StartFlow(network string, from int, dst string) (*Flow, error) {
 	}
 	l.mu.Unlock()
 	if closed {
-		f.conn.Close()
-		f.server.Close()
+		f.Stop()
 		return nil, errors.New("failed to start flow: lab is closed")
 	}
 	f.last = time.Now()
