@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -28,7 +29,7 @@ type daemon struct {
 	apply   *applier
 	x       *proto.Exchange
 	heard   chan proto.Heard
-	overrun int // packets dropped because the decide loop fell behind
+	overrun atomic.Uint64 // packets dropped because the decide loop fell behind
 
 	errMu   sync.Mutex
 	errLogs map[string]func() bool
@@ -104,7 +105,7 @@ func (d *daemon) onHeard(h *proto.Heard) {
 	select {
 	case d.heard <- *h:
 	default:
-		d.overrun++
+		d.overrun.Add(1)
 	}
 }
 
@@ -201,6 +202,9 @@ func (d *daemon) dropSummary() string {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", proto.DropNames[i], n))
 		}
+	}
+	if n := d.overrun.Load(); n > 0 {
+		parts = append(parts, fmt.Sprintf("overrun=%d", n))
 	}
 	return strings.Join(parts, ",")
 }
