@@ -125,8 +125,10 @@ func TestCore(t *testing.T) {
 			t.Errorf("%v: SIGTERM: %v; want exit 0", n, err)
 		}
 		noRoutes(t, n)
-		if len(lab.Find(n.Events(), "msg", "stop")) == 0 {
-			t.Errorf("%v: no stop event in the log", n)
+		if stops := lab.Find(n.Events(), "msg", "stop"); len(stops) != 1 {
+			t.Errorf("%v: %d stop events in the log, want 1", n, len(stops))
+		} else {
+			t.Logf("%v: %v", n, stops[0])
 		}
 	}
 	noRoutes(t, n3)
