@@ -29,6 +29,7 @@ type daemon struct {
 	apply   *applier
 	x       *proto.Exchange
 	heard   chan proto.Heard
+	links   chan platform.LinkChange
 	overrun atomic.Uint64 // packets dropped because the decide loop fell behind
 
 	errMu   sync.Mutex
@@ -76,6 +77,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 		apply: newApplier(w, log),
 		// Deep enough for a burst from thousands of peers at once.
 		heard:   make(chan proto.Heard, 4096),
+		links:   make(chan platform.LinkChange, 16),
 		errLogs: make(map[string]func() bool),
 	}
 	if err := d.apply.removeStale(); err != nil {
@@ -90,6 +92,14 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	if opts.Requestor {
 		g.Go(func() error { return x.Requestor(gctx, d.sendFailed("inq")) })
 	}
+	g.Go(func() error {
+		return platform.WatchLinks(gctx, func(c platform.LinkChange) {
+			select {
+			case d.links <- c:
+			case <-gctx.Done():
+			}
+		}, func(err error) { log.Warn("link-watch", "err", err) })
+	})
 	g.Go(func() error { return d.decide(gctx) })
 	g.Go(func() error { return d.apply.run(gctx) })
 	err = g.Wait()
@@ -116,6 +126,10 @@ func (d *daemon) decide(ctx context.Context) error {
 	defer timer.Stop()
 	var evs []routes.Event
 	var desired []routes.Route
+	carrier := make([]bool, len(d.lans))
+	for i, l := range d.lans {
+		carrier[i] = l.Up
+	}
 	for {
 		if at, ok := d.table.NextDeadline(); ok {
 			timer.Reset(time.Until(at))
@@ -132,6 +146,20 @@ func (d *daemon) decide(ctx context.Context) error {
 			}, evs[:0])
 		case <-timer.C:
 			evs = d.table.Expire(time.Now(), evs[:0])
+		case c := <-d.links:
+			evs = evs[:0]
+			for i, l := range d.lans {
+				if l.Index != c.Index || carrier[i] == c.Carrier {
+					continue
+				}
+				carrier[i] = c.Carrier
+				if c.Carrier {
+					d.log.Info("carrier-restored", "lan", lanName(i), "dev", l.Name)
+					continue
+				}
+				d.log.Warn("carrier-lost", "lan", lanName(i), "dev", l.Name, "action", "every path on this LAN is invalid now")
+				evs = d.table.LANDown(i, time.Now(), evs)
+			}
 		}
 		if len(evs) == 0 {
 			continue

@@ -207,7 +207,8 @@ func lanOf(l netlink.Link) (LAN, error) {
 	}
 	ip, _ := netip.AddrFromSlice(best.IP.To4())
 	bits, _ := best.Mask.Size()
-	lan := LAN{Name: a.Name, Index: a.Index, Addr: netip.PrefixFrom(ip, bits), Up: a.Flags&net.FlagUp != 0}
+	lan := LAN{Name: a.Name, Index: a.Index, Addr: netip.PrefixFrom(ip, bits),
+		Up: a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0}
 	if b, ok := netip.AddrFromSlice(best.Broadcast.To4()); ok {
 		lan.Broadcast = b
 	} else {

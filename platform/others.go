@@ -3,6 +3,7 @@
 package platform
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -15,3 +16,8 @@ func NewWriter() (Writer, error) { return nil, errUnsupported }
 
 // Discover finds the LAN interfaces.
 func Discover(names []string) ([]LAN, error) { return nil, errUnsupported }
+
+// WatchLinks reports interface changes.
+func WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) error {
+	return errUnsupported
+}

@@ -17,7 +17,7 @@ type LAN struct {
 	Index     int
 	Addr      netip.Prefix // our address and the LAN's prefix length
 	Broadcast netip.Addr   // where INQs go
-	Up        bool
+	Up        bool         // administratively up and with carrier
 }
 
 // Route is a host route as the kernel holds it: Dst via Via out of Dev.
@@ -46,4 +46,11 @@ type Writer interface {
 	// Delete removes faild's route r; a route that is already gone is not
 	// an error.
 	Delete(r Route) error
+}
+
+// LinkChange reports the state of an interface after the kernel changed it.
+type LinkChange struct {
+	Index   int
+	Name    string
+	Carrier bool // administratively up and the link has carrier
 }

@@ -11,11 +11,11 @@ import (
 
 // State is the health of one path, that is one (peer, LAN) pair.
 //
-//	           -f intervals without evidence
-//	  ┌───────┐ ───────────────────────────► ┌─────────┐
-//	  │ Valid │                              │ Invalid │
-//	  └───────┘ ◄─────────────────────────── └─────────┘
-//	           -s consecutive intervals with evidence
+//	         -f intervals without evidence
+//	┌───────┐ ───────────────────────────► ┌─────────┐
+//	│ Valid │                              │ Invalid │
+//	└───────┘ ◄─────────────────────────── └─────────┘
+//	         -s consecutive intervals with evidence
 //
 // A path starts Valid when the peer is discovered, with its deadline one
 // full detection time away, so a LAN that is already broken when faild starts
@@ -261,14 +261,36 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 			heap.Push(&t.queue, deadline{at: pa.deadline, peer: d.peer, lan: d.lan})
 			continue
 		}
-		pa.State = Invalid
-		pa.Goods = 0
-		pa.Failovers++
-		evs = append(evs, Event{Kind: Failover, Peer: d.peer.id, LAN: d.lan, Addr: pa.Addr,
-			Route: t.routeFor(d.peer, d.lan), At: pa.deadline})
-		if !d.peer.anyValid() {
-			evs = append(evs, Event{Kind: Unreachable, Peer: d.peer.id, LAN: -1, At: pa.deadline})
+		evs = t.invalidate(d.peer, d.lan, pa.deadline, evs)
+	}
+	return evs
+}
+
+// LANDown invalidates every valid path on lan at once, because the LAN's
+// interface lost its carrier: no evidence can come, so there is no point
+// waiting for the deadlines.
+func (t *Table) LANDown(lan int, now time.Time, evs []Event) []Event {
+	if lan < 0 || lan >= t.cfg.LANs {
+		return evs
+	}
+	for _, p := range t.peers {
+		if pa := p.paths[lan]; pa != nil && pa.State == Valid {
+			evs = t.invalidate(p, lan, now, evs)
 		}
+	}
+	return evs
+}
+
+// invalidate turns a valid path invalid and appends what that changes. Its
+// queue entry goes stale and is dropped when it comes up.
+func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event {
+	pa := p.paths[lan]
+	pa.State = Invalid
+	pa.Goods = 0
+	pa.Failovers++
+	evs = append(evs, Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at})
+	if !p.anyValid() {
+		evs = append(evs, Event{Kind: Unreachable, Peer: p.id, LAN: -1, At: at})
 	}
 	return evs
 }

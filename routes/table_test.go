@@ -208,3 +208,31 @@ func BenchmarkObserve(b *testing.B) {
 		evs = tab.Observe(o, evs[:0])
 	}
 }
+
+func TestLANDown(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	var evs []Event
+	for i, id := range []PeerID{2, 3} {
+		addrs := []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(2 + i)}), netip.AddrFrom4([4]byte{198, 51, 100, byte(2 + i)})}
+		for lan := range 2 {
+			evs = tab.Observe(Observation{Peer: id, LAN: lan, Addrs: addrs, Interval: iv, At: t0}, evs)
+		}
+	}
+	evs = tab.LANDown(0, t0.Add(time.Millisecond), evs[:0])
+	if len(evs) != 2 || evs[0].Kind != Failover || evs[1].Kind != Failover || evs[0].LAN != 0 {
+		t.Fatalf("LANDown events = %+v, want a failover on LAN 0 for each peer", evs)
+	}
+	if rs := tab.Routes(nil); len(rs) != 2 {
+		t.Errorf("routes after carrier loss: %v, want one per peer", rs)
+	}
+	// The paths' old deadlines are stale: expiring them changes nothing.
+	for _, e := range tab.Expire(t0.Add(time.Second), evs[:0]) {
+		if e.LAN == 0 {
+			t.Errorf("expiry after LANDown failed LAN 0 over again: %+v", e)
+		}
+	}
+	if evs = tab.LANDown(0, t0.Add(time.Second), evs[:0]); len(evs) != 0 {
+		t.Errorf("second LANDown = %+v, want nothing", evs)
+	}
+}

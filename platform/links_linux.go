@@ -1,0 +1,53 @@
+//go:build linux
+
+package platform
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// WatchLinks reports every interface change to fn until ctx ends, so that a
+// lost carrier fails a LAN over at once instead of after -f intervals.
+// Subscription errors (an overrun socket, say) go to onErr and the watch
+// goes on.
+func WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) error {
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	errs := make(chan error, 1)
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return errors.Join(errors.New("failed to watch interfaces"), err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			onErr(err)
+		case u, ok := <-updates:
+			if !ok {
+				return errors.New("failed to watch interfaces: the netlink subscription ended")
+			}
+			a := u.Attrs()
+			fn(LinkChange{
+				Index: a.Index,
+				Name:  a.Name,
+				Carrier: u.Header.Type != unix.RTM_DELLINK &&
+					a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0,
+			})
+		}
+	}
+}
