@@ -407,13 +407,13 @@ func CheckEnv() error {
 		return ErrNotRoot
 	}
 	var missing []string
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
+	for _, tool := range []struct{ cmd, pkg string }{{"ip", "iproute2"}, {"nft", "nftables"}} {
+		if _, err := exec.LookPath(tool.cmd); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (package %s)", tool.cmd, tool.pkg))
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("lab needs %s on PATH (packages iproute2 and nftables)", strings.Join(missing, " and "))
+		return fmt.Errorf("lab needs %s on PATH", strings.Join(missing, " and "))
 	}
 	return nil
 }
