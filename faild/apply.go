@@ -22,8 +22,15 @@ type applier struct {
 	foreign   map[netip.Prefix]bool // destinations already logged as foreign
 }
 
-// retryAfter is how soon a failed route write is tried again.
-const retryAfter = time.Second
+// A failed route write is tried again after retryMin, doubling up to
+// retryMax; the kernel's table is compared with what faild believes it holds
+// every reconcileEvery, so that a route deleted or added by hand does not
+// leave faild's view drifting from the truth.
+const (
+	retryMin       = 100 * time.Millisecond
+	retryMax       = 30 * time.Second
+	reconcileEvery = 30 * time.Second
+)
 
 func newApplier(w platform.Writer, log *slog.Logger) *applier {
 	return &applier{
@@ -64,15 +71,54 @@ func (a *applier) run(ctx context.Context) error {
 	var desired []platform.Route
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	backoff := retryMin
+	reconcile := time.NewTicker(reconcileEvery)
+	defer reconcile.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case desired = <-a.want:
 		case <-retry.C:
+		case <-reconcile.C:
+			a.reconcile()
 		}
-		if !a.apply(desired) {
-			retry.Reset(retryAfter)
+		if a.apply(desired) {
+			backoff = retryMin
+			retry.Stop()
+			continue
+		}
+		a.log.Warn("route-retry", "in", backoff.String())
+		retry.Reset(backoff)
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+// reconcile compares faild's routes in the kernel with what it believes it
+// installed: a route of faild's that it does not know of is removed, and a
+// route it installed that has vanished is forgotten so that apply puts it
+// back.
+func (a *applier) reconcile() {
+	rs, err := a.w.Installed()
+	if err != nil {
+		a.log.Error("reconcile-failed", "err", err)
+		return
+	}
+	inKernel := make(map[netip.Prefix]bool, len(rs))
+	for _, r := range rs {
+		inKernel[r.Dst] = true
+		if mine, ok := a.installed[r.Dst]; ok && mine.Via == r.Via && mine.Index == r.Index {
+			continue
+		}
+		a.log.Warn("route-drift", "route", r.String(), "action", "removed: faild did not install it")
+		if err := a.w.Delete(r); err != nil {
+			a.log.Error("route-delete-failed", "route", r.String(), "err", err)
+		}
+	}
+	for dst, r := range a.installed {
+		if !inKernel[dst] {
+			a.log.Warn("route-drift", "route", r.String(), "action", "missing from the kernel: adding it again")
+			delete(a.installed, dst)
 		}
 	}
 }

@@ -76,3 +76,19 @@ func TestRemoveStale(t *testing.T) {
 		t.Errorf("removeStale = %v; left %v", err, installed(t, m))
 	}
 }
+
+func TestReconcile(t *testing.T) {
+	m := platform.NewMemory()
+	a := newApplier(m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r2, r3 := route("192.0.2.2/32", "198.51.100.2"), route("192.0.2.3/32", "198.51.100.3")
+	a.apply([]platform.Route{r2})
+
+	// Someone deletes faild's route and adds one with faild's mark by hand.
+	m.Delete(r2)
+	m.Add(r3)
+	a.reconcile()
+	a.apply([]platform.Route{r2})
+	if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{r2}) {
+		t.Errorf("after reconcile: %v, want only %v", got, r2)
+	}
+}
