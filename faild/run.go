@@ -83,6 +83,9 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	if err := d.apply.removeStale(); err != nil {
 		return fmt.Errorf("failed to remove stale routes: %w", err)
 	}
+	for _, w := range platform.Preflight(lans) {
+		log.Warn("preflight", "warning", w)
+	}
 	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
 		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
 		"port", opts.Port, "lans", describe(lans))

@@ -213,6 +213,7 @@ func lanOf(l netlink.Link) (LAN, error) {
 		lan.Broadcast = b
 	} else {
 		lan.Broadcast = broadcastOf(lan.Addr)
+		lan.NoBroadcast = true
 	}
 	return lan, nil
 }

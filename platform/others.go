@@ -21,3 +21,5 @@ func Discover(names []string) ([]LAN, error) { return nil, errUnsupported }
 func WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) error {
 	return errUnsupported
 }
+
+func rpFilterWarnings([]LAN) []string { return nil }

@@ -17,7 +17,10 @@ type LAN struct {
 	Index     int
 	Addr      netip.Prefix // our address and the LAN's prefix length
 	Broadcast netip.Addr   // where INQs go
-	Up        bool         // administratively up and with carrier
+	// NoBroadcast: the interface has no broadcast address configured and
+	// Broadcast was derived from the prefix.
+	NoBroadcast bool
+	Up          bool // administratively up and with carrier
 }
 
 // Route is a host route as the kernel holds it: Dst via Via out of Dev.
