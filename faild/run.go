@@ -204,6 +204,8 @@ func (d *daemon) report(e routes.Event) {
 		d.log.Warn("unreachable", "peer", peer, "detail", "every LAN to the peer is down; no route installed")
 	case routes.Reachable:
 		d.log.Info("reachable", "peer", peer)
+	case routes.Rerouted:
+		d.log.Info("reroute", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
 	}
 }
 

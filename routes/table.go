@@ -41,6 +41,9 @@ const (
 	Unreachable
 	// Reachable: some path to an unreachable peer is valid again.
 	Reachable
+	// Rerouted: a path that stays invalid has a new Route (or none now)
+	// because another path of the peer changed state.
+	Rerouted
 )
 
 // PeerID is a node's stable identity on the wire (by default its LAN-A
@@ -221,12 +224,36 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	}
 	wasUnreachable := !p.anyValid()
 	before := t.routeFor(p, o.LAN)
+	others := t.routesOf(p)
 	pa.State = Valid
 	pa.Switchbacks++
 	t.arm(p, o.LAN, o.At)
 	evs = append(evs, Event{Kind: Switchback, Peer: p.id, LAN: o.LAN, Addr: pa.Addr, Route: before, At: o.At})
 	if wasUnreachable {
 		evs = append(evs, Event{Kind: Reachable, Peer: p.id, LAN: -1, At: o.At})
+	}
+	return t.rerouted(p, o.LAN, others, o.At, evs)
+}
+
+// routesOf is the route of each of p's paths, to compare after a change.
+func (t *Table) routesOf(p *peer) []Route {
+	rs := make([]Route, len(p.paths))
+	for lan := range p.paths {
+		rs[lan] = t.routeFor(p, lan)
+	}
+	return rs
+}
+
+// rerouted appends a Rerouted event for every path other than changed whose
+// route differs from before, so that no route comes or goes unlogged.
+func (t *Table) rerouted(p *peer, changed int, before []Route, at time.Time, evs []Event) []Event {
+	for lan, pa := range p.paths {
+		if lan == changed || pa == nil {
+			continue
+		}
+		if r := t.routeFor(p, lan); r != before[lan] {
+			evs = append(evs, Event{Kind: Rerouted, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: r, At: at})
+		}
 	}
 	return evs
 }
@@ -285,6 +312,7 @@ func (t *Table) LANDown(lan int, now time.Time, evs []Event) []Event {
 // queue entry goes stale and is dropped when it comes up.
 func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event {
 	pa := p.paths[lan]
+	others := t.routesOf(p)
 	pa.State = Invalid
 	pa.Goods = 0
 	pa.Failovers++
@@ -292,7 +320,7 @@ func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event 
 	if !p.anyValid() {
 		evs = append(evs, Event{Kind: Unreachable, Peer: p.id, LAN: -1, At: at})
 	}
-	return evs
+	return t.rerouted(p, lan, others, at, evs)
 }
 
 func (p *peer) anyValid() bool {
