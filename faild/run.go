@@ -173,10 +173,22 @@ func (d *daemon) decide(ctx context.Context) error {
 			krs = append(krs, d.kernelRoute(r))
 		}
 		d.apply.set(krs)
+		d.publishDeaf()
 		for _, e := range evs {
 			d.report(e)
 		}
 	}
+}
+
+// publishDeaf tells the requestor which peers this node cannot hear on each
+// LAN, so that its next INQs let those peers fail over too when only one
+// direction of a path is broken.
+func (d *daemon) publishDeaf() {
+	var lists [proto.MaxLANs][]uint32
+	for lan := range d.lans {
+		lists[lan] = d.table.Invalid(lan, nil)
+	}
+	d.x.SetDeaf(&lists)
 }
 
 // kernelRoute places a decided route on the interface of its LAN.

@@ -79,7 +79,13 @@ type Exchange struct {
 	nsent [MaxLANs]int
 
 	drops [numDrops]atomic.Uint64
+	deaf  atomic.Pointer[[MaxLANs][]uint32]
 }
+
+// SetDeaf publishes, per LAN, the node ids this node cannot hear there; the
+// next INQ on each LAN carries its list. The caller must not modify lists
+// after handing them over.
+func (x *Exchange) SetDeaf(lists *[MaxLANs][]uint32) { x.deaf.Store(lists) }
 
 type sentINQ struct {
 	seq uint64
@@ -139,6 +145,7 @@ func (x *Exchange) packet(p *Packet, t Type) {
 	p.Seq = x.seq.Add(1)
 	p.Echo = 0
 	p.Interval = x.cfg.Interval
+	p.Deaf = p.Deaf[:0]
 	p.Addrs = p.Addrs[:0]
 	for _, l := range x.cfg.LANs {
 		p.Addrs = append(p.Addrs, l.Addr)
@@ -154,8 +161,12 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	var p Packet
 	buf := make([]byte, 0, MaxLen)
 	for {
+		deaf := x.deaf.Load()
 		for i, l := range x.cfg.LANs {
 			x.packet(&p, INQ)
+			if deaf != nil {
+				p.Deaf = deaf[i][:min(len(deaf[i]), MaxDeaf)]
+			}
 			b, err := p.Append(buf[:0])
 			if err == nil {
 				now := time.Now()
@@ -187,8 +198,9 @@ func (x *Exchange) send(b []byte, dst netip.Addr, l LAN) error {
 }
 
 // Responder reads packets until ctx ends: it answers every INQ with an ACK
-// on the LAN it came from and reports every valid packet to heard, which
-// must not block. Bad packets are counted and skipped, never fatal.
+// on the LAN it came from and reports every packet that is evidence to
+// heard, which must not block. Bad packets are counted and skipped, never
+// fatal.
 func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func(lan int, err error)) error {
 	stop := context.AfterFunc(ctx, func() { x.conn.SetReadDeadline(time.Now()) })
 	defer stop()
@@ -233,6 +245,12 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			}
 			if err != nil {
 				onErr(lan, err)
+			}
+			// An INQ whose sender cannot hear us is answered (our ACKs are
+			// how it finds the path again) but is no evidence: the path is
+			// broken in our direction, so it must fail over here too.
+			if in.Lists(x.cfg.Node) {
+				continue
 			}
 		} else {
 			rtt, ok := x.rtt(lan, in.Echo, now)

@@ -23,15 +23,22 @@ import (
 //	    32    4 interval in microseconds at which the sender sends INQs (0: responder only)
 //	    36    - address entries, one per LAN the sender has:
 //	              1 family (4 or 6), 1 prefix length, 4 or 16 address bytes
+//	     -    1 deaf count (0..MaxDeaf; always 0 in an ACK)
+//	     -    - deaf list: 4-byte node ids of the peers the sender cannot hear
+//	              on the LAN this INQ is sent on. A peer that finds itself
+//	              listed knows its packets are lost on the way, even though
+//	              it still hears the sender, and fails that path over too.
 const (
 	HeaderLen = 36
 	MaxAddrs  = 16
+	MaxDeaf   = 255
 	Version   = 1
 
 	addr4Len = 2 + 4
 	addr6Len = 2 + 16
-	// MaxLen is the largest valid packet: the header and MaxAddrs IPv6 entries.
-	MaxLen = HeaderLen + MaxAddrs*addr6Len
+	// MaxLen is the largest valid packet: the header, MaxAddrs IPv6 entries
+	// and a full deaf list.
+	MaxLen = HeaderLen + MaxAddrs*addr6Len + 1 + MaxDeaf*4
 )
 
 var magic = [4]byte{'f', 'a', 'l', 'd'}
@@ -61,6 +68,7 @@ var (
 	ErrVersion = errors.New("unsupported version")
 	ErrType    = errors.New("unknown packet type")
 	ErrAddrs   = errors.New("bad address list")
+	ErrDeaf    = errors.New("bad deaf list")
 	ErrTrailer = errors.New("trailing bytes")
 )
 
@@ -75,11 +83,23 @@ type Packet struct {
 	// Addrs holds the sender's address on each of its LANs. Decode reuses the
 	// slice's capacity so a long-lived Packet decodes without allocating.
 	Addrs []netip.Prefix
+	// Deaf lists the node ids the sender cannot hear on this LAN (INQ only).
+	Deaf []uint32
+}
+
+// Lists reports whether id is on p's deaf list.
+func (p *Packet) Lists(id uint32) bool {
+	for _, d := range p.Deaf {
+		if d == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Len is the encoded size of p.
 func (p *Packet) Len() int {
-	n := HeaderLen
+	n := HeaderLen + 1 + 4*len(p.Deaf)
 	for _, a := range p.Addrs {
 		if a.Addr().Is4() {
 			n += addr4Len
@@ -94,6 +114,9 @@ func (p *Packet) Len() int {
 func (p *Packet) Append(b []byte) ([]byte, error) {
 	if p.Type != INQ && p.Type != ACK {
 		return b, fmt.Errorf("proto: encode: %w: %d", ErrType, p.Type)
+	}
+	if len(p.Deaf) > MaxDeaf || (p.Type == ACK && len(p.Deaf) > 0) {
+		return b, fmt.Errorf("proto: encode: %w: %d entries in a %v", ErrDeaf, len(p.Deaf), p.Type)
 	}
 	if len(p.Addrs) > MaxAddrs {
 		return b, fmt.Errorf("proto: encode: %w: %d addresses, at most %d", ErrAddrs, len(p.Addrs), MaxAddrs)
@@ -123,6 +146,10 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 			b = append(b, 6, byte(a.Bits()))
 			b = append(b, v[:]...)
 		}
+	}
+	b = append(b, byte(len(p.Deaf)))
+	for _, id := range p.Deaf {
+		b = binary.BigEndian.AppendUint32(b, id)
 	}
 	return b, nil
 }
@@ -188,6 +215,22 @@ func (p *Packet) Decode(b []byte) error {
 		p.Addrs = append(p.Addrs, netip.PrefixFrom(ip, bits))
 		rest = rest[size:]
 	}
+	if len(rest) < 1 {
+		return fmt.Errorf("proto: decode: %w: no deaf count", ErrShort)
+	}
+	nd := int(rest[0])
+	rest = rest[1:]
+	if t == ACK && nd > 0 {
+		return fmt.Errorf("proto: decode: %w: %d entries in an ACK", ErrDeaf, nd)
+	}
+	if len(rest) < 4*nd {
+		return fmt.Errorf("proto: decode: %w: deaf list of %d truncated", ErrShort, nd)
+	}
+	p.Deaf = p.Deaf[:0]
+	for i := 0; i < nd; i++ {
+		p.Deaf = append(p.Deaf, binary.BigEndian.Uint32(rest[4*i:]))
+	}
+	rest = rest[4*nd:]
 	if len(rest) != 0 {
 		return fmt.Errorf("proto: decode: %w: %d", ErrTrailer, len(rest))
 	}

@@ -32,21 +32,25 @@ func TestCodec(t *testing.T) {
 	}
 	ack := base
 	ack.Type, ack.Echo, ack.Interval = ACK, 0x0102030405060708, 0
+	deaf := base
+	deaf.Deaf = []uint32{0xc0000202, 0xc0000203}
 
 	tests := []struct {
 		name  string
 		bytes []byte
 		pkt   Packet
 	}{
-		{"INQ without addresses", hdr(1, 0), base},
+		{"INQ without addresses", cat(hdr(1, 0), []byte{0}), base},
 		{"INQ with IPv4 and IPv6", cat(hdr(1, 2),
 			[]byte{4, 24, 192, 0, 2, 1},
-			[]byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), withAddrs},
+			[]byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+			[]byte{0}), withAddrs},
+		{"INQ with a deaf list", cat(hdr(1, 0), []byte{2, 0xc0, 0, 2, 2, 0xc0, 0, 2, 3}), deaf},
 		{"ACK", func() []byte {
 			b := hdr(2, 0)
 			copy(b[24:], []byte{1, 2, 3, 4, 5, 6, 7, 8})
 			copy(b[32:], []byte{0, 0, 0, 0})
-			return b
+			return cat(b, []byte{0})
 		}(), ack},
 	}
 	for _, tt := range tests {
@@ -57,6 +61,9 @@ func TestCodec(t *testing.T) {
 			}
 			if len(got.Addrs) == 0 {
 				got.Addrs = nil
+			}
+			if len(got.Deaf) == 0 {
+				got.Deaf = nil
 			}
 			if !reflect.DeepEqual(got, tt.pkt) {
 				t.Errorf("Decode (-want +got):\n- %+v\n+ %+v", tt.pkt, got)
@@ -97,7 +104,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"entry truncated v6", cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01}), ErrShort},
 		{"family 5", cat(hdr(1, 1), []byte{5, 24, 192, 0, 2, 1}), ErrAddrs},
 		{"prefix 33", cat(hdr(1, 1), []byte{4, 33, 192, 0, 2, 1}), ErrAddrs},
-		{"trailing byte", cat(hdr(1, 0), []byte{0}), ErrTrailer},
+		{"no deaf count", hdr(1, 0), ErrShort},
+		{"deaf list truncated", cat(hdr(1, 0), []byte{2, 0xc0, 0, 2, 2}), ErrShort},
+		{"deaf list in an ACK", cat(hdr(2, 0), []byte{1, 0xc0, 0, 2, 2}), ErrDeaf},
+		{"trailing byte", cat(hdr(1, 0), []byte{0, 0}), ErrTrailer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +125,8 @@ func TestAppendErrors(t *testing.T) {
 		{Type: INQ, Interval: 2 * time.Hour},
 		{Type: INQ, Addrs: make([]netip.Prefix, MaxAddrs+1)},
 		{Type: INQ, Addrs: []netip.Prefix{{}}},
+		{Type: ACK, Deaf: []uint32{1}},
+		{Type: INQ, Deaf: make([]uint32, MaxDeaf+1)},
 	} {
 		if _, err := p.Append(nil); err == nil {
 			t.Errorf("Append(%+v) succeeded, want an error", p)
@@ -126,9 +138,9 @@ func TestAppendErrors(t *testing.T) {
 // encodes back to the same bytes and decodes to the same packet.
 func FuzzDecode(f *testing.F) {
 	for _, s := range [][]byte{
-		hdr(1, 0), hdr(2, 0),
-		cat(hdr(1, 2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1}),
-		cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}),
+		cat(hdr(1, 0), []byte{0}), cat(hdr(2, 0), []byte{0}),
+		cat(hdr(1, 2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1}, []byte{1, 0xc0, 0, 2, 2}),
+		cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{0}),
 	} {
 		f.Add(s)
 	}

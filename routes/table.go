@@ -293,6 +293,17 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 	return evs
 }
 
+// Invalid appends to dst the peers whose path on lan is invalid: those this
+// node cannot hear there.
+func (t *Table) Invalid(lan int, dst []uint32) []uint32 {
+	for _, p := range t.peers {
+		if lan < len(p.paths) && p.paths[lan] != nil && p.paths[lan].State == Invalid {
+			dst = append(dst, uint32(p.id))
+		}
+	}
+	return dst
+}
+
 // LANDown invalidates every valid path on lan at once, because the LAN's
 // interface lost its carrier: no evidence can come, so there is no point
 // waiting for the deadlines.

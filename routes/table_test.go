@@ -243,3 +243,13 @@ func TestLANDown(t *testing.T) {
 		t.Errorf("second LANDown = %+v, want nothing", evs)
 	}
 }
+
+func TestInvalid(t *testing.T) {
+	tab, evs := run(t, Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3}, 100*time.Millisecond, 10, cut(0, 5, 100))
+	if got := tab.Invalid(0, nil); len(got) != 1 || got[0] != uint32(peerID) {
+		t.Errorf("Invalid(A) = %v after %v, want the peer", got, evs)
+	}
+	if got := tab.Invalid(1, nil); len(got) != 0 {
+		t.Errorf("Invalid(B) = %v, want none", got)
+	}
+}
