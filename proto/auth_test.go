@@ -238,3 +238,31 @@ func TestSeedCorpus(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthenticate(t *testing.T) {
+	keyed, _ := NewMAC([][]byte{testKey})
+	good := signed(t, [][]byte{testKey}, testPacket())
+	bad := signed(t, [][]byte{otherKey}, testPacket())
+	plain, _ := (&Packet{Type: INQ, NodeID: 2}).Append(nil)
+	tests := []struct {
+		name string
+		mac  *MAC
+		b    []byte
+		want int
+	}{
+		{"keyed, good tag", keyed, good, -1},
+		{"keyed, wrong key", keyed, bad, DropAuth},
+		{"keyed, no tag", keyed, plain, DropNoTag},
+		{"no key, no tag", nil, plain, -1},
+		{"no key, signed by a keyed peer", nil, good, DropAuth},
+	}
+	for _, tt := range tests {
+		var p Packet
+		if err := p.Decode(tt.b); err != nil {
+			t.Fatal(err)
+		}
+		if got := testExchange().authenticate(tt.mac, &p, tt.b); got != tt.want {
+			t.Errorf("%s: authenticate = %s, want %s", tt.name, dropName(got), dropName(tt.want))
+		}
+	}
+}
