@@ -32,11 +32,12 @@ func _() {
 	_ = x[Switchback-2]
 	_ = x[Unreachable-3]
 	_ = x[Reachable-4]
+	_ = x[Forgotten-5]
 }
 
-const _Kind_name = "DiscoveredFailoverSwitchbackUnreachableReachable"
+const _Kind_name = "DiscoveredFailoverSwitchbackUnreachableReachableForgotten"
 
-var _Kind_index = [...]uint8{0, 10, 18, 28, 39, 48}
+var _Kind_index = [...]uint8{0, 10, 18, 28, 39, 48, 57}
 
 func (i Kind) String() string {
 	idx := int(i) - 0
