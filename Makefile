@@ -6,8 +6,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # Root-only lab tests build the daemon themselves; this bounds the whole run.
 TEST_TIMEOUT ?= 15m
+# Native fuzz targets, as package:target; make fuzz runs each for FUZZTIME,
+# make test for FUZZTIME_SHORT (a smoke run on top of the seed corpus).
+FUZZ_TARGETS   := ./proto:FuzzDecode ./proto:FuzzVerify
+FUZZTIME       ?= 2m
+FUZZTIME_SHORT ?= 5s
 
-.PHONY: all build test check install demo clean
+.PHONY: all build test check fuzz fuzz-short install demo clean
 
 all: build
 
@@ -19,6 +24,15 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+# Each target alone: go test -fuzz takes one target at a time. New crashers
+# land in testdata/fuzz and then run with every go test.
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 check:
 	@out=$$(gofmt -s -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -s needed:"; echo "$$out"; exit 1; fi

@@ -24,6 +24,10 @@ type options struct {
 	Interfaces []string `short:"i" long:"interface" value-name:"IFACE" description:"A LAN interface; repeat in priority order (LAN A first). Default: every interface that is up, not loopback, and has an IPv4 broadcast address, in index order"`
 	NodeID     string   `long:"node-id" value-name:"ID" description:"This node's identity in dotted-quad form, unique in the cluster (default: its address on LAN A)"`
 	Version    bool     `long:"version" description:"Print the version and exit"`
+	KeyFile    string   `long:"key-file" value-name:"FILE" description:"Authenticate every packet with HMAC-SHA256: FILE holds the current key and optionally the next, one a line, at least 16 bytes each; it must not be accessible to others"`
+	MaxPeers   int      `long:"max-peers" value-name:"N" default:"256" description:"Most peers tracked; packets from further nodes are ignored (and logged once) until a silent peer is forgotten"`
+
+	keys [][]byte // read from KeyFile by validate
 }
 
 // seconds is a duration given on the command line in decimal seconds, as
@@ -74,6 +78,16 @@ func (o *options) validate() error {
 			return fmt.Errorf("invalid -i/--interface %s: given twice", name)
 		}
 		seen[name] = true
+	}
+	if o.MaxPeers < 1 || o.MaxPeers > 65536 {
+		return fmt.Errorf("invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
+	}
+	if o.KeyFile != "" {
+		keys, err := readKeyFile(o.KeyFile)
+		if err != nil {
+			return fmt.Errorf("invalid --key-file %s: %w", o.KeyFile, err)
+		}
+		o.keys = keys
 	}
 	if o.NodeID != "" {
 		if a, err := netip.ParseAddr(o.NodeID); err != nil || !a.Is4() || a.IsUnspecified() {

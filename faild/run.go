@@ -61,7 +61,9 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	if opts.Requestor {
 		interval = time.Duration(opts.Interval)
 	}
-	pcfg := proto.Config{Port: opts.Port, Node: node, Boot: randomUint32(), Interval: interval}
+	forget := forgetAfter(opts)
+	pcfg := proto.Config{Port: opts.Port, Node: node, Boot: randomUint32(), Interval: interval,
+		Keys: opts.keys, MaxPeers: opts.MaxPeers, Forget: forget, Log: log}
 	for _, l := range lans {
 		pcfg.LANs = append(pcfg.LANs, proto.LAN{IfIndex: l.Index, Addr: l.Addr, Broadcast: l.Broadcast})
 	}
@@ -73,7 +75,8 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 
 	d := &daemon{
 		opts: opts, log: log, lans: lans, x: x,
-		table: routes.New(routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes}),
+		table: routes.New(routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes,
+			Forget: forget, MaxPeers: opts.MaxPeers}),
 		apply: newApplier(w, log),
 		// Deep enough for a burst from thousands of peers at once.
 		heard:   make(chan proto.Heard, 4096),
@@ -88,7 +91,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	}
 	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
 		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
-		"port", opts.Port, "lans", describe(lans))
+		"port", opts.Port, "lans", describe(lans), "auth", len(opts.keys) > 0, "max_peers", opts.MaxPeers)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return x.Responder(gctx, d.onHeard, d.sendFailed("ack")) })
@@ -218,6 +221,8 @@ func (d *daemon) report(e routes.Event) {
 		d.log.Info("reachable", "peer", peer)
 	case routes.Rerouted:
 		d.log.Info("reroute", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
+	case routes.Forgotten:
+		d.log.Info("forgotten", "peer", peer, "detail", "silent on every LAN; its routes are removed")
 	}
 }
 

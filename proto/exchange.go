@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -50,11 +51,17 @@ const (
 	DropSelf            // our own broadcast looped back
 	DropConflict        // another node uses our node id
 	DropStaleACK        // an ACK that answers no INQ of ours
+	DropNoTag           // no tag, and we have a key
+	DropAuth            // a tag that does not verify, or one we cannot check (no key)
+	DropReplay          // seen before, or older than the replay window (see replay.go)
+	DropIDAddr          // a node id heard from another address than the one it is bound to
+	DropPeers           // a new peer while the peer table is full
 	numDrops
 )
 
 // DropNames names the drop counters for logs and status.
-var DropNames = [numDrops]string{"decode", "ttl", "iface", "subnet", "self", "conflict", "stale-ack"}
+var DropNames = [numDrops]string{"decode", "ttl", "iface", "subnet", "self", "conflict", "stale-ack",
+	"no-tag", "auth", "replay", "id-addr", "peer-limit"}
 
 // Config describes this node to the exchange.
 type Config struct {
@@ -63,6 +70,17 @@ type Config struct {
 	Boot     uint32
 	Interval time.Duration // 0: responder only
 	LANs     []LAN         // in priority order
+	// Keys, when set, authenticate every packet (see MAC): the first signs,
+	// any verifies. Without keys, packets go unsigned and signed ones are
+	// dropped, since they cannot be checked.
+	Keys [][]byte
+	// MaxPeers bounds the peer table (0: DefaultMaxPeers); Forget is how
+	// long a silent peer keeps its place in it (0: DefaultForget).
+	MaxPeers int
+	Forget   time.Duration
+	// Log receives the rare notices of the peer table (full, an id that
+	// moved); nil discards them.
+	Log *slog.Logger
 }
 
 // Exchange is this node's side of the INQ/ACK protocol over one UDP socket
@@ -80,6 +98,8 @@ type Exchange struct {
 
 	drops [numDrops]atomic.Uint64
 	deaf  atomic.Pointer[[MaxLANs][]uint32]
+
+	peers *peerTable // replay windows; the responder's alone
 }
 
 // SetDeaf publishes, per LAN, the node ids this node cannot hear there; the
@@ -97,6 +117,11 @@ func Listen(cfg Config) (*Exchange, error) {
 	if len(cfg.LANs) > MaxLANs {
 		return nil, fmt.Errorf("%d LANs, at most %d", len(cfg.LANs), MaxLANs)
 	}
+	if len(cfg.Keys) > 0 {
+		if err := CheckKeys(cfg.Keys); err != nil {
+			return nil, err
+		}
+	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -111,7 +136,7 @@ func Listen(cfg Config) (*Exchange, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on UDP port %d: %w", cfg.Port, err)
 	}
-	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), pc: ipv4.NewPacketConn(c)}
+	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), pc: ipv4.NewPacketConn(c), peers: newPeerTable(&cfg)}
 	if err := x.pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to ask for packet info: %w", err)
@@ -120,8 +145,8 @@ func Listen(cfg Config) (*Exchange, error) {
 		c.Close()
 		return nil, fmt.Errorf("failed to set TTL: %w", err)
 	}
-	// Start sequence numbers high and random-ish per boot so that a restart
-	// never reuses recent numbers.
+	// Start sequence numbers at the clock so that they grow across restarts
+	// too: the replay rule (replay.go) relies on it.
 	x.seq.Store(uint64(time.Now().UnixNano()))
 	return x, nil
 }
@@ -138,7 +163,8 @@ func (x *Exchange) Drops() (out [numDrops]uint64) {
 }
 
 // packet fills in what every packet of ours carries.
-func (x *Exchange) packet(p *Packet, t Type) {
+func (x *Exchange) packet(p *Packet, t Type, mac *MAC) {
+	p.Auth = mac != nil
 	p.Type = t
 	p.NodeID = x.cfg.Node
 	p.BootID = x.cfg.Boot
@@ -160,14 +186,21 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	defer t.Stop()
 	var p Packet
 	buf := make([]byte, 0, MaxLen)
+	mac, err := NewMAC(x.cfg.Keys) // this goroutine's own HMAC state
+	if err != nil {
+		return err
+	}
 	for {
 		deaf := x.deaf.Load()
 		for i, l := range x.cfg.LANs {
-			x.packet(&p, INQ)
+			x.packet(&p, INQ, mac)
 			if deaf != nil {
 				p.Deaf = deaf[i][:min(len(deaf[i]), MaxDeaf)]
 			}
 			b, err := p.Append(buf[:0])
+			if err == nil && mac != nil {
+				err = mac.Sign(b)
+			}
 			if err == nil {
 				now := time.Now()
 				x.mu.Lock()
@@ -206,6 +239,13 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	defer stop()
 	buf := make([]byte, MaxLen+1)
 	out := make([]byte, 0, MaxLen)
+	mac, err := NewMAC(x.cfg.Keys) // this goroutine's own HMAC state
+	if err != nil {
+		return err
+	}
+	if x.peers == nil {
+		x.peers = newPeerTable(&x.cfg)
+	}
 	var in, ack Packet
 	var h Heard
 	for {
@@ -228,8 +268,16 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[DropDecode].Add(1)
 			continue
 		}
+		if r := x.authenticate(mac, &in, buf[:n]); r >= 0 {
+			x.drops[r].Add(1)
+			continue
+		}
 		lan, from, ok := x.check(&in, cm, src)
 		if !ok {
+			continue
+		}
+		if r := x.peers.admit(&in, lan, from, now); r >= 0 {
+			x.drops[r].Add(1)
 			continue
 		}
 		l := x.cfg.LANs[lan]
@@ -237,9 +285,12 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 		x.peerAddrs(&in, &h)
 		h.Addrs[lan] = from // where it really came from is where ACKs go
 		if in.Type == INQ {
-			x.packet(&ack, ACK)
+			x.packet(&ack, ACK, mac)
 			ack.Echo = in.Seq
 			b, err := ack.Append(out[:0])
+			if err == nil && mac != nil {
+				err = mac.Sign(b)
+			}
 			if err == nil {
 				err = x.send(b, h.Addrs[lan], l)
 			}
@@ -262,6 +313,23 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 		}
 		heard(&h)
 	}
+}
+
+// authenticate returns the drop reason for a decoded packet whose tag is
+// missing or wrong, or -1. Without a key, a signed packet is dropped too:
+// it comes from a node configured with a key that we cannot check.
+func (x *Exchange) authenticate(mac *MAC, p *Packet, b []byte) int {
+	switch {
+	case mac == nil && p.Auth:
+		return DropAuth
+	case mac == nil:
+		return -1
+	case !p.Auth:
+		return DropNoTag
+	case mac.Verify(b) != nil:
+		return DropAuth
+	}
+	return -1
 }
 
 // check applies the rules every received packet must pass and returns the

@@ -14,7 +14,8 @@ import (
 //	     0    4 magic "fald"
 //	     4    1 version (1)
 //	     5    1 type: 1 = INQ, 2 = ACK
-//	     6    1 flags (reserved, sent as 0, ignored on receipt)
+//	     6    1 flags: bit 0 (FlagAuth) = a tag follows the address entries;
+//	              the other bits are reserved, sent as 0, ignored on receipt
 //	     7    1 number of address entries that follow the header (0..MaxAddrs)
 //	     8    4 node id: stable identity of the sender (default: its LAN-A address)
 //	    12    4 boot id: random per start, so a restarted peer is told apart
@@ -28,6 +29,11 @@ import (
 //	              on the LAN this INQ is sent on. A peer that finds itself
 //	              listed knows its packets are lost on the way, even though
 //	              it still hears the sender, and fails that path over too.
+//	     -   32 with FlagAuth only, last: HMAC-SHA256 over every byte before
+//	              it (flags byte included, as sent), keyed with --key-file
+//
+// The tag sits at the end so that one pass of the MAC covers exactly the
+// bytes before it, and a keyless decoder still finds every field in place.
 const (
 	HeaderLen = 36
 	MaxAddrs  = 16
@@ -36,9 +42,15 @@ const (
 
 	addr4Len = 2 + 4
 	addr6Len = 2 + 16
-	// MaxLen is the largest valid packet: the header, MaxAddrs IPv6 entries
-	// and a full deaf list.
-	MaxLen = HeaderLen + MaxAddrs*addr6Len + 1 + MaxDeaf*4
+	// TagLen is the size of the HMAC-SHA256 tag of an authenticated packet.
+	TagLen = 32
+	// MaxLen is the largest valid packet: the header, MaxAddrs IPv6 entries,
+	// a full deaf list and a tag.
+	MaxLen = HeaderLen + MaxAddrs*addr6Len + 1 + MaxDeaf*4 + TagLen
+
+	// FlagAuth in the flags byte says a TagLen-byte tag ends the packet.
+	FlagAuth = 1 << 0
+	flagsOff = 6
 )
 
 var magic = [4]byte{'f', 'a', 'l', 'd'}
@@ -85,6 +97,10 @@ type Packet struct {
 	Addrs []netip.Prefix
 	// Deaf lists the node ids the sender cannot hear on this LAN (INQ only).
 	Deaf []uint32
+	// Auth says the packet carries Tag. Decode does not check the tag (it
+	// has no key); MAC.Verify does, on the raw bytes.
+	Auth bool
+	Tag  [TagLen]byte
 }
 
 // Lists reports whether id is on p's deaf list.
@@ -107,6 +123,9 @@ func (p *Packet) Len() int {
 			n += addr6Len
 		}
 	}
+	if p.Auth {
+		n += TagLen
+	}
 	return n
 }
 
@@ -126,7 +145,11 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 		return b, fmt.Errorf("proto: encode: interval %v out of range", p.Interval)
 	}
 	b = append(b, magic[:]...)
-	b = append(b, Version, byte(p.Type), 0, byte(len(p.Addrs)))
+	var flags byte
+	if p.Auth {
+		flags |= FlagAuth
+	}
+	b = append(b, Version, byte(p.Type), flags, byte(len(p.Addrs)))
 	b = binary.BigEndian.AppendUint32(b, p.NodeID)
 	b = binary.BigEndian.AppendUint32(b, p.BootID)
 	b = binary.BigEndian.AppendUint64(b, p.Seq)
@@ -150,6 +173,9 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 	b = append(b, byte(len(p.Deaf)))
 	for _, id := range p.Deaf {
 		b = binary.BigEndian.AppendUint32(b, id)
+	}
+	if p.Auth {
+		b = append(b, p.Tag[:]...)
 	}
 	return b, nil
 }
@@ -181,7 +207,17 @@ func (p *Packet) Decode(b []byte) error {
 	p.Echo = binary.BigEndian.Uint64(b[24:])
 	p.Interval = time.Duration(binary.BigEndian.Uint32(b[32:])) * time.Microsecond
 	p.Addrs = p.Addrs[:0]
+	p.Auth = b[flagsOff]&FlagAuth != 0
 	rest := b[HeaderLen:]
+	if p.Auth {
+		if len(rest) < TagLen {
+			return fmt.Errorf("proto: decode: %w: tag truncated", ErrShort)
+		}
+		p.Tag = [TagLen]byte(rest[len(rest)-TagLen:])
+		rest = rest[:len(rest)-TagLen]
+	} else {
+		p.Tag = [TagLen]byte{}
+	}
 	for i := 0; i < n; i++ {
 		if len(rest) < 2 {
 			return fmt.Errorf("proto: decode: %w: entry %d truncated", ErrShort, i)

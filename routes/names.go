@@ -33,11 +33,12 @@ func _() {
 	_ = x[Unreachable-3]
 	_ = x[Reachable-4]
 	_ = x[Rerouted-5]
+	_ = x[Forgotten-6]
 }
 
-const _Kind_name = "DiscoveredFailoverSwitchbackUnreachableReachableRerouted"
+const _Kind_name = "DiscoveredFailoverSwitchbackUnreachableReachableReroutedForgotten"
 
-var _Kind_index = [...]uint8{0, 10, 18, 28, 39, 48, 56}
+var _Kind_index = [...]uint8{0, 10, 18, 28, 39, 48, 56, 65}
 
 func (i Kind) String() string {
 	idx := int(i) - 0

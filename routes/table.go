@@ -44,6 +44,9 @@ const (
 	// Rerouted: a path that stays invalid has a new Route (or none now)
 	// because another path of the peer changed state.
 	Rerouted
+	// Forgotten: the peer was silent on every LAN for its forget time
+	// (see Config.Forget); it is gone from the table with any route it had.
+	Forgotten
 )
 
 // PeerID is a node's stable identity on the wire (by default its LAN-A
@@ -90,6 +93,13 @@ type Config struct {
 	Interval  time.Duration // our INQ interval; 0 when we only respond
 	Misses    int           // -f: intervals without evidence before a path is invalid
 	Successes int           // -s: consecutive good intervals before it is valid again
+	// Forget is the least time a peer silent on every LAN is kept; a peer
+	// is kept for at least 10 of its detection times too, so a slow peer
+	// fails over long before it is forgotten. 0: never forget.
+	Forget time.Duration
+	// MaxPeers bounds the table: evidence from further peers is ignored
+	// until one is forgotten. 0: no bound.
+	MaxPeers int
 }
 
 // Observation is one piece of evidence: a packet from Peer on LAN.
@@ -127,6 +137,7 @@ type peer struct {
 	id       PeerID
 	interval time.Duration // the peer's announced INQ interval
 	paths    []*path       // indexed by LAN; nil where the peer has no address
+	heard    time.Time     // last evidence on any LAN
 }
 
 // Table tracks every path and decides failovers and switchbacks.
@@ -178,11 +189,19 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	}
 	p := t.peers[o.Peer]
 	if p == nil {
+		if t.cfg.MaxPeers > 0 && len(t.peers) >= t.cfg.MaxPeers {
+			return evs
+		}
 		p = &peer{id: o.Peer, paths: make([]*path, t.cfg.LANs)}
 		t.peers[o.Peer] = p
 		evs = append(evs, Event{Kind: Discovered, Peer: o.Peer, LAN: o.LAN, Addr: addrAt(o.Addrs, o.LAN), At: o.At})
+		p.interval, p.heard = o.Interval, o.At
+		if t.cfg.Forget > 0 {
+			heap.Push(&t.queue, deadline{at: t.forgetAt(p), peer: p, lan: forgetLAN})
+		}
 	}
 	p.interval = o.Interval
+	p.heard = o.At
 	// Learn or refresh the peer's addresses; a LAN seen for the first time
 	// gets a path that must prove itself within one detection time.
 	for lan := range p.paths {
@@ -279,6 +298,10 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 func (t *Table) Expire(now time.Time, evs []Event) []Event {
 	for len(t.queue) > 0 && !t.queue[0].at.After(now) {
 		d := heap.Pop(&t.queue).(deadline)
+		if d.lan == forgetLAN {
+			evs = t.forget(d, now, evs)
+			continue
+		}
 		pa := d.peer.paths[d.lan]
 		if pa == nil || pa.State != Valid || t.peers[d.peer.id] != d.peer {
 			continue // stale entry
@@ -333,6 +356,31 @@ func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event 
 	}
 	return t.rerouted(p, lan, others, at, evs)
 }
+
+// forgetLAN marks the one queue entry per peer that is its forget time.
+const forgetLAN = -1
+
+// forgetAt is when p is forgotten without further evidence.
+func (t *Table) forgetAt(p *peer) time.Time {
+	return p.heard.Add(max(t.cfg.Forget, 10*t.detection(p)))
+}
+
+// forget drops d's peer if it has been silent for its forget time, and
+// requeues it otherwise.
+func (t *Table) forget(d deadline, now time.Time, evs []Event) []Event {
+	if t.peers[d.peer.id] != d.peer {
+		return evs
+	}
+	if at := t.forgetAt(d.peer); at.After(now) {
+		heap.Push(&t.queue, deadline{at: at, peer: d.peer, lan: forgetLAN})
+		return evs
+	}
+	delete(t.peers, d.peer.id)
+	return append(evs, Event{Kind: Forgotten, Peer: d.peer.id, LAN: -1, At: now})
+}
+
+// Len is the number of peers in the table.
+func (t *Table) Len() int { return len(t.peers) }
 
 func (p *peer) anyValid() bool {
 	for _, pa := range p.paths {

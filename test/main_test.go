@@ -16,6 +16,7 @@ import (
 func TestMain(m *testing.M) {
 	stop := lab.CleanupOnSignal()
 	code := m.Run()
+	removeSharedBin()
 	stop()
 	os.Exit(code)
 }

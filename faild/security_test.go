@@ -1,0 +1,102 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func keyFile(t *testing.T, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // WriteFile's mode is cut by the umask
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReadKeyFile(t *testing.T) {
+	const k1, k2 = "5f0e3c9a1b2d4e6f7a8b9c0d1e2f3a4b", "next key for rotation"
+	tests := []struct {
+		name    string
+		content string
+		mode    os.FileMode
+		want    []string
+		err     string
+	}{
+		{"one key", k1 + "\n", 0o600, []string{k1}, ""},
+		{"two keys, comments, blanks", "# current\n" + k1 + "\n\n  " + k2 + "  \n", 0o400, []string{k1, k2}, ""},
+		{"group may read", k1, 0o640, []string{k1}, ""},
+		{"world-readable", k1, 0o644, nil, "readable or writable by others"},
+		{"world-writable", k1, 0o602, nil, "readable or writable by others"},
+		{"short key", "fifteen bytes!!\n", 0o600, nil, "line 1: key of 15 bytes"},
+		{"no key", "# nothing\n\n", 0o600, nil, "0 keys"},
+		{"three keys", k1 + "\n" + k2 + "\n" + k1 + "x\n", 0o600, nil, "3 keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys, err := readKeyFile(keyFile(t, tt.content, tt.mode))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, k := range keys {
+				got = append(got, string(k))
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("keys %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestKeyFileFlag: a bad key file is a bad command line, named as such,
+// and faild exits 2 before touching anything.
+func TestKeyFileFlag(t *testing.T) {
+	open := keyFile(t, "0123456789abcdef\n", 0o644)
+	if _, err := parse([]string{"--key-file", open}); err == nil || !strings.Contains(err.Error(), "--key-file "+open) {
+		t.Errorf("error %v, want one naming --key-file and the file", err)
+	}
+	if code := faild([]string{"--key-file", open}); code != 2 {
+		t.Errorf("exit status %d, want 2", code)
+	}
+	if _, err := parse([]string{"--key-file", filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--key-file") {
+		t.Errorf("missing file: error %v, want one naming --key-file", err)
+	}
+	o, err := parse([]string{"--key-file", keyFile(t, "0123456789abcdef\n", 0o600)})
+	if err != nil || len(o.keys) != 1 {
+		t.Errorf("good key file: %v, %d keys", err, len(o.keys))
+	}
+	for _, bad := range []string{"0", "65537"} {
+		if _, err := parse([]string{"--max-peers", bad}); err == nil || !strings.Contains(err.Error(), "--max-peers") {
+			t.Errorf("--max-peers %s: error %v, want one naming the flag", bad, err)
+		}
+	}
+}
+
+func TestForgetAfter(t *testing.T) {
+	for _, tt := range []struct {
+		misses   int
+		interval time.Duration
+		want     time.Duration
+	}{
+		{3, 100 * time.Millisecond, time.Minute},
+		{3, 10 * time.Second, 300 * time.Second},
+	} {
+		o := &options{Misses: tt.misses, Interval: seconds(tt.interval)}
+		if got := forgetAfter(o); got != tt.want {
+			t.Errorf("forgetAfter(-f %d -t %v) = %v, want %v", tt.misses, tt.interval, got, tt.want)
+		}
+	}
+}
