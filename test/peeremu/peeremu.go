@@ -59,6 +59,8 @@ type Emulator struct {
 	bcast [2]netip.Addr
 	pc    *ipv4.PacketConn
 	conn  net.PacketConn
+	// undo is the ip batch that removes the addresses New added.
+	undo  string
 	Stats Stats
 }
 
@@ -69,7 +71,7 @@ func New(cfg Config) (*Emulator, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	e.boot = binary.BigEndian.Uint32(b[:])
-	var batch strings.Builder
+	var batch, undo strings.Builder
 	for l, lan := range cfg.LANs {
 		if !lan.Prefix.Addr().Is4() || lan.Prefix.Bits() < 16 {
 			return nil, fmt.Errorf("failed to set up LAN %s: want an IPv4 prefix of at least /16, got %s", lan.Iface, lan.Prefix)
@@ -88,18 +90,19 @@ func New(cfg Config) (*Emulator, error) {
 		var p peer
 		for l, lan := range cfg.LANs {
 			p.addrs[l] = hostAddr(lan.Prefix, cfg.First+i)
-			fmt.Fprintf(&batch, "addr add %s/%d dev %s\n", p.addrs[l], lan.Prefix.Bits(), lan.Iface)
+			// replace, not add: a run that was killed leaves them behind.
+			fmt.Fprintf(&batch, "addr replace %s/%d dev %s\n", p.addrs[l], lan.Prefix.Bits(), lan.Iface)
+			fmt.Fprintf(&undo, "addr del %s/%d dev %s\n", p.addrs[l], lan.Prefix.Bits(), lan.Iface)
 		}
 		a := p.addrs[0].As4()
 		p.id = binary.BigEndian.Uint32(a[:])
 		e.ids[p.id] = true
 		e.peers = append(e.peers, p)
 	}
-	cmd := exec.Command("ip", "-batch", "-")
-	cmd.Stdin = strings.NewReader(batch.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("failed to add peer addresses: %w: %s", err, out)
+	if err := ipBatch(batch.String()); err != nil {
+		return nil, fmt.Errorf("failed to add peer addresses: %w", err)
 	}
+	e.undo = undo.String()
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -113,19 +116,43 @@ func New(cfg Config) (*Emulator, error) {
 	}}
 	c, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("0.0.0.0:%d", cfg.Port))
 	if err != nil {
+		e.removeAddrs()
 		return nil, fmt.Errorf("failed to listen: %w", err)
 	}
 	e.conn = c
 	e.pc = ipv4.NewPacketConn(c)
 	if err := e.pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
 		c.Close()
+		e.removeAddrs()
 		return nil, fmt.Errorf("failed to ask for packet info: %w", err)
 	}
 	if err := e.pc.SetTTL(255); err != nil {
 		c.Close()
+		e.removeAddrs()
 		return nil, fmt.Errorf("failed to set TTL: %w", err)
 	}
 	return e, nil
+}
+
+func ipBatch(script string) error {
+	cmd := exec.Command("ip", "-batch", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// removeAddrs takes the fake peers' addresses off the interfaces again.
+func (e *Emulator) removeAddrs() error {
+	if e.undo == "" {
+		return nil
+	}
+	if err := ipBatch(e.undo); err != nil {
+		return fmt.Errorf("failed to remove peer addresses: %w", err)
+	}
+	e.undo = ""
+	return nil
 }
 
 func hostAddr(p netip.Prefix, host int) netip.Addr {
@@ -142,7 +169,9 @@ func broadcast(p netip.Prefix) netip.Addr {
 // Run sends and answers until ctx ends. INQs are spread over the interval
 // in ten slots, as independent peers would be; ACKs to an INQ go out at
 // once, as every real peer would answer at once.
-func (e *Emulator) Run(ctx context.Context) error {
+// Run removes the peers' addresses when it returns.
+func (e *Emulator) Run(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, e.removeAddrs()) }()
 	defer e.conn.Close()
 	go func() { <-ctx.Done(); _ = e.conn.SetReadDeadline(time.Now()) }()
 	go e.send(ctx)
