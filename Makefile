@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Root-only lab tests build the daemon themselves; this bounds the whole run.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test check install demo clean
+.PHONY: all build test check install demo bench clean
 
 all: build
 
@@ -35,6 +35,11 @@ install: build
 # the switchback. Needs root.
 demo:
 	$(GO) run ./test/demo
+
+# Benchmarks on the lab with the real binary (root, under 15 minutes);
+# writes BENCHMARKS.md. BENCH_* variables shorten a run: see BENCHMARKS.md.
+bench:
+	$(GO) run ./test/bench
 
 clean:
 	rm -rf bin

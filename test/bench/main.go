@@ -204,7 +204,13 @@ func watch(ns string) (*watcher, error) {
 	up := make(chan netlink.RouteUpdate, 8192)
 	w := &watcher{ch: make(chan routeEv, 8192), done: make(chan struct{})}
 	err = netlink.RouteSubscribeWithOptions(up, w.done, netlink.RouteSubscribeOptions{Namespace: &h,
-		ErrorCallback: func(err error) { fmt.Fprintf(os.Stderr, "bench: route subscription in %s: %v\n", ns, err) }})
+		ErrorCallback: func(err error) {
+			select {
+			case <-w.done: // closing the subscription ends its receive with an error
+			default:
+				fmt.Fprintf(os.Stderr, "bench: route subscription in %s: %v\n", ns, err)
+			}
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("failed to subscribe to routes in %s: %w", ns, err)
 	}
