@@ -12,7 +12,7 @@ FUZZ_TARGETS   := ./proto:FuzzDecode ./proto:FuzzVerify
 FUZZTIME       ?= 2m
 FUZZTIME_SHORT ?= 5s
 
-.PHONY: all build test check fuzz fuzz-short install demo clean
+.PHONY: all build test check fuzz fuzz-short install demo bench clean
 
 all: build
 
@@ -49,6 +49,11 @@ install: build
 # the switchback. Needs root.
 demo:
 	$(GO) run ./test/demo
+
+# Benchmarks on the lab with the real binary (root, under 15 minutes);
+# writes BENCHMARKS.md. BENCH_* variables shorten a run: see BENCHMARKS.md.
+bench:
+	$(GO) run ./test/bench
 
 clean:
 	rm -rf bin

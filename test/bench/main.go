@@ -1,0 +1,836 @@
+// Command bench measures faild on the namespace lab with the real binary
+// and writes the figures as a Markdown table (make bench, as root): failover
+// and switchback latency, carrier loss, TCP resumption, footprint, scale
+// with a peer emulator and false failovers under random loss. It records
+// figures; it passes or fails nothing. Counts come from BENCH_* variables
+// so that a quick run is possible (see envInt below and BENCHMARKS.md).
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/faild/faild/test/lab"
+)
+
+// protoFaild is the route protocol faild marks its routes with.
+const protoFaild = 157
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envList(name, def string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		v = def
+	}
+	return strings.Split(v, ",")
+}
+
+// report collects the Markdown output.
+type report struct{ b strings.Builder }
+
+func (r *report) f(format string, args ...any) {
+	fmt.Fprintf(&r.b, format, args...)
+	fmt.Printf(format, args...)
+}
+
+func main() {
+	stop := lab.CleanupOnSignal()
+	code := 0
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		code = 1
+	}
+	stop()
+	os.Exit(code)
+}
+
+func run() error {
+	if err := lab.CheckEnv(); err != nil {
+		return err
+	}
+	out := os.Getenv("BENCH_OUT")
+	if out == "" {
+		out = "BENCHMARKS.md"
+	}
+	only := map[string]bool{}
+	for _, s := range envList("BENCH_ONLY", "micro,failover,carrier,tcp,footprint,scale,loss") {
+		only[s] = true
+	}
+	dir, err := os.MkdirTemp("", "faildbench-")
+	if err != nil {
+		return fmt.Errorf("failed to create work directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	bin, err := lab.Build(dir)
+	if err != nil {
+		return err
+	}
+	l, err := lab.New(lab.Options{Nodes: 4, Bin: bin, Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+
+	r := &report{}
+	start := time.Now()
+	load0 := loadavg()
+	var body report
+	sections := []struct {
+		name string
+		fn   func(*lab.Lab, *report, string) error
+	}{
+		{"micro", micro}, {"failover", failover}, {"carrier", carrier}, {"tcp", tcpResume},
+		{"footprint", footprint}, {"scale", scale}, {"loss", loss},
+	}
+	var errs []error
+	for _, s := range sections {
+		if !only[s.name] {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s\n", s.name)
+		if err := s.fn(l, &body, dir); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			body.f("\n**%s failed:** %v\n", s.name, err)
+		}
+		for _, n := range l.Nodes {
+			if n.Running() {
+				_ = n.Stop()
+			}
+		}
+		_ = l.Heal()
+	}
+	r.f("# faild benchmarks\n\nWritten by `make bench` (test/bench); figures of the latest run. They are records, not pass/fail tests.\n\n")
+	r.f("| | |\n|---|---|\n")
+	r.f("| date | %s |\n", start.UTC().Format("2006-01-02 15:04 UTC"))
+	r.f("| machine | %d CPUs (`nproc`), %s |\n", runtime.NumCPU(), cpuModel())
+	r.f("| kernel | %s |\n", strings.TrimSpace(cmdOut("uname", "-r")))
+	r.f("| Go | %s |\n", strings.TrimSpace(cmdOut("go", "version")))
+	r.f("| load average | %s at start, %s at end; run took %v |\n", load0, loadavg(), time.Since(start).Round(time.Second))
+	if n := os.Getenv("BENCH_LOAD_NOTE"); n != "" {
+		r.f("| load note | %s |\n", n)
+	}
+	r.f("%s", body.b.String())
+	if err := os.WriteFile(out, []byte(r.b.String()), 0o644); err != nil {
+		errs = append(errs, fmt.Errorf("failed to write %s: %w", out, err))
+	}
+	errs = append(errs, l.Close())
+	return errors.Join(errs...)
+}
+
+func cmdOut(name string, args ...string) string {
+	b, _ := exec.Command(name, args...).Output()
+	return string(b)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// micro runs the Go micro-benchmarks of the per-packet path.
+func micro(_ *lab.Lab, r *report, _ string) error {
+	out, err := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "./proto/").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("failed to run micro-benchmarks: %w: %s", err, out)
+	}
+	r.f("\n## Per-packet path (go test -bench ./proto/)\n\n| benchmark | ns/op | B/op | allocs/op |\n|---|---|---|---|\n")
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 8 && strings.HasPrefix(f[0], "Benchmark") {
+			r.f("| %s | %s | %s | %s |\n", f[0], f[2], f[4], f[6])
+		}
+	}
+	r.f("\nPerPacket: decode + checks + path-table evidence update (routes.Table.Observe) + ACK encode, 1000 peers, in memory. ExchangeLoopback: one INQ/ACK round trip through the real exchange and sockets on lo, client included.\n")
+	return nil
+}
+
+// routeEv is one change to a faild route in a node, as netlink reported it.
+type routeEv struct {
+	at  time.Time
+	add bool
+	dst netip.Addr
+}
+
+// watcher follows faild's routes in one node's namespace through a
+// netlink route subscription: it sees a route the moment the kernel has it.
+type watcher struct {
+	ch   chan routeEv
+	done chan struct{}
+}
+
+func watch(ns string) (*watcher, error) {
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open namespace %s: %w", ns, err)
+	}
+	defer h.Close()
+	up := make(chan netlink.RouteUpdate, 8192)
+	w := &watcher{ch: make(chan routeEv, 8192), done: make(chan struct{})}
+	err = netlink.RouteSubscribeWithOptions(up, w.done, netlink.RouteSubscribeOptions{Namespace: &h,
+		ErrorCallback: func(err error) {
+			select {
+			case <-w.done: // closing the subscription ends its receive with an error
+			default:
+				fmt.Fprintf(os.Stderr, "bench: route subscription in %s: %v\n", ns, err)
+			}
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("failed to subscribe to routes in %s: %w", ns, err)
+	}
+	go func() {
+		for u := range up {
+			now := time.Now()
+			if u.Route.Protocol != protoFaild || u.Route.Dst == nil {
+				continue
+			}
+			a, _ := netip.AddrFromSlice(u.Route.Dst.IP)
+			w.ch <- routeEv{at: now, add: u.Type == syscall.RTM_NEWROUTE, dst: a.Unmap()}
+		}
+	}()
+	return w, nil
+}
+
+func (w *watcher) close() { close(w.done) }
+
+func (w *watcher) drain() {
+	for {
+		select {
+		case <-w.ch:
+		default:
+			return
+		}
+	}
+}
+
+// wait returns when dst was added (add) or removed, or false at timeout.
+func (w *watcher) wait(add bool, dst string, timeout time.Duration) (time.Time, bool) {
+	want := netip.MustParseAddr(dst)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case e := <-w.ch:
+			if e.add == add && e.dst == want {
+				return e.at, true
+			}
+		case <-t.C:
+			return time.Time{}, false
+		}
+	}
+}
+
+// waitN returns when n distinct routes were added (or removed), with the
+// time of the last, or how many came by the timeout.
+func (w *watcher) waitN(add bool, n int, timeout time.Duration) (time.Time, int) {
+	seen := map[netip.Addr]bool{}
+	var last time.Time
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for len(seen) < n {
+		select {
+		case e := <-w.ch:
+			if e.add == add && !seen[e.dst] {
+				seen[e.dst] = true
+				last = e.at
+			}
+		case <-t.C:
+			return last, len(seen)
+		}
+	}
+	return last, len(seen)
+}
+
+// flush heals the switch's injected rules in one nft call, which is
+// quicker than lab.Heal's link commands and what a cut's end should be.
+func flush(l *lab.Lab) (time.Time, error) {
+	out, err := exec.Command("ip", "netns", "exec", l.Switch(), "nft", "flush", "chain", "bridge", "faildlab", "forward").CombinedOutput()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("failed to flush rules: %w: %s", err, out)
+	}
+	return time.Now(), nil
+}
+
+// startAll runs faild with args on nodes 1..n and waits until each has
+// discovered the others.
+func startAll(l *lab.Lab, n int, args ...string) error {
+	for i := 1; i <= n; i++ {
+		if err := l.Node(i).Start(args...); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 1; i <= n; i++ {
+		for len(lab.Find(l.Node(i).Events(), "msg", "discovered")) < n-1 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node%d did not discover its peers in 10s", i)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func stopAll(l *lab.Lab) {
+	for _, n := range l.Nodes {
+		if n.Running() {
+			_ = n.Stop()
+		}
+	}
+}
+
+// stats is min / median / p95 / max of a sample.
+type stats struct{ min, med, p95, max time.Duration }
+
+func summarize(d []time.Duration) stats {
+	if len(d) == 0 {
+		return stats{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	q := func(p float64) time.Duration { return s[int(math.Ceil(p*float64(len(s))))-1] }
+	return stats{s[0], q(0.5), q(0.95), s[len(s)-1]}
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
+
+func (s stats) cells(theory time.Duration) string {
+	ratio := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(theory), 'f', 2, 64) }
+	return fmt.Sprintf("%s / %s / %s / %s | %s / %s / %s / %s", ms(s.min), ms(s.med), ms(s.p95), ms(s.max),
+		ratio(s.min), ratio(s.med), ratio(s.p95), ratio(s.max))
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+
+// failover cuts LAN A between nodes 1 and 2 at the switch and measures, on
+// both nodes, cut → host route in the kernel and heal → route gone.
+func failover(l *lab.Lab, r *report, _ string) error {
+	r.f("\n## Failover and switchback (CutPair on LAN A at the switch, -f 3 -s 3, 2 nodes)\n\n")
+	r.f("Time from the nft cut being in force to the host route appearing in the kernel (netlink route subscription in the node's namespace), both ends of the cut counted, so each cut gives two samples. Switchback: from the nft flush to the route's removal. Ratio: to interval × 3.\n\n")
+	r.f("| -t | cuts | failover ms min / med / p95 / max | ratio | switchback ms min / med / p95 / max | ratio |\n|---|---|---|---|---|---|\n")
+	w1, err := watch(l.Node(1).NS)
+	if err != nil {
+		return err
+	}
+	defer w1.close()
+	w2, err := watch(l.Node(2).NS)
+	if err != nil {
+		return err
+	}
+	defer w2.close()
+	for _, ivs := range envList("BENCH_INTERVALS", "1,0.1,0.02,0.01") {
+		iv, err := time.ParseDuration(ivs + "s")
+		if err != nil {
+			return fmt.Errorf("failed to parse interval %q: %w", ivs, err)
+		}
+		cuts := envInt("BENCH_CUTS", 20)
+		if iv >= time.Second {
+			cuts = envInt("BENCH_CUTS_SLOW", 5)
+		}
+		if err := startAll(l, 2, "-r", "-t", ivs, "-f", "3", "-s", "3"); err != nil {
+			return err
+		}
+		var fo, sb []time.Duration
+		for range cuts {
+			time.Sleep(3*iv + rand.N(iv))
+			w1.drain()
+			w2.drain()
+			if err := l.CutPair(lab.A, 1, 2); err != nil {
+				return err
+			}
+			cut := time.Now()
+			for _, c := range []struct {
+				w   *watcher
+				dst string
+			}{{w1, lab.A.Addr(2)}, {w2, lab.A.Addr(1)}} {
+				if at, ok := c.w.wait(true, c.dst, 10*iv+2*time.Second); ok {
+					fo = append(fo, at.Sub(cut))
+				}
+			}
+			time.Sleep(rand.N(iv))
+			heal, err := flush(l)
+			if err != nil {
+				return err
+			}
+			for _, c := range []struct {
+				w   *watcher
+				dst string
+			}{{w1, lab.A.Addr(2)}, {w2, lab.A.Addr(1)}} {
+				if at, ok := c.w.wait(false, c.dst, 10*iv+2*time.Second); ok {
+					sb = append(sb, at.Sub(heal))
+				}
+			}
+		}
+		stopAll(l)
+		theory := 3 * iv
+		r.f("| %s | %d (%d+%d samples) | %s | %s |\n", ivs, cuts, len(fo), len(sb), summarize(fo).cells(theory), summarize(sb).cells(theory))
+	}
+	return nil
+}
+
+// carrier sets node 2's LAN-A interface down and measures until each end
+// has its host route.
+func carrier(l *lab.Lab, r *report, _ string) error {
+	reps := envInt("BENCH_CARRIER", 10)
+	r.f("\n## Carrier-loss failover (LinkDown of node2's eth0, -t 0.1 -f 3, %d times)\n\n", reps)
+	w1, err := watch(l.Node(1).NS)
+	if err != nil {
+		return err
+	}
+	defer w1.close()
+	w2, err := watch(l.Node(2).NS)
+	if err != nil {
+		return err
+	}
+	defer w2.close()
+	if err := startAll(l, 2, "-r", "-t", "0.1", "-f", "3", "-s", "3"); err != nil {
+		return err
+	}
+	var d1, d2 []time.Duration
+	for range reps {
+		time.Sleep(400*time.Millisecond + rand.N(100*time.Millisecond))
+		w1.drain()
+		w2.drain()
+		if err := l.LinkDown(lab.A, 2); err != nil {
+			return err
+		}
+		down := time.Now()
+		if at, ok := w2.wait(true, lab.A.Addr(1), 3*time.Second); ok {
+			d2 = append(d2, at.Sub(down))
+		}
+		if at, ok := w1.wait(true, lab.A.Addr(2), 3*time.Second); ok {
+			d1 = append(d1, at.Sub(down))
+		}
+		if err := l.LinkUp(lab.A, 2); err != nil {
+			return err
+		}
+		w1.wait(false, lab.A.Addr(2), 3*time.Second)
+		w2.wait(false, lab.A.Addr(1), 3*time.Second)
+	}
+	stopAll(l)
+	r.f("| node | samples | ms min / med / p95 / max | ratio to 300 ms |\n|---|---|---|---|\n")
+	r.f("| node2 (its own link went down) | %d | %s |\n", len(d2), summarize(d2).cells(300*time.Millisecond))
+	r.f("| node1 (peer's link went down) | %d | %s |\n", len(d1), summarize(d1).cells(300*time.Millisecond))
+	r.f("\nfaild does not watch link state: a link going down is detected by missed evidence like any other failure.\n")
+	return nil
+}
+
+// tcpResume measures the longest gap in a TCP echo flow (a message every
+// 10 ms) from node1 to node2's LAN-A address across a cut.
+func tcpResume(l *lab.Lab, r *report, _ string) error {
+	r.f("\n## TCP resumption (echo every 10 ms, node1 → node2's LAN-A address, CutPair on LAN A)\n\n| -t -f 3 | cuts | longest gap ms min / med / max |\n|---|---|---|\n")
+	for _, c := range []struct {
+		iv   string
+		reps int
+	}{{"0.1", envInt("BENCH_TCP", 5)}, {"1", envInt("BENCH_TCP_SLOW", 3)}} {
+		if err := startAll(l, 2, "-r", "-t", c.iv, "-f", "3", "-s", "3"); err != nil {
+			return err
+		}
+		var gaps []time.Duration
+		var failures []string
+		for range c.reps {
+			f, err := l.StartFlow("tcp", 1, lab.A.Addr(2))
+			if err != nil {
+				return err
+			}
+			time.Sleep(500*time.Millisecond + rand.N(100*time.Millisecond))
+			if err := l.CutPair(lab.A, 1, 2); err != nil {
+				f.Stop()
+				return err
+			}
+			// Wait for the flow to come back: echoes well past the cut.
+			n := f.Stats().Echoed
+			deadline := time.Now().Add(30 * time.Second)
+			for f.Stats().Echoed < n+50 && time.Now().Before(deadline) && f.Stats().Err == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			s := f.Stop()
+			if s.Err != nil || s.Echoed < n+50 {
+				failures = append(failures, s.String())
+			} else {
+				gaps = append(gaps, s.MaxGap)
+			}
+			if _, err := flush(l); err != nil {
+				return err
+			}
+			time.Sleep(8 * time.Duration(mustFloat(c.iv)*float64(time.Second)))
+		}
+		stopAll(l)
+		s := summarize(gaps)
+		note := ""
+		if len(failures) > 0 {
+			note = fmt.Sprintf(" (%d flows did not resume: %s)", len(failures), strings.Join(failures, "; "))
+		}
+		r.f("| %s | %d | %s / %s / %s%s |\n", c.iv, c.reps, ms(s.min), ms(s.med), ms(s.max), note)
+	}
+	return nil
+}
+
+func mustFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}
+
+// footprint: binary sizes, start-up time to the first INQ, idle RSS.
+func footprint(l *lab.Lab, r *report, dir string) error {
+	r.f("\n## Footprint\n\n| what | value |\n|---|---|\n")
+	for _, arch := range []string{"amd64", "arm64", "arm"} {
+		out := filepath.Join(dir, "faild-"+arch)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./faild")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("failed to build for %s: %w: %s", arch, err, b)
+		}
+		fi, err := os.Stat(out)
+		if err != nil {
+			return err
+		}
+		r.f("| binary linux/%s (CGO off, -s -w, static) | %.2f MiB (%d bytes) |\n", arch, float64(fi.Size())/(1<<20), fi.Size())
+	}
+	// Start-up: from exec to the first INQ heard by a listener on node2.
+	var ups []time.Duration
+	var pc net.PacketConn
+	if err := inNS(l.Node(2).NS, func() (err error) {
+		pc, err = net.ListenPacket("udp4", "0.0.0.0:4117")
+		return err
+	}); err != nil {
+		return err
+	}
+	buf := make([]byte, 2048)
+	for range envInt("BENCH_STARTS", 5) {
+		t0 := time.Now()
+		if err := l.Node(1).Start("-r", "-t", "1"); err != nil {
+			pc.Close()
+			return err
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := pc.ReadFrom(buf); err == nil {
+			ups = append(ups, time.Since(t0))
+		}
+		_ = l.Node(1).Stop()
+		time.Sleep(100 * time.Millisecond)
+		_ = pc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				break
+			}
+		}
+	}
+	pc.Close()
+	s := summarize(ups)
+	r.f("| start-up to first INQ on the wire (exec via ip netns exec → packet at a listener on LAN A or B), %d starts | min %s / med %s / max %s ms |\n", len(ups), ms(s.min), ms(s.med), ms(s.max))
+	if err := startAll(l, 4, "-r", "-t", "1", "-f", "3", "-s", "3"); err != nil {
+		return err
+	}
+	time.Sleep(time.Duration(envInt("BENCH_IDLE_SECS", 10)) * time.Second)
+	st := procStatus(l.Node(1).Pid())
+	r.f("| RSS at idle, 3 peers, -t 1, after %ds (VmRSS / VmHWM) | %s / %s |\n", envInt("BENCH_IDLE_SECS", 10), st["VmRSS"], st["VmHWM"])
+	stopAll(l)
+	return nil
+}
+
+// inNS runs fn on a thread in namespace ns; sockets it opens stay there.
+func inNS(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		target, err := netns.GetFromName(ns)
+		if err != nil {
+			errc <- fmt.Errorf("failed to open namespace %s: %w", ns, err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- fmt.Errorf("failed to enter namespace %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+func procStatus(pid int) map[string]string {
+	m := map[string]string{}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return m
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+// cpuTicks is utime+stime of pid in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("failed to read stat: %w", err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k, nil
+}
+
+// clkTck is USER_HZ, 100 on every Linux architecture faild targets.
+const clkTck = 100
+
+// cpuShare measures pid's CPU time per wall second over d.
+func cpuShare(pid int, d time.Duration) (float64, error) {
+	t0 := time.Now()
+	c0, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	c1, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	return float64(c1-c0) / clkTck / time.Since(t0).Seconds(), nil
+}
+
+// udpRcvbufErrors reads the UDP receive-buffer drop counter of a namespace.
+func udpRcvbufErrors(n *lab.Node) int64 {
+	out, err := n.Exec("cat", "/proc/net/snmp")
+	if err != nil {
+		return -1
+	}
+	var head []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if head == nil {
+			head = f
+			continue
+		}
+		for i, h := range head {
+			if h == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// emulator is a running peeremu in node2's namespace.
+type emulator struct {
+	cmd  *exec.Cmd
+	out  *strings.Builder
+	done chan struct{}
+}
+
+func startEmulator(l *lab.Lab, bin string, peers int, iv string) (*emulator, error) {
+	cmd := exec.Command("ip", "netns", "exec", l.Node(2).NS, bin, "-n", strconv.Itoa(peers), "-t", iv+"s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start peeremu: %w", err)
+	}
+	e := &emulator{cmd: cmd, out: &strings.Builder{}, done: make(chan struct{})}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- true
+			}
+			e.out.WriteString(sc.Text())
+		}
+		_ = cmd.Wait()
+		close(e.done)
+	}()
+	select {
+	case <-ready:
+		return e, nil
+	case <-e.done:
+		return nil, fmt.Errorf("peeremu exited: %s", errb.String())
+	case <-time.After(20 * time.Second):
+		e.stop()
+		return nil, errors.New("peeremu not ready in 20s")
+	}
+}
+
+func (e *emulator) stop() string {
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+	case <-time.After(5 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.done
+	}
+	return e.out.String()
+}
+
+// scale runs one faild on node1 against the peer emulator on node2.
+func scale(l *lab.Lab, r *report, dir string) error {
+	emu := filepath.Join(dir, "peeremu")
+	if b, err := exec.Command("go", "build", "-o", emu, "./test/peeremu/cmd/peeremu").CombinedOutput(); err != nil {
+		return fmt.Errorf("failed to build peeremu: %w: %s", err, b)
+	}
+	secsN := envInt("BENCH_SCALE_SECS", 10)
+	r.f("\n## Scale (one faild on node1, peeremu on node2 playing N peers on both LANs, -f 3 -s 3)\n\n")
+	r.f("CPU: faild's utime+stime per wall second over %d s after discovery and 2 s of warm-up. Peak RSS: VmHWM at the end. The lab's LANs are /24s, so at most 240 fake peers (hosts .10-.249); 1,000 and 5,000 peers were not measured.\n\n", secsN)
+	r.f("| -t | peers | CPU (%% of one core) | peak RSS | false failovers | UDP rcvbuf drops |\n|---|---|---|---|---|---|\n")
+	w1, err := watch(l.Node(1).NS)
+	if err != nil {
+		return err
+	}
+	defer w1.close()
+	var downs []string
+	for _, iv := range []string{"1", "0.1"} {
+		for _, ps := range envList("BENCH_PEERS", "10,50,100,240") {
+			peers, _ := strconv.Atoi(ps)
+			if err := l.Node(1).Start("-r", "-t", iv, "-f", "3", "-s", "3"); err != nil {
+				return err
+			}
+			e, err := startEmulator(l, emu, peers, iv)
+			if err != nil {
+				return err
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for len(lab.Find(l.Node(1).Events(), "msg", "discovered")) < peers && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(2 * time.Second)
+			pid := l.Node(1).Pid()
+			drops0 := udpRcvbufErrors(l.Node(1))
+			fo0 := len(lab.Find(l.Node(1).Events(), "msg", "failover"))
+			share, err := cpuShare(pid, time.Duration(secsN)*time.Second)
+			if err != nil {
+				e.stop()
+				return err
+			}
+			fo := len(lab.Find(l.Node(1).Events(), "msg", "failover")) - fo0
+			drops := udpRcvbufErrors(l.Node(1)) - drops0
+			hwm := procStatus(pid)["VmHWM"]
+			r.f("| %s | %d | %.2f%% | %s | %d | %d |\n", iv, peers, share*100, hwm, fo, drops)
+			if ps == envList("BENCH_PEERS", "10,50,100,240")[len(envList("BENCH_PEERS", "10,50,100,240"))-1] {
+				downs = append(downs, lanDownAll(l, w1, iv, peers))
+			}
+			e.stop()
+			_ = l.Node(1).Stop()
+			_ = l.Heal()
+		}
+	}
+	r.f("\nLAN A dies for every peer at once (LANDown at the switch), largest crowd:\n\n| -t | peers | routes in | last route after the cut | last route after the last failover log line |\n|---|---|---|---|---|\n")
+	for _, d := range downs {
+		r.f("%s\n", d)
+	}
+	return nil
+}
+
+// lanDownAll takes LAN A down for everyone and times the last route in.
+func lanDownAll(l *lab.Lab, w *watcher, iv string, peers int) string {
+	time.Sleep(time.Second)
+	w.drain()
+	if err := l.LANDown(lab.A); err != nil {
+		return fmt.Sprintf("| %s | %d | failed: %v | | |", iv, peers, err)
+	}
+	cut := time.Now()
+	last, n := w.waitN(true, peers, 10*time.Second+time.Duration(mustFloat(iv)*6*float64(time.Second)))
+	var lastLog time.Time
+	for _, e := range lab.Find(l.Node(1).Events(), "msg", "failover") {
+		if t := e.Time(); t.After(lastLog) {
+			lastLog = t
+		}
+	}
+	return fmt.Sprintf("| %s | %d | %d | %s ms | %s ms |", iv, peers, n, ms(last.Sub(cut)), ms(last.Sub(lastLog)))
+}
+
+// loss counts failovers under random loss on node2's LAN-A port, next to
+// what independent losses predict.
+func loss(l *lab.Lab, r *report, _ string) error {
+	d := time.Duration(envInt("BENCH_LOSS_SECS", 20)) * time.Second
+	ivs := os.Getenv("BENCH_LOSS_INTERVAL")
+	if ivs == "" {
+		ivs = "0.01"
+	}
+	iv := time.Duration(mustFloat(ivs) * float64(time.Second))
+	intervals := float64(d) / float64(iv)
+	r.f("\n## False failovers under random loss (Loss on node2's LAN-A port, both directions, -t %s, %v per setting)\n\n", ivs, d)
+	r.f("A simulated hour is 3,600 intervals (one hour at -t 1); %v at -t %s is %.2f of them. Counted: failover events on both nodes for the path over LAN A, per path.\n\n", d, ivs, intervals/3600)
+	r.f("Model: in one interval a path gets evidence from the ACK to our INQ (INQ and ACK each lost with p) or from the peer's own INQ (lost with p), so it misses with q = p·(1−(1−p)²). A failover needs f misses in a row after some evidence: (1−q)·q^f per interval, times 3,600 per simulated hour; time spent invalid is ignored.\n\n")
+	r.f("| loss | -f | failovers (node1 + node2) | per path per simulated hour | predicted |\n|---|---|---|---|---|\n")
+	for _, f := range []int{3, 5} {
+		if err := startAll(l, 2, "-r", "-t", ivs, "-f", strconv.Itoa(f), "-s", "3"); err != nil {
+			return err
+		}
+		for _, ps := range envList("BENCH_LOSS", "0,5,10,20,30") {
+			p, _ := strconv.Atoi(ps)
+			if _, err := flush(l); err != nil {
+				return err
+			}
+			time.Sleep(500 * time.Millisecond)
+			if err := l.Loss(lab.A, 2, p); err != nil {
+				return err
+			}
+			start := time.Now()
+			time.Sleep(d)
+			end := time.Now()
+			count := 0
+			for i := 1; i <= 2; i++ {
+				for _, e := range lab.Find(l.Node(i).Events(), "msg", "failover") {
+					if t := e.Time(); !t.Before(start) && t.Before(end) {
+						count++
+					}
+				}
+			}
+			pf := float64(p) / 100
+			q := pf * (1 - (1-pf)*(1-pf))
+			pred := 3600 * (1 - q) * math.Pow(q, float64(f))
+			perHour := float64(count) / 2 / (float64(end.Sub(start)) / float64(iv) / 3600)
+			r.f("| %d%% | %d | %d | %.2f | %.3g |\n", p, f, count, perHour, pred)
+		}
+		stopAll(l)
+	}
+	return nil
+}
