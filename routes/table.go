@@ -11,11 +11,11 @@ import (
 
 // State is the health of one path, that is one (peer, LAN) pair.
 //
-//	           -f intervals without evidence
-//	  ┌───────┐ ───────────────────────────► ┌─────────┐
-//	  │ Valid │                              │ Invalid │
-//	  └───────┘ ◄─────────────────────────── └─────────┘
-//	           -s consecutive intervals with evidence
+//	         -f intervals without evidence
+//	┌───────┐ ───────────────────────────► ┌─────────┐
+//	│ Valid │                              │ Invalid │
+//	└───────┘ ◄─────────────────────────── └─────────┘
+//	         -s consecutive intervals with evidence
 //
 // A path starts Valid when the peer is discovered, with its deadline one
 // full detection time away, so a LAN that is already broken when faild starts
