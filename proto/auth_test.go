@@ -208,19 +208,22 @@ func seedPackets() []Packet {
 var update = flag.Bool("update", false, "rewrite the seed corpus under testdata/fuzz")
 
 // TestSeedCorpus keeps testdata/fuzz in step with the encoder: the seeds are
-// real encodes, plain for FuzzDecode and signed with testKey for
+// real encodes, plain and signed with testKey for FuzzDecode, signed for
 // FuzzVerify. Run with -update after a format change.
 func TestSeedCorpus(t *testing.T) {
-	for target, sign := range map[string]bool{"FuzzDecode": false, "FuzzVerify": true} {
-		dir := filepath.Join("testdata", "fuzz", target)
+	type seed struct {
+		target string
+		sign   bool
+	}
+	for _, s := range []seed{{"FuzzDecode", false}, {"FuzzDecode", true}, {"FuzzVerify", true}} {
+		dir := filepath.Join("testdata", "fuzz", s.target)
 		for i, p := range seedPackets() {
-			var b []byte
-			if sign {
-				b = signed(t, [][]byte{testKey}, p)
-			} else {
-				b, _ = p.Append(nil)
+			b, _ := p.Append(nil)
+			name := "seed-" + p.Type.String()
+			if s.sign {
+				b, name = signed(t, [][]byte{testKey}, p), "seed-signed-"+p.Type.String()
 			}
-			file := filepath.Join(dir, fmt.Sprintf("seed-%s-%d", p.Type, i))
+			file := filepath.Join(dir, fmt.Sprintf("%s-%d", name, i))
 			content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
 			if *update {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
