@@ -24,6 +24,11 @@ type options struct {
 	Interfaces []string `short:"i" long:"interface" value-name:"IFACE" description:"A LAN interface; repeat in priority order (LAN A first). Default: every interface that is up, not loopback, and has an IPv4 broadcast address, in index order"`
 	NodeID     string   `long:"node-id" value-name:"ID" description:"This node's identity in dotted-quad form, unique in the cluster (default: its address on LAN A)"`
 	Version    bool     `long:"version" description:"Print the version and exit"`
+
+	Ops opsOptions `group:"Operation Options"`
+
+	// session is what a SIGHUP needs to re-read the options; main sets it.
+	session *session
 }
 
 // seconds is a duration given on the command line in decimal seconds, as
@@ -53,6 +58,9 @@ func (s seconds) MarshalFlag() (string, error) {
 // validate checks every option once, after flags (and later a config file)
 // are merged, and before anything is touched.
 func (o *options) validate() error {
+	if err := o.Ops.validate(); err != nil {
+		return err
+	}
 	switch {
 	case time.Duration(o.Interval) < routes.MinInterval:
 		return fmt.Errorf("invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)

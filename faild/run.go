@@ -30,6 +30,14 @@ type daemon struct {
 	heard   chan proto.Heard
 	overrun int // packets dropped because the decide loop fell behind
 
+	// Operations (status.go, hooks.go, notify.go): the decide loop serves
+	// snapshots of the table it owns through snaps, feeds the hooks and
+	// keeps systemd informed.
+	node   uint32
+	snaps  chan chan *Status
+	hooks  *hooks
+	notify *notifier
+
 	errMu   sync.Mutex
 	errLogs map[string]func() bool
 }
@@ -76,15 +84,28 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 		// Deep enough for a burst from thousands of peers at once.
 		heard:   make(chan proto.Heard, 4096),
 		errLogs: make(map[string]func() bool),
+		node:    node,
+		snaps:   make(chan chan *Status),
+		hooks:   newHooks(log, opts.Ops.OnChange, opts.Ops.HookTimeout),
+		notify:  newNotifier(log),
 	}
 	if err := d.apply.removeStale(); err != nil {
 		return fmt.Errorf("failed to remove stale routes: %w", err)
 	}
+	statusLn, err := listenStatus(opts.Ops.StatusSocket, opts.Ops.StatusGroup)
+	if err != nil {
+		return err
+	}
+	defer statusLn.Close()
 	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
 		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
 		"port", opts.Port, "lans", describe(lans))
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.serveStatus(gctx, statusLn) })
+	g.Go(func() error { return d.hooks.serve(gctx) })
+	g.Go(func() error { return d.signals(gctx) })
+	d.notify.ready(d.snapshot(time.Now()).summary())
 	g.Go(func() error { return x.Responder(gctx, d.onHeard, d.sendFailed("ack")) })
 	if opts.Requestor {
 		g.Go(func() error { return x.Requestor(gctx, d.sendFailed("inq")) })
@@ -92,6 +113,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	g.Go(func() error { return d.decide(gctx) })
 	g.Go(func() error { return d.apply.run(gctx) })
 	err = g.Wait()
+	d.notify.stopping()
 
 	n, rerr := d.apply.removeAll()
 	log.Info("stop", "routes_removed", n, "drops", d.dropSummary())
@@ -115,6 +137,8 @@ func (d *daemon) decide(ctx context.Context) error {
 	defer timer.Stop()
 	var evs []routes.Event
 	var desired []routes.Route
+	watchdog, stopWatchdog := d.notify.ticker()
+	defer stopWatchdog()
 	for {
 		if at, ok := d.table.NextDeadline(); ok {
 			timer.Reset(time.Until(at))
@@ -131,6 +155,13 @@ func (d *daemon) decide(ctx context.Context) error {
 			}, evs[:0])
 		case <-timer.C:
 			evs = d.table.Expire(time.Now(), evs[:0])
+		case reply := <-d.snaps:
+			reply <- d.snapshot(time.Now())
+			continue
+		case <-watchdog:
+			// From this loop, so that systemd restarts a hung decider.
+			d.notify.petWatchdog()
+			continue
 		}
 		if len(evs) == 0 {
 			continue
@@ -143,7 +174,11 @@ func (d *daemon) decide(ctx context.Context) error {
 		d.apply.set(krs)
 		for _, e := range evs {
 			d.report(e)
+			if ev, ok := d.hookEventFor(e); ok {
+				d.hooks.enqueue(ev)
+			}
 		}
+		d.notify.setStatus(d.snapshot(time.Now()).summary())
 	}
 }
 

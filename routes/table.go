@@ -11,11 +11,11 @@ import (
 
 // State is the health of one path, that is one (peer, LAN) pair.
 //
-//	           -f intervals without evidence
-//	  ┌───────┐ ───────────────────────────► ┌─────────┐
-//	  │ Valid │                              │ Invalid │
-//	  └───────┘ ◄─────────────────────────── └─────────┘
-//	           -s consecutive intervals with evidence
+//	         -f intervals without evidence
+//	┌───────┐ ───────────────────────────► ┌─────────┐
+//	│ Valid │                              │ Invalid │
+//	└───────┘ ◄─────────────────────────── └─────────┘
+//	         -s consecutive intervals with evidence
 //
 // A path starts Valid when the peer is discovered, with its deadline one
 // full detection time away, so a LAN that is already broken when faild starts
@@ -112,6 +112,9 @@ type Path struct {
 	RTT          time.Duration // last measured round trip
 	Failovers    int
 	Switchbacks  int
+	// Interval is the expected spacing of evidence on the path, so that a
+	// status report can count the intervals missed; set by Paths.
+	Interval time.Duration
 }
 
 type path struct {
@@ -316,7 +319,9 @@ func (t *Table) Paths(fn func(id PeerID, lan int, p Path, route Route)) {
 	for _, p := range t.peers {
 		for lan, pa := range p.paths {
 			if pa != nil {
-				fn(p.id, lan, pa.Path, t.routeFor(p, lan))
+				v := pa.Path
+				v.Interval = t.interval(p)
+				fn(p.id, lan, v, t.routeFor(p, lan))
 			}
 		}
 	}
