@@ -77,6 +77,9 @@ func (h *hooks) serve(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-h.queue:
+			if ctx.Err() != nil {
+				return nil // stopping: the rest of the queue is dropped
+			}
 			h.exec(ctx, ev)
 		}
 	}
@@ -105,6 +108,9 @@ func (h *hooks) exec(ctx context.Context, ev hookEvent) {
 	took := time.Since(start).Round(time.Millisecond).String()
 	h.run.Add(1)
 	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		h.failed.Add(1)
+		h.log.Warn("hook-killed", "event", ev.kind, "script", script, "took", took, "detail", "faild is stopping; killed its process group")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		h.failed.Add(1)
 		h.log.Error("hook-timeout", "event", ev.kind, "script", script, "timeout", timeout.String(), "action", "killed its process group", "output", out.String())
