@@ -51,9 +51,9 @@ func newParser(opts *options) *flags.Parser {
 }
 
 // loadOptions parses the command line and, with -c, the config file under
-// it: the file's values become the defaults, so anything on the command line
-// wins, and a repeated flag such as -i replaces the file's list rather than
-// adding to it. It does not validate.
+// it: the file is read first and the command line on top, so any flag
+// given wins, and a repeated flag such as -i replaces the file's list rather
+// than adding to it. It does not validate.
 func loadOptions(args []string) (*options, []string, error) {
 	opts := &options{}
 	rest, err := newParser(opts).ParseArgs(args)
@@ -63,8 +63,10 @@ func loadOptions(args []string) (*options, []string, error) {
 	file := opts.Ops.Config
 	opts = &options{}
 	p := newParser(opts)
+	// Not ParseAsDefaults: it keeps only the last of repeated keys such as
+	// interface. The file's values count as set, and ParseArgs then
+	// overwrites them flag by flag, clearing a list before its first flag.
 	ini := flags.NewIniParser(p)
-	ini.ParseAsDefaults = true
 	if err := ini.ParseFile(file); err != nil {
 		return nil, nil, configError(file, err)
 	}
