@@ -184,7 +184,9 @@ func listenStatus(path, group string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("failed to bind status socket: %w", err)
 	}
 	// Bound with the umask's mode; tighten before anyone can rely on it.
-	if err := os.Chown(path, 0, gid); err != nil {
+	// Without --status-group the owner is already right, and skipping the
+	// chown spares faild the need for CAP_CHOWN.
+	if err := chownIfNeeded(path, gid); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("failed to set status socket owner: %w", err)
 	}
@@ -194,6 +196,13 @@ func listenStatus(path, group string) (*net.UnixListener, error) {
 	}
 	ln.SetUnlinkOnClose(true)
 	return ln, nil
+}
+
+func chownIfNeeded(path string, gid int) error {
+	if os.Geteuid() == 0 && os.Getegid() == gid {
+		return nil
+	}
+	return os.Chown(path, 0, gid)
 }
 
 // serveStatus answers every connection with one JSON snapshot until ctx ends.
