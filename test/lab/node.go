@@ -47,8 +47,8 @@ func (n *Node) String() string { return fmt.Sprintf("node%d", n.ID) }
 // Addr is the node's address on a LAN.
 func (n *Node) Addr(lan LAN) string { return lan.Addr(n.ID) }
 
-// Start runs the lab's faild binary in the node's namespace with args plus
-// "-l <log file> --status-socket <socket>". faild gets SIGKILL should the calling process die, so it
+// Start runs the lab's faild binary in the node's namespace as
+// "faild --status-socket <socket> args... -l <log file>". faild gets SIGKILL should the calling process die, so it
 // never outlives a crashed test.
 func (n *Node) Start(args ...string) error {
 	if n.lab.Bin == "" {
@@ -67,9 +67,10 @@ func (n *Node) Start(args ...string) error {
 		return fmt.Errorf("failed to create output file: %w", err)
 	}
 	defer out.Close()
-	argv := append([]string{"netns", "exec", n.NS, n.lab.Bin}, args...)
-	// Each node its own status socket, never the host's default one.
-	argv = append(argv, "-l", p.log, "--status-socket", p.sock)
+	// Each node its own status socket, never the host's default one;
+	// first, so that args may still name another.
+	argv := append([]string{"netns", "exec", n.NS, n.lab.Bin, "--status-socket", p.sock}, args...)
+	argv = append(argv, "-l", p.log)
 	// "ip netns exec" execs in place, so the pid is faild's own and signals
 	// reach it directly. Its own process group keeps a terminal's Ctrl-C
 	// for us: the lab decides how faild ends.
