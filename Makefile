@@ -2,6 +2,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 GO      ?= go
+SYSTEMDDIR ?= /lib/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # Root-only lab tests build the daemon themselves; this bounds the whole run.
@@ -21,8 +22,9 @@ build:
 
 # Unit tests everywhere; the network-namespace lab in test/ runs as root and
 # skips with a reason otherwise.
-test:
+test: build
 	$(GO) vet ./...
+	.ci/check-man bin/faild
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
@@ -34,7 +36,8 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
 	done
 
-check:
+check: build
+	.ci/check-man bin/faild
 	@out=$$(gofmt -s -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -s needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
@@ -44,6 +47,12 @@ install: build
 	install -D -m 0755 bin/faild $(DESTDIR)$(PREFIX)/sbin/faild
 	install -D -m 0644 man/faild.8 $(DESTDIR)$(PREFIX)/share/man/man8/faild.8
 	install -D -m 0644 dist/rt_protos.faild.conf $(DESTDIR)/etc/iproute2/rt_protos.d/faild.conf
+	install -D -m 0644 dist/faild.service $(DESTDIR)$(SYSTEMDDIR)/faild.service
+	sed -i 's|/usr/local/sbin/faild|$(PREFIX)/sbin/faild|' $(DESTDIR)$(SYSTEMDDIR)/faild.service
+	install -D -m 0644 dist/faild.logrotate $(DESTDIR)/etc/logrotate.d/faild
+	install -D -m 0644 dist/faild.conf $(DESTDIR)$(PREFIX)/share/doc/faild/faild.conf.example
+	# The live config is never overwritten.
+	[ -e $(DESTDIR)/etc/faild/faild.conf ] || install -D -m 0644 dist/faild.conf $(DESTDIR)/etc/faild/faild.conf
 
 # A three-node lab in network namespaces: cut LAN A, watch the failover and
 # the switchback. Needs root.

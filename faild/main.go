@@ -21,15 +21,19 @@ func main() {
 }
 
 // faild runs the command and returns its exit status: 0 after a clean stop,
-// 1 when start-up or the daemon fails, 2 for a bad command line.
+// 1 when start-up or the daemon fails, 2 for a bad command line or config
+// file. "faild status" is the one subcommand; anything else is the daemon's
+// own command line, as it always was.
 func faild(args []string) int {
-	var opts options
-	p := flags.NewParser(&opts, flags.HelpFlag|flags.PassDoubleDash)
-	p.Name = "faild"
-	p.Usage = "[-r] [-t SECS] [-f N] [-s N] [-p PORT] [-l PATH] [-i IFACE]..."
-	rest, err := p.ParseArgs(args)
+	if len(args) > 0 && args[0] == "status" {
+		return status(args[1:], os.Stdout, os.Stderr)
+	}
+	opts, rest, err := loadOptions(args)
 	if err != nil {
 		if flags.WroteHelp(err) {
+			// A parser that has parsed shows the defaults in its help.
+			p := newParser(&options{})
+			p.ParseArgs(nil)
 			p.WriteHelp(os.Stdout)
 			return 0
 		}
@@ -48,16 +52,17 @@ func faild(args []string) int {
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
 		return 2
 	}
-	log, closeLog, err := newLogger(opts.LogFile)
+	log, out, err := newLogger(opts.LogFile, opts.Ops.LogFormat)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faild: failed to open log file: %v\n", err)
 		return 1
 	}
-	defer closeLog()
+	defer out.Close()
+	opts.session = &session{args: args, log: out}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, &opts, log); err != nil {
+	if err := run(ctx, opts, log); err != nil {
 		if opts.LogFile != "" {
 			log.Error("failed", "err", err)
 		}

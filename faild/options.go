@@ -28,6 +28,11 @@ type options struct {
 	MaxPeers   int      `long:"max-peers" value-name:"N" default:"256" description:"Most peers tracked; packets from further nodes are ignored (and logged once) until a silent peer is forgotten"`
 
 	keys [][]byte // read from KeyFile by validate
+
+	Ops opsOptions `group:"Operation Options"`
+
+	// session is what a SIGHUP needs to re-read the options; main sets it.
+	session *session
 }
 
 // seconds is a duration given on the command line in decimal seconds, as
@@ -57,6 +62,9 @@ func (s seconds) MarshalFlag() (string, error) {
 // validate checks every option once, after flags (and later a config file)
 // are merged, and before anything is touched.
 func (o *options) validate() error {
+	if err := o.Ops.validate(); err != nil {
+		return err
+	}
 	switch {
 	case time.Duration(o.Interval) < routes.MinInterval:
 		return fmt.Errorf("invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)

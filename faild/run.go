@@ -32,6 +32,14 @@ type daemon struct {
 	links   chan platform.LinkChange
 	overrun atomic.Uint64 // packets dropped because the decide loop fell behind
 
+	// Operations (status.go, hooks.go, notify.go): the decide loop serves
+	// snapshots of the table it owns through snaps, feeds the hooks and
+	// keeps systemd informed.
+	node   uint32
+	snaps  chan chan *Status
+	hooks  *hooks
+	notify *notifier
+
 	errMu   sync.Mutex
 	errLogs map[string]func() bool
 }
@@ -82,6 +90,10 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 		heard:   make(chan proto.Heard, 4096),
 		links:   make(chan platform.LinkChange, 16),
 		errLogs: make(map[string]func() bool),
+		node:    node,
+		snaps:   make(chan chan *Status),
+		hooks:   newHooks(log, opts.Ops.OnChange, opts.Ops.HookTimeout),
+		notify:  newNotifier(log),
 	}
 	if err := d.apply.removeStale(); err != nil {
 		return fmt.Errorf("failed to remove stale routes: %w", err)
@@ -89,11 +101,20 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	for _, w := range platform.Preflight(lans) {
 		log.Warn("preflight", "warning", w)
 	}
+	statusLn, err := listenStatus(opts.Ops.StatusSocket, opts.Ops.StatusGroup)
+	if err != nil {
+		return err
+	}
+	defer statusLn.Close()
 	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
 		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
 		"port", opts.Port, "lans", describe(lans), "auth", len(opts.keys) > 0, "max_peers", opts.MaxPeers)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.serveStatus(gctx, statusLn) })
+	g.Go(func() error { return d.hooks.serve(gctx) })
+	g.Go(func() error { return d.signals(gctx) })
+	d.notify.ready(d.snapshot(time.Now()).summary())
 	g.Go(func() error { return x.Responder(gctx, d.onHeard, d.sendFailed("ack")) })
 	if opts.Requestor {
 		g.Go(func() error { return x.Requestor(gctx, d.sendFailed("inq")) })
@@ -109,6 +130,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	g.Go(func() error { return d.decide(gctx) })
 	g.Go(func() error { return d.apply.run(gctx) })
 	err = g.Wait()
+	d.notify.stopping()
 
 	n, rerr := d.apply.removeAll()
 	log.Info("stop", "routes_removed", n, "drops", d.dropSummary())
@@ -136,6 +158,8 @@ func (d *daemon) decide(ctx context.Context) error {
 	for i, l := range d.lans {
 		carrier[i] = l.Up
 	}
+	watchdog, stopWatchdog := d.notify.ticker()
+	defer stopWatchdog()
 	for {
 		if at, ok := d.table.NextDeadline(); ok {
 			timer.Reset(time.Until(at))
@@ -166,6 +190,13 @@ func (d *daemon) decide(ctx context.Context) error {
 				d.log.Warn("carrier-lost", "lan", lanName(i), "dev", l.Name, "action", "every path on this LAN is invalid now")
 				evs = d.table.LANDown(i, time.Now(), evs)
 			}
+		case reply := <-d.snaps:
+			reply <- d.snapshot(time.Now())
+			continue
+		case <-watchdog:
+			// From this loop, so that systemd restarts a hung decider.
+			d.notify.petWatchdog()
+			continue
 		}
 		if len(evs) == 0 {
 			continue
@@ -179,7 +210,11 @@ func (d *daemon) decide(ctx context.Context) error {
 		d.publishDeaf()
 		for _, e := range evs {
 			d.report(e)
+			if ev, ok := d.hookEventFor(e); ok {
+				d.hooks.enqueue(ev)
+			}
 		}
+		d.notify.setStatus(d.snapshot(time.Now()).summary())
 	}
 }
 

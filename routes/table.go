@@ -125,6 +125,9 @@ type Path struct {
 	RTT          time.Duration // last measured round trip
 	Failovers    int
 	Switchbacks  int
+	// Interval is the expected spacing of evidence on the path, so that a
+	// status report can count the intervals missed; set by Paths.
+	Interval time.Duration
 }
 
 type path struct {
@@ -425,7 +428,9 @@ func (t *Table) Paths(fn func(id PeerID, lan int, p Path, route Route)) {
 	for _, p := range t.peers {
 		for lan, pa := range p.paths {
 			if pa != nil {
-				fn(p.id, lan, pa.Path, t.routeFor(p, lan))
+				v := pa.Path
+				v.Interval = t.interval(p)
+				fn(p.id, lan, v, t.routeFor(p, lan))
 			}
 		}
 	}

@@ -259,7 +259,7 @@ func TestProcess(t *testing.T) {
 		t.Fatalf("no start event: %q", n.Log())
 	}
 	e := n.Events()[0]
-	if !e.Match("msg", "start", "level", "INFO") || !strings.HasPrefix(e["args"], "-r -t 0.1 -l ") || e.Time().IsZero() {
+	if !e.Match("msg", "start", "level", "INFO") || !strings.HasPrefix(e["args"], "--status-socket ") || !strings.Contains(e["args"], " -r -t 0.1 -l ") || e.Time().IsZero() {
 		t.Errorf("start event %v", e)
 	}
 	// The fake runs in the node's namespace.

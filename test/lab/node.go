@@ -36,6 +36,7 @@ type Node struct {
 type process struct {
 	cmd  *exec.Cmd
 	log  string // faild's -l file
+	sock string // faild's --status-socket
 	out  string // faild's stdout and stderr
 	done chan struct{}
 	err  error // from Wait, valid once done is closed
@@ -46,8 +47,8 @@ func (n *Node) String() string { return fmt.Sprintf("node%d", n.ID) }
 // Addr is the node's address on a LAN.
 func (n *Node) Addr(lan LAN) string { return lan.Addr(n.ID) }
 
-// Start runs the lab's faild binary in the node's namespace with args plus
-// "-l <log file>". faild gets SIGKILL should the calling process die, so it
+// Start runs the lab's faild binary in the node's namespace as
+// "faild --status-socket <socket> args... -l <log file>". faild gets SIGKILL should the calling process die, so it
 // never outlives a crashed test.
 func (n *Node) Start(args ...string) error {
 	if n.lab.Bin == "" {
@@ -60,13 +61,15 @@ func (n *Node) Start(args ...string) error {
 	}
 	n.starts++
 	base := filepath.Join(n.lab.Dir, fmt.Sprintf("%s.%d", n, n.starts))
-	p := &process{log: base + ".log", out: base + ".out", done: make(chan struct{})}
+	p := &process{log: base + ".log", out: base + ".out", sock: base + ".sock", done: make(chan struct{})}
 	out, err := os.Create(p.out)
 	if err != nil {
 		return fmt.Errorf("failed to create output file: %w", err)
 	}
 	defer out.Close()
-	argv := append([]string{"netns", "exec", n.NS, n.lab.Bin}, args...)
+	// Each node its own status socket, never the host's default one;
+	// first, so that args may still name another.
+	argv := append([]string{"netns", "exec", n.NS, n.lab.Bin, "--status-socket", p.sock}, args...)
 	argv = append(argv, "-l", p.log)
 	// "ip netns exec" execs in place, so the pid is faild's own and signals
 	// reach it directly. Its own process group keeps a terminal's Ctrl-C
@@ -175,6 +178,15 @@ func (n *Node) signal(sig syscall.Signal, timeout time.Duration) error {
 func (n *Node) LogPath() string {
 	if p := n.current(); p != nil {
 		return p.log
+	}
+	return ""
+}
+
+// StatusSocket is the --status-socket of the faild started last ("" if
+// none); "faild status --status-socket" reads it from outside the namespace.
+func (n *Node) StatusSocket() string {
+	if p := n.current(); p != nil {
+		return p.sock
 	}
 	return ""
 }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/jessevdk/go-flags"
+)
+
+// opsOptions are the options for running faild in production: config file,
+// status socket, hooks and log format. They are a go-flags group of their
+// own, so --help lists them together; a config file names them without a
+// section, like every other option.
+type opsOptions struct {
+	Config       string        `short:"c" long:"config" value-name:"FILE" description:"Read options from FILE (INI, the long option names as keys); options on the command line win"`
+	StatusSocket string        `long:"status-socket" value-name:"PATH" default:"/run/faild/faild.sock" description:"Unix socket that 'faild status' reads; mode 0660, owner root"`
+	StatusGroup  string        `long:"status-group" value-name:"GROUP" description:"Group that may read the status socket (default: root's group)"`
+	OnChange     string        `long:"on-change" value-name:"SCRIPT" description:"Run SCRIPT on every failover and switchback, one at a time, with the event in FAILD_* environment variables"`
+	HookTimeout  time.Duration `long:"hook-timeout" value-name:"DURATION" default:"10s" description:"Kill an --on-change script (and its process group) that runs longer than this"`
+	LogFormat    string        `long:"log-format" value-name:"FORMAT" default:"text" choice:"text" choice:"json" description:"Event log format: text (key=value) or json"`
+}
+
+// validate checks the production options; options.validate calls it.
+func (o *opsOptions) validate() error {
+	switch {
+	case o.StatusSocket == "":
+		return errors.New("invalid --status-socket: empty path")
+	case o.HookTimeout <= 0 || o.HookTimeout > time.Hour:
+		return fmt.Errorf("invalid --hook-timeout %v: must be above 0 and at most 1h", o.HookTimeout)
+	case o.LogFormat != "text" && o.LogFormat != "json":
+		return fmt.Errorf("invalid --log-format %q: want text or json", o.LogFormat)
+	}
+	return nil
+}
+
+// reloadable lists the options a SIGHUP applies to a running daemon, by
+// long name. Every other option takes a restart: changing interfaces, port
+// or timing under a running detector would mean a different daemon.
+var reloadable = []string{"log-file", "log-format", "on-change", "hook-timeout"}
+
+// newParser returns the command-line parser for opts.
+func newParser(opts *options) *flags.Parser {
+	p := flags.NewParser(opts, flags.HelpFlag|flags.PassDoubleDash)
+	p.Name = "faild"
+	p.Usage = "[-r] [-t SECS] [-f N] [-s N] [-p PORT] [-l PATH] [-i IFACE]... [-c FILE]\n  faild status [--json] [--status-socket PATH]"
+	return p
+}
+
+// loadOptions parses the command line and, with -c, the config file under
+// it: the file is read first and the command line on top, so any flag
+// given wins, and a repeated flag such as -i replaces the file's list rather
+// than adding to it. It does not validate.
+func loadOptions(args []string) (*options, []string, error) {
+	opts := &options{}
+	rest, err := newParser(opts).ParseArgs(args)
+	if err != nil || opts.Ops.Config == "" {
+		return opts, rest, err
+	}
+	file := opts.Ops.Config
+	opts = &options{}
+	p := newParser(opts)
+	// Not ParseAsDefaults: it keeps only the last of repeated keys such as
+	// interface. The file's values count as set, and ParseArgs then
+	// overwrites them flag by flag, clearing a list before its first flag.
+	ini := flags.NewIniParser(p)
+	if err := ini.ParseFile(file); err != nil {
+		return nil, nil, configError(file, err)
+	}
+	rest, err = p.ParseArgs(args)
+	return opts, rest, err
+}
+
+// configError names the file, line and key of a bad config file in one line.
+func configError(file string, err error) error {
+	var ie *flags.IniError
+	if errors.As(err, &ie) {
+		// go-flags names the key for an unknown option but not for a bad
+		// value; the line itself does.
+		if key := keyAt(file, int(ie.LineNumber)); key != "" && !strings.Contains(ie.Message, key) {
+			return fmt.Errorf("invalid config file %s:%d: %s: %s", file, ie.LineNumber, key, ie.Message)
+		}
+		return fmt.Errorf("invalid config file %s:%d: %s", file, ie.LineNumber, ie.Message)
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("failed to read config file %s: %w", file, pe.Err)
+	}
+	return fmt.Errorf("invalid config file %s: %w", file, err)
+}
+
+// keyAt returns the key on line n (1-based) of an INI file, "" if none.
+func keyAt(file string, n int) string {
+	b, err := os.ReadFile(file)
+	if err != nil || n < 1 {
+		return ""
+	}
+	lines := strings.Split(string(b), "\n")
+	if n > len(lines) {
+		return ""
+	}
+	key, _, ok := strings.Cut(lines[n-1], "=")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(key)
+}
+
+// restartOnly returns the long names of options that differ between the
+// running and the re-read options but that a reload does not apply.
+func restartOnly(running, reread *options) []string {
+	var names []string
+	var walk func(a, b reflect.Value)
+	walk = func(a, b reflect.Value) {
+		t := a.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Tag.Get("group") != "" {
+				walk(a.Field(i), b.Field(i))
+				continue
+			}
+			name := f.Tag.Get("long")
+			if name == "" || name == "config" || name == "version" || isReloadable(name) {
+				continue
+			}
+			if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+				names = append(names, name)
+			}
+		}
+	}
+	walk(reflect.ValueOf(running).Elem(), reflect.ValueOf(reread).Elem())
+	return names
+}
+
+func isReloadable(name string) bool {
+	for _, r := range reloadable {
+		if r == name {
+			return true
+		}
+	}
+	return false
+}
+
+// describeReload says in a log value what a reload ignored.
+func describeReload(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ",")
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/faild/faild/routes"
+)
+
+// hookQueue bounds the events waiting for --on-change; past it, events are
+// dropped and counted rather than let a slow hook hold up the decide loop.
+const hookQueue = 64
+
+// hookEvent is one failover or switchback for --on-change, as environment
+// variables.
+type hookEvent struct {
+	kind string
+	env  []string
+}
+
+// hooks runs --on-change scripts one at a time, in event order, on a task
+// of their own: enqueue never blocks, and a hook that fails or hangs is
+// logged and killed (with its process group) after --hook-timeout.
+type hooks struct {
+	log   *slog.Logger
+	queue chan hookEvent
+
+	mu      sync.Mutex // guards script and timeout, which SIGHUP may change
+	script  string
+	timeout time.Duration
+
+	run, failed, dropped atomic.Uint64
+}
+
+func newHooks(log *slog.Logger, script string, timeout time.Duration) *hooks {
+	return &hooks{log: log, queue: make(chan hookEvent, hookQueue), script: script, timeout: timeout}
+}
+
+// configure sets the script and timeout for the hooks that run next.
+func (h *hooks) configure(script string, timeout time.Duration) {
+	h.mu.Lock()
+	h.script, h.timeout = script, timeout
+	h.mu.Unlock()
+}
+
+func (h *hooks) config() (string, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.script, h.timeout
+}
+
+// enqueue queues an event without blocking.
+func (h *hooks) enqueue(ev hookEvent) {
+	if script, _ := h.config(); script == "" {
+		return
+	}
+	select {
+	case h.queue <- ev:
+	default:
+		h.dropped.Add(1)
+		h.log.Warn("hook-dropped", "event", ev.kind, "detail", "hook queue full; the hook is slower than the events")
+	}
+}
+
+// serve runs queued hooks until ctx ends; a running hook is killed then.
+func (h *hooks) serve(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-h.queue:
+			if ctx.Err() != nil {
+				return nil // stopping: the rest of the queue is dropped
+			}
+			h.exec(ctx, ev)
+		}
+	}
+}
+
+// exec runs one hook to the end or the timeout.
+func (h *hooks) exec(ctx context.Context, ev hookEvent) {
+	script, timeout := h.config()
+	if script == "" {
+		return // removed by a reload since the event was queued
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Env = append(os.Environ(), ev.env...)
+	var out limitedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its own process group, so that the timeout kills whatever the
+	// script started too, not only the shell.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A grandchild that left the group could hold the output pipe open.
+	cmd.WaitDelay = time.Second
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start).Round(time.Millisecond).String()
+	h.run.Add(1)
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		h.failed.Add(1)
+		h.log.Warn("hook-killed", "event", ev.kind, "script", script, "took", took, "detail", "faild is stopping; killed its process group")
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		h.failed.Add(1)
+		h.log.Error("hook-timeout", "event", ev.kind, "script", script, "timeout", timeout.String(), "action", "killed its process group", "output", out.String())
+	case err != nil:
+		h.failed.Add(1)
+		h.log.Error("hook-failed", "event", ev.kind, "script", script, "took", took, "err", err, "output", out.String())
+	default:
+		h.log.Info("hook", "event", ev.kind, "script", script, "took", took)
+	}
+}
+
+func (h *hooks) counts() StatusHooks {
+	return StatusHooks{Run: h.run.Load(), Failed: h.failed.Load(), Dropped: h.dropped.Load()}
+}
+
+// hookEventFor describes a failover or switchback for the hook; ok is false
+// for the other kinds of event.
+func (d *daemon) hookEventFor(e routes.Event) (ev hookEvent, ok bool) {
+	switch e.Kind {
+	case routes.Failover:
+		ev.kind = "failover"
+	case routes.Switchback:
+		ev.kind = "switchback"
+	default:
+		return ev, false
+	}
+	route, via, viaDev := "none", "", ""
+	if !e.Route.IsZero() {
+		kr := d.kernelRoute(e.Route)
+		route, via, viaDev = kr.String(), kr.Via.String(), kr.Dev
+	}
+	ev.env = []string{
+		"FAILD_EVENT=" + ev.kind,
+		"FAILD_NODE=" + routes.PeerID(d.node).String(),
+		"FAILD_PEER=" + e.Peer.String(),
+		"FAILD_LAN=" + lanName(e.LAN),
+		"FAILD_DEV=" + d.lans[e.LAN].Name,
+		"FAILD_ADDR=" + e.Addr.String(),
+		"FAILD_ROUTE=" + route,
+		"FAILD_VIA=" + via,
+		"FAILD_VIA_DEV=" + viaDev,
+		"FAILD_TIME=" + e.At.UTC().Format(time.RFC3339Nano),
+	}
+	return ev, true
+}
+
+// limitedBuffer keeps the first 4 KiB of a hook's output for the log.
+type limitedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+const hookOutputMax = 4096
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := hookOutputMax - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(bytes.TrimSpace(l.b.Bytes()))
+}

@@ -1,0 +1,343 @@
+package test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/faild/faild/test/lab"
+)
+
+// statusJSON is the part of "faild status --json" the tests read.
+type statusJSON struct {
+	Peers     int `json:"peers"`
+	PathsDown int `json:"paths_down"`
+	Paths     []struct {
+		Peer, LAN, State, Route string
+	} `json:"paths"`
+}
+
+// runStatus runs "faild status" against a node's socket and returns its
+// output and exit status.
+func runStatus(t *testing.T, bin string, n *lab.Node, extra ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"status", "--status-socket", n.StatusSocket()}, extra...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	}
+	t.Fatalf("faild status: %v", err)
+	return "", -1
+}
+
+// writeScript writes an executable shell script into dir.
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func waitDiscovered(b *budget, n, peer *lab.Node) {
+	b.t.Helper()
+	b.wait(n.String()+" discovers "+peer.String(), 5*time.Second, func() bool {
+		return len(lab.Find(n.Events(), "msg", "discovered", "peer", peer.Addr(lab.A))) > 0
+	})
+}
+
+// TestStatusAndHooks checks "faild status" and its exit codes before,
+// during and after a failover and with the daemon gone, and the
+// --on-change hooks: node1's records failover then switchback in order;
+// node2's hangs, and must delay neither its failover nor its switchback.
+func TestStatusAndHooks(t *testing.T) {
+	bin := lab.BuildForTest(t)
+	l := lab.ForTest(t, lab.Options{Nodes: 2, Bin: bin})
+	b := newBudget(t, 60*time.Second)
+	n1, n2 := l.Node(1), l.Node(2)
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events")
+	record := writeScript(t, dir, "record", fmt.Sprintf(
+		`echo "$FAILD_EVENT $FAILD_PEER $FAILD_LAN $FAILD_DEV $FAILD_ADDR $FAILD_ROUTE" >> %s`+"\n", events))
+	hungPid := filepath.Join(dir, "hung.pid")
+	hang := writeScript(t, dir, "hang", fmt.Sprintf("echo $$ > %s\nexec sleep 1000\n", hungPid))
+
+	if err := n1.Start(append(coreArgs, "--on-change", record)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(append(coreArgs, "--on-change", hang, "--hook-timeout", "60s")...); err != nil {
+		t.Fatal(err)
+	}
+	waitDiscovered(b, n1, n2)
+	waitDiscovered(b, n2, n1)
+
+	out, code := runStatus(t, bin, n1)
+	if code != 0 || !strings.Contains(out, n2.Addr(lab.A)) || strings.Contains(out, "invalid") {
+		t.Errorf("faild status before the cut: exit %d, want 0 and every path valid:\n%s", code, out)
+	}
+
+	want1 := lab.Route{Dst: n2.Addr(lab.A), Via: n2.Addr(lab.B), Dev: lab.B.Iface()}
+	want2 := lab.Route{Dst: n1.Addr(lab.A), Via: n1.Addr(lab.B), Dev: lab.B.Iface()}
+	cut := cutPair(t, l, 1, 2)
+	took1, took2 := waitBoth(b, "failover", cut, failoverLimit+2*time.Second,
+		func() bool { return n1.HasRoute(want1) }, func() bool { return n2.HasRoute(want2) })
+	t.Logf("failover: node1 %v, node2 (hanging hook) %v", ms(took1), ms(took2))
+	if took2 > failoverLimit {
+		t.Errorf("node2 with a hanging hook failed over after %v; want at most %v", ms(took2), failoverLimit)
+	}
+
+	out, code = runStatus(t, bin, n1)
+	t.Logf("faild status during the failover:\n%s", out)
+	route := "192.0.2.2/32 via 198.51.100.2 dev eth1" // as faild names it
+	if code != 1 || !strings.Contains(out, "invalid") || !strings.Contains(out, route) {
+		t.Errorf("faild status during the failover: exit %d, want 1, an invalid path and route %q", code, route)
+	}
+	out, code = runStatus(t, bin, n1, "--json")
+	var s statusJSON
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("faild status --json: %v:\n%s", err, out)
+	}
+	found := false
+	for _, p := range s.Paths {
+		if p.Peer == n2.Addr(lab.A) && p.LAN == "A" {
+			found = p.State == "invalid" && p.Route == route
+		}
+	}
+	if code != 1 || s.Peers != 1 || s.PathsDown != 1 || !found {
+		t.Errorf("faild status --json during the failover: exit %d, %+v; want exit 1, 1 peer, path A invalid with route %q", code, s, route)
+	}
+
+	heal := time.Now()
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	empty := func(n *lab.Node) func() bool {
+		return func() bool { rs, err := n.Routes(); return err == nil && len(rs) == 0 }
+	}
+	back1, back2 := waitBoth(b, "switchback", heal, 3*time.Second, empty(n1), empty(n2))
+	t.Logf("switchback: node1 %v, node2 (hook still hanging) %v", ms(back1), ms(back2))
+	b.wait("status exit 0 after the heal", 2*time.Second, func() bool { _, c := runStatus(t, bin, n1); return c == 0 })
+
+	b.wait("node1's hook records both events", 5*time.Second, func() bool {
+		got, _ := os.ReadFile(events)
+		return strings.Count(string(got), "\n") >= 2
+	})
+	got, _ := os.ReadFile(events)
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	wantLines := []string{
+		fmt.Sprintf("failover %s A eth0 %s %s", n2.Addr(lab.A), n2.Addr(lab.A), "192.0.2.2/32 via 198.51.100.2 dev eth1"),
+		fmt.Sprintf("switchback %s A eth0 %s %s", n2.Addr(lab.A), n2.Addr(lab.A), "192.0.2.2/32 via 198.51.100.2 dev eth1"),
+	}
+	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+		t.Errorf("hook records:\n%s\nwant:\n%s", got, strings.Join(wantLines, "\n"))
+	}
+
+	// The hanging hook is still running; a stop must kill it.
+	pidText, err := os.ReadFile(hungPid)
+	if err != nil {
+		t.Fatalf("node2's hook never ran: %v", err)
+	}
+	var pid int
+	fmt.Sscan(string(pidText), &pid)
+	for _, n := range l.Nodes {
+		if err := n.Stop(); err != nil {
+			t.Errorf("%v: SIGTERM: %v; want exit 0", n, err)
+		}
+	}
+	if pid > 0 && syscall.Kill(pid, 0) == nil {
+		t.Errorf("node2's hanging hook (pid %d) outlived faild", pid)
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	if out, code := runStatus(t, bin, n1); code != 2 {
+		t.Errorf("faild status with the daemon stopped: exit %d, want 2:\n%s", code, out)
+	}
+}
+
+// TestLogReopen moves the log file away as logrotate does, sends SIGHUP
+// while SIGUSR1 keeps faild writing, and wants every status line in one of
+// the two files and the next event in the new one.
+func TestLogReopen(t *testing.T) {
+	bin := lab.BuildForTest(t)
+	l := lab.ForTest(t, lab.Options{Nodes: 2, Bin: bin})
+	b := newBudget(t, 60*time.Second)
+	n1, n2 := l.Node(1), l.Node(2)
+	for _, n := range l.Nodes {
+		if err := n.Start(coreArgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDiscovered(b, n1, n2)
+
+	const signals = 60
+	rotated := n1.LogPath() + ".1"
+	proc, err := os.FindProcess(n1.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range signals {
+		if i == signals/2 {
+			if err := os.Rename(n1.LogPath(), rotated); err != nil {
+				t.Fatal(err)
+			}
+			if err := proc.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := proc.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	count := func() (old, cur int) {
+		b, _ := os.ReadFile(rotated)
+		return len(lab.Find(lab.ParseLog(string(b)), "msg", "status")), len(lab.Find(n1.Events(), "msg", "status"))
+	}
+	b.wait("every SIGUSR1 logged", 3*time.Second, func() bool { o, c := count(); return o+c >= signals })
+	old, cur := count()
+	t.Logf("status lines: %d in the rotated file, %d in the new one, %d signals", old, cur, signals)
+	if old+cur != signals || old == 0 || cur == 0 {
+		t.Errorf("status lines: %d rotated + %d new, want %d in all, some in each", old, cur, signals)
+	}
+	if len(lab.Find(n1.Events(), "msg", "reload")) != 1 {
+		t.Errorf("no reload event in the new log:\n%s", n1.Log())
+	}
+
+	cut := cutPair(t, l, 1, 2)
+	b.wait("failover logged in the new file", failoverLimit+2*time.Second, func() bool {
+		return len(lab.Find(n1.Events(), "msg", "failover")) == 1
+	})
+	t.Logf("failover in the new log %v after the cut", ms(time.Since(cut)))
+	if b, _ := os.ReadFile(rotated); strings.Contains(string(b), "msg=failover") {
+		t.Errorf("failover written to the rotated file")
+	}
+	for _, n := range l.Nodes {
+		if err := n.Stop(); err != nil {
+			t.Errorf("%v: SIGTERM: %v", n, err)
+		}
+	}
+}
+
+// TestNotify runs faild with a notify socket of our own, as systemd would
+// give it, and wants READY=1, a STATUS= that counts the peer, WATCHDOG=1 at
+// half WATCHDOG_USEC and STOPPING=1.
+func TestNotify(t *testing.T) {
+	bin := lab.BuildForTest(t)
+	l := lab.ForTest(t, lab.Options{Nodes: 2, Bin: bin})
+	n1, n2 := l.Node(1), l.Node(2)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	var got []string
+	var at []time.Time
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			for _, line := range strings.Split(string(buf[:n]), "\n") {
+				got = append(got, line)
+				at = append(at, time.Now())
+			}
+			mu.Unlock()
+		}
+	}()
+	seen := func(prefix string) (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range got {
+			if strings.HasPrefix(s, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+
+	if err := n2.Start(coreArgs...); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n1.NS, bin}, append(coreArgs,
+		"-l", filepath.Join(dir, "node1.log"), "--status-socket", filepath.Join(dir, "node1.sock"))...)...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // an error once it has exited
+		<-done
+	})
+
+	b := newBudget(t, 30*time.Second)
+	start := time.Now()
+	b.wait("READY=1", 5*time.Second, func() bool { return seen("READY=1") == 1 })
+	t.Logf("READY=1 %v after start", ms(time.Since(start)))
+	b.wait("STATUS= with the peer", 5*time.Second, func() bool { return seen("STATUS=1 peers, 0 of 2 paths down") > 0 })
+	b.wait("WATCHDOG=1 pings", 3*time.Second, func() bool { return seen("WATCHDOG=1") >= 5 })
+	cut := cutPair(t, l, 1, 2)
+	b.wait("STATUS= after the failover", failoverLimit+2*time.Second, func() bool {
+		return seen("STATUS=1 peers, 1 of 2 paths down") > 0
+	})
+	t.Logf("STATUS= updated %v after the cut", ms(time.Since(cut)))
+
+	mu.Lock()
+	var last time.Time
+	var gaps []time.Duration
+	for i, s := range got {
+		if s == "WATCHDOG=1" {
+			if !last.IsZero() {
+				gaps = append(gaps, at[i].Sub(last).Round(time.Millisecond))
+			}
+			last = at[i]
+		}
+	}
+	mu.Unlock()
+	t.Logf("watchdog gaps (want about 200ms): %v", gaps)
+	for _, g := range gaps {
+		if g > 400*time.Millisecond {
+			t.Errorf("watchdog gap %v, more than WATCHDOG_USEC", g)
+		}
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Errorf("faild exit: %v", waitErr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("faild did not stop within 5s of SIGTERM")
+	}
+	if seen("STOPPING=1") != 1 {
+		mu.Lock()
+		t.Errorf("no STOPPING=1; got %q", got)
+		mu.Unlock()
+	}
+	if err := n2.Stop(); err != nil {
+		t.Errorf("node2: %v", err)
+	}
+}
