@@ -73,6 +73,9 @@ type Exchange struct {
 	conn *net.UDPConn
 	pc   *ipv4.PacketConn
 	seq  atomic.Uint64
+	// oob holds each LAN's marshalled IP_PKTINFO (interface and source
+	// address), built once so that sending does not allocate.
+	oob [][]byte
 
 	mu    sync.Mutex
 	sent  [MaxLANs][8]sentINQ // the last INQs sent on each LAN, for round trips
@@ -113,6 +116,9 @@ func Listen(cfg Config) (*Exchange, error) {
 	if err := x.pc.SetTTL(ttl); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to set TTL: %w", err)
+	}
+	for _, l := range cfg.LANs {
+		x.oob = append(x.oob, (&ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal())
 	}
 	// Start sequence numbers high and random-ish per boot so that a restart
 	// never reuses recent numbers.
@@ -163,7 +169,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 				x.sent[i][x.nsent[i]%8] = sentINQ{seq: p.Seq, at: now}
 				x.nsent[i]++
 				x.mu.Unlock()
-				err = x.send(b, l.Broadcast, l)
+				err = x.send(b, l.Broadcast, i)
 			}
 			if err != nil {
 				onErr(i, err)
@@ -177,12 +183,11 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	}
 }
 
-// send writes b to dst:port out of l's interface from l's address. Naming
-// the interface matters: once faild has routed a peer's LAN-A address over
-// LAN B, only this keeps ACKs to that address on LAN A.
-func (x *Exchange) send(b []byte, dst netip.Addr, l LAN) error {
-	cm := &ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}
-	_, err := x.pc.WriteTo(b, cm, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(x.cfg.Port))))
+// send writes b to dst:port out of LAN lan's interface from its address.
+// Naming the interface matters: once faild has routed a peer's LAN-A
+// address over LAN B, only this keeps ACKs to that address on LAN A.
+func (x *Exchange) send(b []byte, dst netip.Addr, lan int) error {
+	_, _, err := x.conn.WriteMsgUDPAddrPort(b, x.oob[lan], netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
 	return err
 }
 
@@ -194,10 +199,14 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	defer stop()
 	buf := make([]byte, MaxLen+1)
 	out := make([]byte, 0, MaxLen)
+	oob := ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
 	var in, ack Packet
 	var h Heard
+	var cm ipv4.ControlMessage
 	for {
-		n, cm, src, err := x.pc.ReadFrom(buf)
+		// ReadMsgUDPAddrPort and parseControl do not allocate, unlike
+		// ipv4.PacketConn.ReadFrom: this loop runs for every packet.
+		n, oobn, _, src, err := x.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -209,18 +218,17 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			return fmt.Errorf("failed to read: %w", err)
 		}
 		now := time.Now()
-		if cm == nil {
+		if !parseControl(oob[:oobn], &cm) {
 			continue
 		}
 		if in.Decode(buf[:n]) != nil {
 			x.drops[DropDecode].Add(1)
 			continue
 		}
-		lan, from, ok := x.check(&in, cm, src)
+		lan, from, ok := x.check(&in, &cm, src)
 		if !ok {
 			continue
 		}
-		l := x.cfg.LANs[lan]
 		h = Heard{LAN: lan, Type: in.Type, Node: in.NodeID, Boot: in.BootID, Interval: in.Interval, At: now}
 		x.peerAddrs(&in, &h)
 		h.Addrs[lan] = from // where it really came from is where ACKs go
@@ -229,7 +237,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			ack.Echo = in.Seq
 			b, err := ack.Append(out[:0])
 			if err == nil {
-				err = x.send(b, h.Addrs[lan], l)
+				err = x.send(b, h.Addrs[lan], lan)
 			}
 			if err != nil {
 				onErr(lan, err)
@@ -248,7 +256,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 
 // check applies the rules every received packet must pass and returns the
 // index of the LAN it arrived on and its source address.
-func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan int, from netip.Addr, ok bool) {
+func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
 	if cm.TTL != ttl {
 		x.drops[DropTTL].Add(1)
 		return 0, from, false
@@ -264,10 +272,7 @@ func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan 
 		x.drops[DropIface].Add(1)
 		return 0, from, false
 	}
-	if ua, ok := src.(*net.UDPAddr); ok {
-		from, _ = netip.AddrFromSlice(ua.IP)
-		from = from.Unmap()
-	}
+	from = src.Addr().Unmap()
 	if !x.cfg.LANs[lan].Addr.Masked().Contains(from) {
 		x.drops[DropSubnet].Add(1)
 		return 0, from, false
