@@ -17,7 +17,7 @@ import (
 const benchPeers = 1000
 
 // inqs encodes one INQ from each of n peers, as they arrive on LAN A.
-func inqs(tb testing.TB, n int) (pkts [][]byte, srcs []net.Addr) {
+func inqs(tb testing.TB, n int) (pkts [][]byte, srcs []netip.AddrPort) {
 	tb.Helper()
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i%240)})
@@ -29,7 +29,7 @@ func inqs(tb testing.TB, n int) (pkts [][]byte, srcs []net.Addr) {
 			tb.Fatal(err)
 		}
 		pkts = append(pkts, buf)
-		srcs = append(srcs, &net.UDPAddr{IP: a.AsSlice(), Port: 4117})
+		srcs = append(srcs, netip.AddrPortFrom(a, 4117))
 	}
 	return pkts, srcs
 }

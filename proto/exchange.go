@@ -91,6 +91,9 @@ type Exchange struct {
 	conn *net.UDPConn
 	pc   *ipv4.PacketConn
 	seq  atomic.Uint64
+	// oob holds each LAN's marshalled IP_PKTINFO (interface and source
+	// address), built once so that sending does not allocate.
+	oob [][]byte
 
 	mu    sync.Mutex
 	sent  [MaxLANs][8]sentINQ // the last INQs sent on each LAN, for round trips
@@ -144,6 +147,9 @@ func Listen(cfg Config) (*Exchange, error) {
 	if err := x.pc.SetTTL(ttl); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to set TTL: %w", err)
+	}
+	for _, l := range cfg.LANs {
+		x.oob = append(x.oob, (&ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal())
 	}
 	// Start sequence numbers at the clock so that they grow across restarts
 	// too: the replay rule (replay.go) relies on it.
@@ -207,7 +213,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 				x.sent[i][x.nsent[i]%8] = sentINQ{seq: p.Seq, at: now}
 				x.nsent[i]++
 				x.mu.Unlock()
-				err = x.send(b, l.Broadcast, l)
+				err = x.send(b, l.Broadcast, i)
 			}
 			if err != nil {
 				onErr(i, err)
@@ -221,12 +227,11 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	}
 }
 
-// send writes b to dst:port out of l's interface from l's address. Naming
-// the interface matters: once faild has routed a peer's LAN-A address over
-// LAN B, only this keeps ACKs to that address on LAN A.
-func (x *Exchange) send(b []byte, dst netip.Addr, l LAN) error {
-	cm := &ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}
-	_, err := x.pc.WriteTo(b, cm, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(x.cfg.Port))))
+// send writes b to dst:port out of LAN lan's interface from its address.
+// Naming the interface matters: once faild has routed a peer's LAN-A
+// address over LAN B, only this keeps ACKs to that address on LAN A.
+func (x *Exchange) send(b []byte, dst netip.Addr, lan int) error {
+	_, _, err := x.conn.WriteMsgUDPAddrPort(b, x.oob[lan], netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
 	return err
 }
 
@@ -246,10 +251,14 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	if x.peers == nil {
 		x.peers = newPeerTable(&x.cfg)
 	}
+	oob := ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
 	var in, ack Packet
 	var h Heard
+	var cm ipv4.ControlMessage
 	for {
-		n, cm, src, err := x.pc.ReadFrom(buf)
+		// ReadMsgUDPAddrPort and parseControl do not allocate, unlike
+		// ipv4.PacketConn.ReadFrom: this loop runs for every packet.
+		n, oobn, _, src, err := x.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -261,7 +270,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			return fmt.Errorf("failed to read: %w", err)
 		}
 		now := time.Now()
-		if cm == nil {
+		if !parseControl(oob[:oobn], &cm) {
 			continue
 		}
 		if in.Decode(buf[:n]) != nil {
@@ -272,7 +281,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[r].Add(1)
 			continue
 		}
-		lan, from, ok := x.check(&in, cm, src)
+		lan, from, ok := x.check(&in, &cm, src)
 		if !ok {
 			continue
 		}
@@ -280,7 +289,6 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[r].Add(1)
 			continue
 		}
-		l := x.cfg.LANs[lan]
 		h = Heard{LAN: lan, Type: in.Type, Node: in.NodeID, Boot: in.BootID, Interval: in.Interval, At: now}
 		x.peerAddrs(&in, &h)
 		h.Addrs[lan] = from // where it really came from is where ACKs go
@@ -292,7 +300,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 				err = mac.Sign(b)
 			}
 			if err == nil {
-				err = x.send(b, h.Addrs[lan], l)
+				err = x.send(b, h.Addrs[lan], lan)
 			}
 			if err != nil {
 				onErr(lan, err)
@@ -334,7 +342,7 @@ func (x *Exchange) authenticate(mac *MAC, p *Packet, b []byte) int {
 
 // check applies the rules every received packet must pass and returns the
 // index of the LAN it arrived on and its source address.
-func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan int, from netip.Addr, ok bool) {
+func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
 	if cm.TTL != ttl {
 		x.drops[DropTTL].Add(1)
 		return 0, from, false
@@ -350,10 +358,7 @@ func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan 
 		x.drops[DropIface].Add(1)
 		return 0, from, false
 	}
-	if ua, ok := src.(*net.UDPAddr); ok {
-		from, _ = netip.AddrFromSlice(ua.IP)
-		from = from.Unmap()
-	}
+	from = src.Addr().Unmap()
 	if !x.cfg.LANs[lan].Addr.Masked().Contains(from) {
 		x.drops[DropSubnet].Add(1)
 		return 0, from, false

@@ -1,7 +1,6 @@
 package proto
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ func testExchange() *Exchange {
 }
 
 func TestCheck(t *testing.T) {
-	udp := func(s string) net.Addr { return &net.UDPAddr{IP: net.ParseIP(s), Port: 4117} }
+	udp := func(s string) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(s), 4117) }
 	tests := []struct {
 		name string
 		node uint32
