@@ -232,8 +232,11 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	case gap > iv+iv/2:
 		// An interval went by without evidence: the run starts over.
 		pa.Goods, pa.lastGood = 1, o.At
-	case o.At.Sub(pa.lastGood) >= iv/2:
-		// A new interval (ACKs and INQs in the same interval count once).
+	case o.At.Sub(pa.lastGood) >= iv-iv/4:
+		// A new interval. ACKs to our INQs and the peer's own INQs arrive
+		// at different phases of the interval; both in one interval count
+		// once, or -s would be met in half the time. The quarter interval
+		// of slack absorbs jitter.
 		pa.Goods++
 		pa.lastGood = o.At
 	}

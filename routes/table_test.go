@@ -253,3 +253,30 @@ func TestInvalid(t *testing.T) {
 		t.Errorf("Invalid(B) = %v, want none", got)
 	}
 }
+
+// TestTwoSourcesCountOnce checks that ACKs and the peer's INQs, half an
+// interval apart, do not meet -s in half the time.
+func TestTwoSourcesCountOnce(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	obs := func(lan int, at time.Time) []Event {
+		return tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, At: at}, nil)
+	}
+	obs(0, t0)
+	obs(1, t0)
+	for k := 1; k <= 10; k++ {
+		obs(1, t0.Add(time.Duration(k)*iv))
+	}
+	if evs := tab.Expire(t0.Add(time.Second), nil); len(evs) != 1 {
+		t.Fatalf("setup: %+v, want LAN A failed over", evs)
+	}
+	heal := t0.Add(2 * time.Second)
+	for half := 0; half <= 4; half++ {
+		at := heal.Add(time.Duration(half) * iv / 2)
+		evs := obs(0, at)
+		switched := len(evs) > 0 && evs[0].Kind == Switchback
+		if want := half == 4; switched != want {
+			t.Fatalf("evidence %d half-intervals after the heal: switchback %v, want %v", half, switched, want)
+		}
+	}
+}
