@@ -40,3 +40,13 @@ func parseControl(b []byte, cm *ipv4.ControlMessage) bool {
 	}
 	return gotIf && gotTTL
 }
+
+// setReceiveBuffer asks for a receive buffer of n bytes. SO_RCVBUFFORCE
+// (root or CAP_NET_ADMIN, which faild has) passes over net.core.rmem_max;
+// without the privilege the plain option gets what the limit allows. A
+// smaller buffer only costs packets under bursts, so failure is not fatal.
+func setReceiveBuffer(fd, n int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+	}
+}

@@ -2,7 +2,11 @@
 
 package proto
 
-import "golang.org/x/net/ipv4"
+import (
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+)
 
 // parseControl reads the arrival interface and TTL of a packet from its
 // control messages into cm; it reports false when either is missing. Only
@@ -13,4 +17,10 @@ func parseControl(b []byte, cm *ipv4.ControlMessage) bool {
 		return false
 	}
 	return cm.IfIndex != 0 && cm.TTL >= 0
+}
+
+// setReceiveBuffer asks for a receive buffer of n bytes, as far as the
+// system's limit allows; a smaller one only costs packets under bursts.
+func setReceiveBuffer(fd, n int) {
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
 }
