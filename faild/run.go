@@ -84,7 +84,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	d := &daemon{
 		opts: opts, log: log, lans: lans, x: x,
 		table: routes.New(routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes,
-			Forget: forget, MaxPeers: opts.MaxPeers}),
+			Forget: forget, MaxPeers: opts.MaxPeers, DampWindow: opts.DampWindow, DampMax: opts.DampMax}),
 		apply: newApplier(w, log),
 		// Deep enough for a burst from thousands of peers at once.
 		heard:   make(chan proto.Heard, 4096),
@@ -108,7 +108,8 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	defer statusLn.Close()
 	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
 		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
-		"port", opts.Port, "lans", describe(lans), "auth", len(opts.keys) > 0, "max_peers", opts.MaxPeers)
+		"port", opts.Port, "lans", describe(lans), "auth", len(opts.keys) > 0, "max_peers", opts.MaxPeers,
+		"damp_window", opts.DampWindow.String(), "damp_max", opts.DampMax)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.serveStatus(gctx, statusLn) })
@@ -247,7 +248,12 @@ func (d *daemon) report(e routes.Event) {
 	case routes.Discovered:
 		d.log.Info("discovered", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String())
 	case routes.Failover:
-		d.log.Warn("failover", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
+		args := []any{"peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route}
+		if e.Needs > d.opts.Successes {
+			// The path flaps: say so, and what it takes to come back.
+			args = append(args, "damping", fmt.Sprintf("needs %d good intervals", e.Needs))
+		}
+		d.log.Warn("failover", args...)
 	case routes.Switchback:
 		d.log.Info("switchback", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
 	case routes.Unreachable:
