@@ -23,8 +23,11 @@ const MaxLANs = 8
 // arrives with less and cannot count as evidence of a LAN path.
 const ttl = 255
 
-// LAN is one of this node's LAN interfaces, as the exchange sees it.
+// LAN is one of this node's LAN interfaces, as the exchange sees it. A LAN
+// whose interface is gone or has no IPv4 address has IfIndex 0 or an
+// invalid Addr: nothing is sent on it and nothing arrives on it.
 type LAN struct {
+	Name      string // the interface, for logs
 	IfIndex   int
 	Addr      netip.Prefix // our address on the LAN and its prefix
 	Broadcast netip.Addr   // where INQs go
@@ -56,12 +59,17 @@ const (
 	DropReplay          // seen before, or older than the replay window (see replay.go)
 	DropIDAddr          // a node id heard from another address than the one it is bound to
 	DropPeers           // a new peer while the peer table is full
+	DropCross           // source on the subnet of another of our LANs: cables swapped?
 	numDrops
 )
 
 // DropNames names the drop counters for logs and status.
 var DropNames = [numDrops]string{"decode", "ttl", "iface", "subnet", "self", "conflict", "stale-ack",
-	"no-tag", "auth", "replay", "id-addr", "peer-limit"}
+	"no-tag", "auth", "replay", "id-addr", "peer-limit", "cross-wired"}
+
+// crossLogEvery spaces the log lines about cross-wired LANs, per pair of
+// LANs: a swapped cable sends every packet the wrong way.
+const crossLogEvery = time.Minute
 
 // Config describes this node to the exchange.
 type Config struct {
@@ -69,7 +77,9 @@ type Config struct {
 	Node     uint32
 	Boot     uint32
 	Interval time.Duration // 0: responder only
-	LANs     []LAN         // in priority order
+	// LANs in priority order: the number and order are fixed for the life
+	// of the exchange, the interfaces and addresses may change (SetLANs).
+	LANs []LAN
 	// Keys, when set, authenticate every packet (see MAC): the first signs,
 	// any verifies. Without keys, packets go unsigned and signed ones are
 	// dropped, since they cannot be checked.
@@ -88,6 +98,7 @@ type Config struct {
 // and each reply leaves by the interface its INQ came in on.
 type Exchange struct {
 	cfg  Config
+	lans atomic.Pointer[[]LAN] // the current LANs; replaced whole, never modified
 	conn *net.UDPConn
 	pc   *ipv4.PacketConn
 	seq  atomic.Uint64
@@ -98,6 +109,9 @@ type Exchange struct {
 
 	drops [numDrops]atomic.Uint64
 	deaf  atomic.Pointer[[MaxLANs][]uint32]
+	// crossLogged holds, per (arrival LAN, source's LAN), when a
+	// cross-wired packet was last logged, in Unix nanoseconds.
+	crossLogged [MaxLANs][MaxLANs]atomic.Int64
 
 	peers *peerTable // replay windows; the responder's alone
 }
@@ -106,6 +120,24 @@ type Exchange struct {
 // next INQ on each LAN carries its list. The caller must not modify lists
 // after handing them over.
 func (x *Exchange) SetDeaf(lists *[MaxLANs][]uint32) { x.deaf.Store(lists) }
+
+// SetLANs replaces the LANs' interfaces and addresses at run time, after an
+// interface came back, was recreated or readdressed. There must be as many
+// as at Listen, in the same order: LAN B stays LAN B. The caller must not
+// modify lans after handing it over.
+func (x *Exchange) SetLANs(lans []LAN) error {
+	if len(lans) != len(x.cfg.LANs) {
+		return fmt.Errorf("failed to update LANs: %d LANs, the exchange has %d", len(lans), len(x.cfg.LANs))
+	}
+	x.lans.Store(&lans)
+	return nil
+}
+
+// LANs returns the current LANs; the caller must not modify them.
+func (x *Exchange) LANs() []LAN { return *x.lans.Load() }
+
+// up reports whether packets can go out on l.
+func (l LAN) up() bool { return l.IfIndex > 0 && l.Addr.IsValid() }
 
 type sentINQ struct {
 	seq uint64
@@ -137,6 +169,8 @@ func Listen(cfg Config) (*Exchange, error) {
 		return nil, fmt.Errorf("failed to listen on UDP port %d: %w", cfg.Port, err)
 	}
 	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), pc: ipv4.NewPacketConn(c), peers: newPeerTable(&cfg)}
+	lans := cfg.LANs
+	x.lans.Store(&lans)
 	if err := x.pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to ask for packet info: %w", err)
@@ -173,8 +207,10 @@ func (x *Exchange) packet(p *Packet, t Type, mac *MAC) {
 	p.Interval = x.cfg.Interval
 	p.Deaf = p.Deaf[:0]
 	p.Addrs = p.Addrs[:0]
-	for _, l := range x.cfg.LANs {
-		p.Addrs = append(p.Addrs, l.Addr)
+	for _, l := range x.LANs() {
+		if l.Addr.IsValid() {
+			p.Addrs = append(p.Addrs, l.Addr)
+		}
 	}
 }
 
@@ -192,7 +228,10 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	}
 	for {
 		deaf := x.deaf.Load()
-		for i, l := range x.cfg.LANs {
+		for i, l := range x.LANs() {
+			if !l.up() {
+				continue // gone or without an address: nothing to send from
+			}
 			x.packet(&p, INQ, mac)
 			if deaf != nil {
 				p.Deaf = deaf[i][:min(len(deaf[i]), MaxDeaf)]
@@ -272,7 +311,8 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[r].Add(1)
 			continue
 		}
-		lan, from, ok := x.check(&in, cm, src)
+		lans := x.LANs()
+		lan, from, ok := x.check(lans, &in, cm, src)
 		if !ok {
 			continue
 		}
@@ -280,9 +320,9 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[r].Add(1)
 			continue
 		}
-		l := x.cfg.LANs[lan]
+		l := lans[lan]
 		h = Heard{LAN: lan, Type: in.Type, Node: in.NodeID, Boot: in.BootID, Interval: in.Interval, At: now}
-		x.peerAddrs(&in, &h)
+		x.peerAddrs(lans, &in, &h)
 		h.Addrs[lan] = from // where it really came from is where ACKs go
 		if in.Type == INQ {
 			x.packet(&ack, ACK, mac)
@@ -333,15 +373,15 @@ func (x *Exchange) authenticate(mac *MAC, p *Packet, b []byte) int {
 }
 
 // check applies the rules every received packet must pass and returns the
-// index of the LAN it arrived on and its source address.
-func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan int, from netip.Addr, ok bool) {
+// index of the LAN among lans it arrived on and its source address.
+func (x *Exchange) check(lans []LAN, p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan int, from netip.Addr, ok bool) {
 	if cm.TTL != ttl {
 		x.drops[DropTTL].Add(1)
 		return 0, from, false
 	}
 	lan = -1
-	for i, l := range x.cfg.LANs {
-		if l.IfIndex == cm.IfIndex {
+	for i, l := range lans {
+		if l.IfIndex > 0 && l.IfIndex == cm.IfIndex {
 			lan = i
 			break
 		}
@@ -354,8 +394,8 @@ func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan 
 		from, _ = netip.AddrFromSlice(ua.IP)
 		from = from.Unmap()
 	}
-	if !x.cfg.LANs[lan].Addr.Masked().Contains(from) {
-		x.drops[DropSubnet].Add(1)
+	if !lans[lan].Addr.Masked().Contains(from) {
+		x.drops[x.foreignSource(lans, lan, from)].Add(1)
 		return 0, from, false
 	}
 	if p.NodeID == x.cfg.Node {
@@ -369,12 +409,37 @@ func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src net.Addr) (lan 
 	return lan, from, true
 }
 
+// foreignSource is the drop reason for a packet from outside the subnet of
+// the LAN it arrived on: cross-wired when the source is on the subnet of
+// another of our LANs, which is what LANs whose cables are swapped (or
+// bridged together) look like; logged at most once a minute per pair.
+// faild does not act on it: the operator must look.
+func (x *Exchange) foreignSource(lans []LAN, arrived int, from netip.Addr) int {
+	for i, l := range lans {
+		if i == arrived || !l.Addr.IsValid() || !l.Addr.Masked().Contains(from) {
+			continue
+		}
+		if x.cfg.Log != nil {
+			now := time.Now().UnixNano()
+			last := &x.crossLogged[arrived][i]
+			if t := last.Load(); (t == 0 || now-t >= int64(crossLogEvery)) && last.CompareAndSwap(t, now) {
+				x.cfg.Log.Warn("cross-wired", "lan", lanName(arrived), "dev", lans[arrived].Name,
+					"from", from.String(), "from_lan", lanName(i),
+					"detail", fmt.Sprintf("packets for LAN %s arrive on %s (LAN %s): are the cables swapped? Dropped; logged once a minute",
+						lanName(i), lans[arrived].Name, lanName(arrived)))
+			}
+		}
+		return DropCross
+	}
+	return DropSubnet
+}
+
 // peerAddrs places each address the peer announced on the LAN of ours whose
 // subnet holds it.
-func (x *Exchange) peerAddrs(p *Packet, h *Heard) {
+func (x *Exchange) peerAddrs(lans []LAN, p *Packet, h *Heard) {
 	for _, a := range p.Addrs {
-		for i, l := range x.cfg.LANs {
-			if l.Addr.Masked().Contains(a.Addr()) {
+		for i, l := range lans {
+			if l.Addr.IsValid() && l.Addr.Masked().Contains(a.Addr()) {
 				h.Addrs[i] = a.Addr()
 			}
 		}

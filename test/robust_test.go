@@ -107,3 +107,71 @@ func switchedBackWithin(t *testing.T, b *budget, at time.Time, want map[*lab.Nod
 	})
 	return time.Since(at)
 }
+
+// TestLiveInterfaces: under a running faild, node1's LAN-B interface is
+// deleted and recreated (a new veth in the same bridge, same name and
+// address, a new index), and later renumbered. Each time faild logs
+// lan-changed and takes the interface into use without a restart: a cut
+// of LAN A between nodes 1 and 2 then fails over via LAN B at both ends,
+// with routes on the new interface and to the new address.
+func TestLiveInterfaces(t *testing.T) {
+	t.Parallel()
+	l, b := newLab(t, 2, 60*time.Second)
+	startAll(t, b, l, requestor(fast...))
+	n1, n2 := l.Node(1), l.Node(2)
+
+	// cutAndBack cuts LAN A between the nodes, wants each to route the
+	// other's LAN-A address over LAN B to its address there, and heals.
+	cutAndBack := func(what, n1B string) {
+		t.Helper()
+		via1 := lab.Route{Dst: n1.Addr(lab.A), Via: n1B, Dev: lab.B.Iface()}
+		cut := time.Now()
+		must(t, l.CutPair(lab.A, 1, 2))
+		took := b.wait(what+": failover over LAN B at both ends", 3*time.Second, func() bool {
+			return routesAre(n1, overB(n2)) && routesAre(n2, via1)
+		})
+		record(t, what+"_failover", ms(took))
+		for _, e := range since(n1, cut, "msg", "failover", "lan", "A") {
+			wantRoute(t, n1, e, overB(n2))
+		}
+		must(t, l.Heal())
+		b.wait(what+": switchback", 5*time.Second, func() bool { return routesAre(n1) && routesAre(n2) })
+	}
+	index := func() string {
+		out, err := n1.IP("-o", "link", "show", "dev", lab.B.Iface())
+		must(t, err)
+		idx, _, _ := strings.Cut(out, ":")
+		return idx
+	}
+
+	// Recreated: gone (LAN B fails over at once), back with a new index.
+	old := index()
+	at := time.Now()
+	must(t, l.Recreate(lab.B, 1))
+	idx := index()
+	if idx == old {
+		t.Fatalf("recreated eth1 kept index %s", idx)
+	}
+	waitEvent(b, n1, at, 2*time.Second, "msg", "carrier-lost", "lan", "B", "reason", "interface gone")
+	e := waitEvent(b, n1, at, 2*time.Second, "msg", "lan-changed", "lan", "B",
+		"new", "index "+idx+" 198.51.100.1/24 brd 198.51.100.255")
+	t.Logf("node1: %v", e)
+	waitEvent(b, n1, at, 5*time.Second, "msg", "switchback", "peer", n2.Addr(lab.A), "lan", "B")
+	cutAndBack("recreated", n1.Addr(lab.B))
+
+	// Renumbered: 198.51.100.1 becomes .11. Node 2 holds node 1's id to
+	// the old address for 5 s (the id-moved rule), then follows.
+	at = time.Now()
+	must(t, l.Readdress(lab.B, 1, 11))
+	waitEvent(b, n1, at, 2*time.Second, "msg", "lan-changed", "lan", "B", "new", "index "+idx+" 198.51.100.11/24 brd 198.51.100.255")
+	b.wait("node2 takes node1's new LAN-B address, every path valid", 15*time.Second, func() bool {
+		if len(since(n2, at, "msg", "switchback", "peer", n1.Addr(lab.A), "lan", "B", "addr", lab.B.Addr(11))) == 0 {
+			return false
+		}
+		_, c1 := runStatus(t, l.Bin, n1)
+		_, c2 := runStatus(t, l.Bin, n2)
+		return c1 == 0 && c2 == 0
+	})
+	cutAndBack("readdressed", lab.B.Addr(11))
+	stopAll(t, l)
+}
