@@ -15,17 +15,19 @@ import (
 
 // options is the command line; go-flags fills it, validate checks it once.
 type options struct {
-	Requestor  bool     `short:"r" long:"requestor" description:"Also be a requestor: send an INQ on every LAN each interval (without it, only answer INQs and judge paths by the INQs heard)"`
-	Interval   seconds  `short:"t" long:"interval" value-name:"SECS" default:"1" description:"Interval between INQs in seconds; decimals allowed (0.05), at least 0.01"`
-	Misses     int      `short:"f" long:"misses" value-name:"N" default:"3" description:"Intervals without an ACK or INQ before a path to a peer is invalid and its traffic moves to another LAN"`
-	Successes  int      `short:"s" long:"successes" value-name:"N" default:"3" description:"Consecutive good intervals before an invalid path is valid again and its traffic switches back"`
-	Port       int      `short:"p" long:"port" value-name:"PORT" default:"4117" description:"UDP port for INQs and ACKs, the same on every node"`
-	LogFile    string   `short:"l" long:"log-file" value-name:"PATH" description:"Append the event log to PATH (default: standard error)"`
-	Interfaces []string `short:"i" long:"interface" value-name:"IFACE" description:"A LAN interface; repeat in priority order (LAN A first). Default: every interface that is up, not loopback, and has an IPv4 broadcast address, in index order"`
-	NodeID     string   `long:"node-id" value-name:"ID" description:"This node's identity in dotted-quad form, unique in the cluster (default: its address on LAN A)"`
-	Version    bool     `long:"version" description:"Print the version and exit"`
-	KeyFile    string   `long:"key-file" value-name:"FILE" description:"Authenticate every packet with HMAC-SHA256: FILE holds the current key and optionally the next, one a line, at least 16 bytes each; it must not be accessible to others"`
-	MaxPeers   int      `long:"max-peers" value-name:"N" default:"256" description:"Most peers tracked; packets from further nodes are ignored (and logged once) until a silent peer is forgotten"`
+	Requestor  bool          `short:"r" long:"requestor" description:"Also be a requestor: send an INQ on every LAN each interval (without it, only answer INQs and judge paths by the INQs heard)"`
+	Interval   seconds       `short:"t" long:"interval" value-name:"SECS" default:"1" description:"Interval between INQs in seconds; decimals allowed (0.05), at least 0.01"`
+	Misses     int           `short:"f" long:"misses" value-name:"N" default:"3" description:"Intervals without an ACK or INQ before a path to a peer is invalid and its traffic moves to another LAN"`
+	Successes  int           `short:"s" long:"successes" value-name:"N" default:"3" description:"Consecutive good intervals before an invalid path is valid again and its traffic switches back"`
+	Port       int           `short:"p" long:"port" value-name:"PORT" default:"4117" description:"UDP port for INQs and ACKs, the same on every node"`
+	LogFile    string        `short:"l" long:"log-file" value-name:"PATH" description:"Append the event log to PATH (default: standard error)"`
+	Interfaces []string      `short:"i" long:"interface" value-name:"IFACE" description:"A LAN interface; repeat in priority order (LAN A first). Default: every interface that is up, not loopback, and has an IPv4 broadcast address, in index order"`
+	NodeID     string        `long:"node-id" value-name:"ID" description:"This node's identity in dotted-quad form, unique in the cluster (default: its address on LAN A)"`
+	Version    bool          `long:"version" description:"Print the version and exit"`
+	KeyFile    string        `long:"key-file" value-name:"FILE" description:"Authenticate every packet with HMAC-SHA256: FILE holds the current key and optionally the next, one a line, at least 16 bytes each; it must not be accessible to others"`
+	MaxPeers   int           `long:"max-peers" value-name:"N" default:"256" description:"Most peers tracked; packets from further nodes are ignored (and logged once) until a silent peer is forgotten"`
+	DampWindow time.Duration `long:"damp-window" value-name:"DURATION" default:"30s" description:"Anti-flap damping: each failover of a path within DURATION of its previous one doubles the good intervals (-s) it needs to switch back; one doubling is undone per quiet DURATION; 0 turns damping off"`
+	DampMax    int           `long:"damp-max" value-name:"N" default:"16" description:"Damping never makes a switchback need more than N times -s good intervals"`
 
 	keys [][]byte // read from KeyFile by validate
 
@@ -89,6 +91,12 @@ func (o *options) validate() error {
 	}
 	if o.MaxPeers < 1 || o.MaxPeers > 65536 {
 		return fmt.Errorf("invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
+	}
+	if o.DampWindow < 0 || o.DampWindow > 24*time.Hour {
+		return fmt.Errorf("invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
+	}
+	if o.DampMax < 1 || o.DampMax > 1024 {
+		return fmt.Errorf("invalid --damp-max %d: must be 1 to 1024", o.DampMax)
 	}
 	if o.KeyFile != "" {
 		keys, err := readKeyFile(o.KeyFile)

@@ -44,6 +44,11 @@ func TestOptions(t *testing.T) {
 		{"too many interfaces", strings.Fields("-i a -i b -i c -i d -i e -i f -i g -i h -i i"), false, "-i/--interface"},
 		{"node id", strings.Fields("--node-id 192.0.2.9"), true, ""},
 		{"node id not IPv4", strings.Fields("--node-id 2001:db8::1"), false, "--node-id"},
+		{"damping off", strings.Fields("--damp-window 0"), true, ""},
+		{"damping window", strings.Fields("--damp-window 1m --damp-max 8"), true, ""},
+		{"negative damping window", strings.Fields("--damp-window -1s"), false, "--damp-window"},
+		{"damping window not a duration", strings.Fields("--damp-window 30"), false, "--damp-window"},
+		{"zero damp max", strings.Fields("--damp-max 0"), false, "--damp-max"},
 		{"unknown flag", strings.Fields("-x"), false, "unknown flag"},
 	}
 	for _, tt := range tests {

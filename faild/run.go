@@ -22,9 +22,15 @@ import (
 
 // daemon holds what the tasks of one run share.
 type daemon struct {
-	opts    *options
-	log     *slog.Logger
+	opts *options
+	log  *slog.Logger
+	// lans are the LANs as they are now; the decide loop owns them and
+	// replaces an entry when its interface changes (refreshLANs). names
+	// are the interfaces' names, fixed for the run: a LAN is the
+	// interface of that name, whatever its index.
 	lans    []platform.LAN
+	names   []string
+	lookup  func(name string) (platform.LAN, error)
 	table   *routes.Table
 	apply   *applier
 	x       *proto.Exchange
@@ -72,9 +78,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	forget := forgetAfter(opts)
 	pcfg := proto.Config{Port: opts.Port, Node: node, Boot: randomUint32(), Interval: interval,
 		Keys: opts.keys, MaxPeers: opts.MaxPeers, Forget: forget, Log: log}
-	for _, l := range lans {
-		pcfg.LANs = append(pcfg.LANs, proto.LAN{IfIndex: l.Index, Addr: l.Addr, Broadcast: l.Broadcast})
-	}
+	pcfg.LANs = protoLANs(lans)
 	x, err := proto.Listen(pcfg)
 	if err != nil {
 		return err
@@ -82,9 +86,9 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	defer x.Close()
 
 	d := &daemon{
-		opts: opts, log: log, lans: lans, x: x,
+		opts: opts, log: log, lans: lans, x: x, lookup: platform.Lookup,
 		table: routes.New(routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes,
-			Forget: forget, MaxPeers: opts.MaxPeers}),
+			Forget: forget, MaxPeers: opts.MaxPeers, DampWindow: opts.DampWindow, DampMax: opts.DampMax}),
 		apply: newApplier(w, log),
 		// Deep enough for a burst from thousands of peers at once.
 		heard:   make(chan proto.Heard, 4096),
@@ -94,6 +98,9 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 		snaps:   make(chan chan *Status),
 		hooks:   newHooks(log, opts.Ops.OnChange, opts.Ops.HookTimeout),
 		notify:  newNotifier(log),
+	}
+	for _, l := range lans {
+		d.names = append(d.names, l.Name)
 	}
 	if err := d.apply.removeStale(); err != nil {
 		return fmt.Errorf("failed to remove stale routes: %w", err)
@@ -108,7 +115,8 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	defer statusLn.Close()
 	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
 		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
-		"port", opts.Port, "lans", describe(lans), "auth", len(opts.keys) > 0, "max_peers", opts.MaxPeers)
+		"port", opts.Port, "lans", describe(lans), "auth", len(opts.keys) > 0, "max_peers", opts.MaxPeers,
+		"damp_window", opts.DampWindow.String(), "damp_max", opts.DampMax)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.serveStatus(gctx, statusLn) })
@@ -154,10 +162,6 @@ func (d *daemon) decide(ctx context.Context) error {
 	defer timer.Stop()
 	var evs []routes.Event
 	var desired []routes.Route
-	carrier := make([]bool, len(d.lans))
-	for i, l := range d.lans {
-		carrier[i] = l.Up
-	}
 	watchdog, stopWatchdog := d.notify.ticker()
 	defer stopWatchdog()
 	for {
@@ -177,18 +181,14 @@ func (d *daemon) decide(ctx context.Context) error {
 		case <-timer.C:
 			evs = d.table.Expire(time.Now(), evs[:0])
 		case c := <-d.links:
-			evs = evs[:0]
-			for i, l := range d.lans {
-				if l.Index != c.Index || carrier[i] == c.Carrier {
-					continue
-				}
-				carrier[i] = c.Carrier
-				if c.Carrier {
-					d.log.Info("carrier-restored", "lan", lanName(i), "dev", l.Name)
-					continue
-				}
-				d.log.Warn("carrier-lost", "lan", lanName(i), "dev", l.Name, "action", "every path on this LAN is invalid now")
-				evs = d.table.LANDown(i, time.Now(), evs)
+			if !d.concerns(c) {
+				continue
+			}
+			var moved bool
+			evs, moved = d.refreshLANs(time.Now(), evs[:0])
+			if moved {
+				// Routes name the interface by index: put them on the new one.
+				d.applyRoutes(&desired)
 			}
 		case reply := <-d.snaps:
 			reply <- d.snapshot(time.Now())
@@ -201,12 +201,7 @@ func (d *daemon) decide(ctx context.Context) error {
 		if len(evs) == 0 {
 			continue
 		}
-		desired = d.table.Routes(desired[:0])
-		krs := make([]platform.Route, 0, len(desired))
-		for _, r := range desired {
-			krs = append(krs, d.kernelRoute(r))
-		}
-		d.apply.set(krs)
+		d.applyRoutes(&desired)
 		d.publishDeaf()
 		for _, e := range evs {
 			d.report(e)
@@ -216,6 +211,95 @@ func (d *daemon) decide(ctx context.Context) error {
 		}
 		d.notify.setStatus(d.snapshot(time.Now()).summary())
 	}
+}
+
+// applyRoutes hands the routes the table wants, placed on the LANs'
+// interfaces as they are now, to the applier; desired is scratch space.
+func (d *daemon) applyRoutes(desired *[]routes.Route) {
+	*desired = d.table.Routes((*desired)[:0])
+	krs := make([]platform.Route, 0, len(*desired))
+	for _, r := range *desired {
+		krs = append(krs, d.kernelRoute(r))
+	}
+	d.apply.set(krs)
+}
+
+// concerns reports whether an interface change may touch one of our LANs:
+// it names one of their interfaces, or has the index one of them has now.
+func (d *daemon) concerns(c platform.LinkChange) bool {
+	for i, l := range d.lans {
+		if c.Index == l.Index && l.Index > 0 || c.Name != "" && c.Name == d.names[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshLANs looks every LAN's interface up again after the kernel changed
+// one: an interface that lost its carrier, its address or its existence
+// fails every path on its LAN over at once; one that came back, was
+// recreated under the same name or readdressed is taken into use at once,
+// by the exchange and the route writer alike. It reports whether any LAN
+// moved to another index or address.
+func (d *daemon) refreshLANs(now time.Time, evs []routes.Event) ([]routes.Event, bool) {
+	moved := false
+	for i, name := range d.names {
+		nl, err := d.lookup(name)
+		if err != nil {
+			d.log.Warn("lan-lookup-failed", "lan", lanName(i), "dev", name, "err", err)
+			continue
+		}
+		ol := d.lans[i]
+		d.lans[i] = nl
+		if nl.Index != ol.Index || nl.Addr != ol.Addr || nl.Broadcast != ol.Broadcast {
+			moved = true
+			d.log.Warn("lan-changed", "lan", lanName(i), "dev", name, "old", lanString(ol), "new", lanString(nl))
+		}
+		switch {
+		case ol.Up && !nl.Up:
+			reason := "no carrier"
+			if nl.Index == 0 {
+				reason = "interface gone"
+			}
+			d.log.Warn("carrier-lost", "lan", lanName(i), "dev", name, "reason", reason, "action", "every path on this LAN is invalid now")
+		case !ol.Up && nl.Up:
+			d.log.Info("carrier-restored", "lan", lanName(i), "dev", name)
+		}
+		if ol.Usable() && !nl.Usable() {
+			if nl.Up {
+				d.log.Warn("lan-down", "lan", lanName(i), "dev", name, "reason", "no IPv4 address",
+					"action", "every path on this LAN is invalid until it has one")
+			}
+			evs = d.table.LANDown(i, now, evs)
+		}
+	}
+	if moved {
+		if err := d.x.SetLANs(protoLANs(d.lans)); err != nil {
+			d.log.Error("lan-update-failed", "err", err)
+		}
+	}
+	return evs, moved
+}
+
+// protoLANs is the exchange's view of the LANs.
+func protoLANs(lans []platform.LAN) []proto.LAN {
+	out := make([]proto.LAN, 0, len(lans))
+	for _, l := range lans {
+		out = append(out, proto.LAN{Name: l.Name, IfIndex: l.Index, Addr: l.Addr, Broadcast: l.Broadcast})
+	}
+	return out
+}
+
+// lanString shows a LAN's interface for lan-changed: "index 3
+// 192.0.2.1/24 brd 192.0.2.255", or why it has none.
+func lanString(l platform.LAN) string {
+	switch {
+	case l.Index == 0:
+		return "gone"
+	case !l.Addr.IsValid():
+		return fmt.Sprintf("index %d no IPv4 address", l.Index)
+	}
+	return fmt.Sprintf("index %d %s brd %s", l.Index, l.Addr, l.Broadcast)
 }
 
 // publishDeaf tells the requestor which peers this node cannot hear on each
@@ -247,7 +331,12 @@ func (d *daemon) report(e routes.Event) {
 	case routes.Discovered:
 		d.log.Info("discovered", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String())
 	case routes.Failover:
-		d.log.Warn("failover", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
+		args := []any{"peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route}
+		if e.Needs > d.opts.Successes {
+			// The path flaps: say so, and what it takes to come back.
+			args = append(args, "damping", fmt.Sprintf("needs %d good intervals", e.Needs))
+		}
+		d.log.Warn("failover", args...)
 	case routes.Switchback:
 		d.log.Info("switchback", "peer", peer, "lan", lanName(e.LAN), "dev", d.lans[e.LAN].Name, "addr", e.Addr.String(), "route", route)
 	case routes.Unreachable:
@@ -276,7 +365,7 @@ func (d *daemon) sendFailed(what string) func(lan int, err error) {
 		log := ok()
 		d.errMu.Unlock()
 		if log {
-			d.log.Warn("send-failed", "packet", what, "lan", lanName(lan), "dev", d.lans[lan].Name, "err", err)
+			d.log.Warn("send-failed", "packet", what, "lan", lanName(lan), "dev", d.names[lan], "err", err)
 		}
 	}
 }

@@ -66,6 +66,7 @@ type StatusPath struct {
 	RTTSeconds          float64 `json:"rtt_seconds"`
 	Failovers           int     `json:"failovers"`
 	Switchbacks         int     `json:"switchbacks"`
+	Needs               int     `json:"needs"` // good intervals needed to be valid again; above -s while damped
 	Route               string  `json:"route"` // the host route carrying the path's traffic, "" if none
 }
 
@@ -92,13 +93,14 @@ func (d *daemon) snapshot(now time.Time) *Status {
 		s.LANs = append(s.LANs, StatusLAN{Name: lanName(i), Dev: l.Name, Addr: l.Addr.String()})
 	}
 	peers := map[routes.PeerID]bool{}
-	d.table.Paths(func(id routes.PeerID, lan int, p routes.Path, r routes.Route) {
+	d.table.Paths(now, func(id routes.PeerID, lan int, p routes.Path, r routes.Route) {
 		peers[id] = true
 		since := now.Sub(p.LastEvidence)
 		sp := StatusPath{
 			Peer: id.String(), LAN: lanName(lan), Dev: d.lans[lan].Name, Addr: p.Addr.String(),
 			State: strings.ToLower(p.State.String()), LastEvidenceSeconds: max(since, 0).Seconds(),
 			Goods: p.Goods, RTTSeconds: p.RTT.Seconds(), Failovers: p.Failovers, Switchbacks: p.Switchbacks,
+			Needs: p.Needs,
 		}
 		if p.Interval > 0 && since > 0 {
 			sp.Misses = int(since / p.Interval)

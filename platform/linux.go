@@ -183,11 +183,35 @@ func Discover(names []string) ([]LAN, error) {
 	return lans, nil
 }
 
+// Lookup describes the interface called name as a LAN as it is now, for
+// picking up an interface that came back, was recreated or readdressed: a
+// LAN with Index 0 when there is no such interface, and without Addr when
+// it has no IPv4 address. The error is for netlink failing.
+func Lookup(name string) (LAN, error) {
+	l, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return LAN{Name: name}, nil
+	}
+	if err != nil {
+		return LAN{Name: name}, fmt.Errorf("failed to look up interface %s: %w", name, err)
+	}
+	lan, err := lanOf(l)
+	if errors.Is(err, errNoAddr) {
+		return lan, nil
+	}
+	return lan, err
+}
+
+var errNoAddr = errors.New("no IPv4 address")
+
 // lanOf describes link as a LAN: its first IPv4 address that has a
 // broadcast address (or, failing that, the first IPv4 address, whose
-// broadcast faild derives from the prefix).
+// broadcast faild derives from the prefix). Without an IPv4 address it
+// returns the LAN without Addr and an error wrapping errNoAddr.
 func lanOf(l netlink.Link) (LAN, error) {
 	a := l.Attrs()
+	up := a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0
 	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
 	if err != nil {
 		return LAN{}, fmt.Errorf("interface %s: failed to list addresses: %w", a.Name, err)
@@ -201,14 +225,13 @@ func lanOf(l netlink.Link) (LAN, error) {
 	}
 	if best == nil {
 		if len(addrs) == 0 {
-			return LAN{}, fmt.Errorf("interface %s has no IPv4 address", a.Name)
+			return LAN{Name: a.Name, Index: a.Index, Up: up}, fmt.Errorf("interface %s has %w", a.Name, errNoAddr)
 		}
 		best = &addrs[0]
 	}
 	ip, _ := netip.AddrFromSlice(best.IP.To4())
 	bits, _ := best.Mask.Size()
-	lan := LAN{Name: a.Name, Index: a.Index, Addr: netip.PrefixFrom(ip, bits),
-		Up: a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0}
+	lan := LAN{Name: a.Name, Index: a.Index, Addr: netip.PrefixFrom(ip, bits), Up: up}
 	if b, ok := netip.AddrFromSlice(best.Broadcast.To4()); ok {
 		lan.Broadcast = b
 	} else {

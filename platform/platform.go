@@ -51,9 +51,15 @@ type Writer interface {
 	Delete(r Route) error
 }
 
-// LinkChange reports the state of an interface after the kernel changed it.
+// LinkChange reports the state of an interface after the kernel changed it,
+// or, with Addr, that one of its addresses changed.
 type LinkChange struct {
 	Index   int
-	Name    string
-	Carrier bool // administratively up and the link has carrier
+	Name    string // "" with Addr
+	Carrier bool   // administratively up and the link has carrier; not set with Addr
+	Addr    bool   // an address was added to or removed from the interface
 }
+
+// Usable reports whether faild can send and receive on the LAN: the
+// interface exists, is up with carrier, and has an IPv4 address.
+func (l LAN) Usable() bool { return l.Index > 0 && l.Up && l.Addr.IsValid() }

@@ -57,12 +57,12 @@ func BenchmarkPerPacket(b *testing.B) {
 		if err := in.Decode(pkts[i%benchPeers]); err != nil {
 			b.Fatal(err)
 		}
-		lan, from, ok := x.check(&in, cm, srcs[i%benchPeers])
+		lan, from, ok := x.check(x.LANs(), &in, cm, srcs[i%benchPeers])
 		if !ok {
 			b.Fatal("packet dropped")
 		}
 		h = Heard{LAN: lan, Type: in.Type, Node: in.NodeID, Boot: in.BootID, Interval: in.Interval, At: now}
-		x.peerAddrs(&in, &h)
+		x.peerAddrs(x.LANs(), &in, &h)
 		h.Addrs[lan] = from
 		evs = tbl.Observe(routes.Observation{Peer: routes.PeerID(h.Node), LAN: h.LAN, Addrs: h.Addrs[:2],
 			Interval: h.Interval, RTT: h.RTT, At: h.At}, evs[:0])

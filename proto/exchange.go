@@ -29,11 +29,18 @@ const MaxLANs = 8
 // arrives with less and cannot count as evidence of a LAN path.
 const ttl = 255
 
-// LAN is one of this node's LAN interfaces, as the exchange sees it.
+// LAN is one of this node's LAN interfaces, as the exchange sees it. A LAN
+// whose interface is gone or has no IPv4 address has IfIndex 0 or an
+// invalid Addr: nothing is sent on it and nothing arrives on it.
 type LAN struct {
+	Name      string // the interface, for logs
 	IfIndex   int
 	Addr      netip.Prefix // our address on the LAN and its prefix
 	Broadcast netip.Addr   // where INQs go
+
+	// pktinfo is IP_PKTINFO (interface and source address) marshalled once
+	// when the LAN is stored, so that sending does not allocate.
+	pktinfo []byte
 }
 
 // Heard is the fact a packet establishes: the peer spoke to us on LAN.
@@ -62,12 +69,17 @@ const (
 	DropReplay          // seen before, or older than the replay window (see replay.go)
 	DropIDAddr          // a node id heard from another address than the one it is bound to
 	DropPeers           // a new peer while the peer table is full
+	DropCross           // source on the subnet of another of our LANs: cables swapped?
 	numDrops
 )
 
 // DropNames names the drop counters for logs and status.
 var DropNames = [numDrops]string{"decode", "ttl", "iface", "subnet", "self", "conflict", "stale-ack",
-	"no-tag", "auth", "replay", "id-addr", "peer-limit"}
+	"no-tag", "auth", "replay", "id-addr", "peer-limit", "cross-wired"}
+
+// crossLogEvery spaces the log lines about cross-wired LANs, per pair of
+// LANs: a swapped cable sends every packet the wrong way.
+const crossLogEvery = time.Minute
 
 // Config describes this node to the exchange.
 type Config struct {
@@ -75,7 +87,9 @@ type Config struct {
 	Node     uint32
 	Boot     uint32
 	Interval time.Duration // 0: responder only
-	LANs     []LAN         // in priority order
+	// LANs in priority order: the number and order are fixed for the life
+	// of the exchange, the interfaces and addresses may change (SetLANs).
+	LANs []LAN
 	// Keys, when set, authenticate every packet (see MAC): the first signs,
 	// any verifies. Without keys, packets go unsigned and signed ones are
 	// dropped, since they cannot be checked.
@@ -94,12 +108,10 @@ type Config struct {
 // and each reply leaves by the interface its INQ came in on.
 type Exchange struct {
 	cfg  Config
+	lans atomic.Pointer[[]LAN] // the current LANs; replaced whole, never modified
 	conn *net.UDPConn
 	pc   *ipv4.PacketConn
 	seq  atomic.Uint64
-	// oob holds each LAN's marshalled IP_PKTINFO (interface and source
-	// address), built once so that sending does not allocate.
-	oob [][]byte
 
 	mu    sync.Mutex
 	sent  [MaxLANs][8]sentINQ // the last INQs sent on each LAN, for round trips
@@ -107,6 +119,9 @@ type Exchange struct {
 
 	drops [numDrops]atomic.Uint64
 	deaf  atomic.Pointer[[MaxLANs][]uint32]
+	// crossLogged holds, per (arrival LAN, source's LAN), when a
+	// cross-wired packet was last logged, in Unix nanoseconds.
+	crossLogged [MaxLANs][MaxLANs]atomic.Int64
 
 	peers *peerTable // replay windows; the responder's alone
 }
@@ -115,6 +130,33 @@ type Exchange struct {
 // next INQ on each LAN carries its list. The caller must not modify lists
 // after handing them over.
 func (x *Exchange) SetDeaf(lists *[MaxLANs][]uint32) { x.deaf.Store(lists) }
+
+// SetLANs replaces the LANs' interfaces and addresses at run time, after an
+// interface came back, was recreated or readdressed. There must be as many
+// as at Listen, in the same order: LAN B stays LAN B. The caller must not
+// modify lans after handing it over.
+func (x *Exchange) SetLANs(lans []LAN) error {
+	if len(lans) != len(x.cfg.LANs) {
+		return fmt.Errorf("failed to update LANs: %d LANs, the exchange has %d", len(lans), len(x.cfg.LANs))
+	}
+	x.storeLANs(lans)
+	return nil
+}
+
+// storeLANs publishes lans, each with its control message for sending.
+func (x *Exchange) storeLANs(lans []LAN) {
+	lans = append([]LAN(nil), lans...)
+	for i, l := range lans {
+		lans[i].pktinfo = (&ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal()
+	}
+	x.lans.Store(&lans)
+}
+
+// LANs returns the current LANs; the caller must not modify them.
+func (x *Exchange) LANs() []LAN { return *x.lans.Load() }
+
+// up reports whether packets can go out on l.
+func (l LAN) up() bool { return l.IfIndex > 0 && l.Addr.IsValid() }
 
 type sentINQ struct {
 	seq uint64
@@ -149,6 +191,7 @@ func Listen(cfg Config) (*Exchange, error) {
 		return nil, fmt.Errorf("failed to listen on UDP port %d: %w", cfg.Port, err)
 	}
 	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), pc: ipv4.NewPacketConn(c), peers: newPeerTable(&cfg)}
+	x.storeLANs(cfg.LANs)
 	if err := x.pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to ask for packet info: %w", err)
@@ -156,9 +199,6 @@ func Listen(cfg Config) (*Exchange, error) {
 	if err := x.pc.SetTTL(ttl); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to set TTL: %w", err)
-	}
-	for _, l := range cfg.LANs {
-		x.oob = append(x.oob, (&ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal())
 	}
 	// Start sequence numbers at the clock so that they grow across restarts
 	// too: the replay rule (replay.go) relies on it.
@@ -188,8 +228,10 @@ func (x *Exchange) packet(p *Packet, t Type, mac *MAC) {
 	p.Interval = x.cfg.Interval
 	p.Deaf = p.Deaf[:0]
 	p.Addrs = p.Addrs[:0]
-	for _, l := range x.cfg.LANs {
-		p.Addrs = append(p.Addrs, l.Addr)
+	for _, l := range x.LANs() {
+		if l.Addr.IsValid() {
+			p.Addrs = append(p.Addrs, l.Addr)
+		}
 	}
 }
 
@@ -207,7 +249,10 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	}
 	for {
 		deaf := x.deaf.Load()
-		for i, l := range x.cfg.LANs {
+		for i, l := range x.LANs() {
+			if !l.up() {
+				continue // gone or without an address: nothing to send from
+			}
 			x.packet(&p, INQ, mac)
 			if deaf != nil {
 				p.Deaf = deaf[i][:min(len(deaf[i]), MaxDeaf)]
@@ -222,7 +267,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 				x.sent[i][x.nsent[i]%8] = sentINQ{seq: p.Seq, at: now}
 				x.nsent[i]++
 				x.mu.Unlock()
-				err = x.send(b, l.Broadcast, i)
+				err = x.send(b, l.Broadcast, l)
 			}
 			if err != nil {
 				onErr(i, err)
@@ -236,11 +281,11 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	}
 }
 
-// send writes b to dst:port out of LAN lan's interface from its address.
+// send writes b to dst:port out of l's interface from l's address.
 // Naming the interface matters: once faild has routed a peer's LAN-A
 // address over LAN B, only this keeps ACKs to that address on LAN A.
-func (x *Exchange) send(b []byte, dst netip.Addr, lan int) error {
-	_, _, err := x.conn.WriteMsgUDPAddrPort(b, x.oob[lan], netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
+func (x *Exchange) send(b []byte, dst netip.Addr, l LAN) error {
+	_, _, err := x.conn.WriteMsgUDPAddrPort(b, l.pktinfo, netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
 	return err
 }
 
@@ -290,7 +335,8 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[r].Add(1)
 			continue
 		}
-		lan, from, ok := x.check(&in, &cm, src)
+		lans := x.LANs()
+		lan, from, ok := x.check(lans, &in, &cm, src)
 		if !ok {
 			continue
 		}
@@ -298,8 +344,9 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[r].Add(1)
 			continue
 		}
+		l := lans[lan]
 		h = Heard{LAN: lan, Type: in.Type, Node: in.NodeID, Boot: in.BootID, Interval: in.Interval, At: now}
-		x.peerAddrs(&in, &h)
+		x.peerAddrs(lans, &in, &h)
 		h.Addrs[lan] = from // where it really came from is where ACKs go
 		if in.Type == INQ {
 			x.packet(&ack, ACK, mac)
@@ -309,7 +356,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 				err = mac.Sign(b)
 			}
 			if err == nil {
-				err = x.send(b, h.Addrs[lan], lan)
+				err = x.send(b, h.Addrs[lan], l)
 			}
 			if err != nil {
 				onErr(lan, err)
@@ -350,15 +397,15 @@ func (x *Exchange) authenticate(mac *MAC, p *Packet, b []byte) int {
 }
 
 // check applies the rules every received packet must pass and returns the
-// index of the LAN it arrived on and its source address.
-func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
+// index of the LAN among lans it arrived on and its source address.
+func (x *Exchange) check(lans []LAN, p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
 	if cm.TTL != ttl {
 		x.drops[DropTTL].Add(1)
 		return 0, from, false
 	}
 	lan = -1
-	for i, l := range x.cfg.LANs {
-		if l.IfIndex == cm.IfIndex {
+	for i, l := range lans {
+		if l.IfIndex > 0 && l.IfIndex == cm.IfIndex {
 			lan = i
 			break
 		}
@@ -368,8 +415,8 @@ func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort)
 		return 0, from, false
 	}
 	from = src.Addr().Unmap()
-	if !x.cfg.LANs[lan].Addr.Masked().Contains(from) {
-		x.drops[DropSubnet].Add(1)
+	if !lans[lan].Addr.Masked().Contains(from) {
+		x.drops[x.foreignSource(lans, lan, from)].Add(1)
 		return 0, from, false
 	}
 	if p.NodeID == x.cfg.Node {
@@ -383,12 +430,37 @@ func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort)
 	return lan, from, true
 }
 
+// foreignSource is the drop reason for a packet from outside the subnet of
+// the LAN it arrived on: cross-wired when the source is on the subnet of
+// another of our LANs, which is what LANs whose cables are swapped (or
+// bridged together) look like; logged at most once a minute per pair.
+// faild does not act on it: the operator must look.
+func (x *Exchange) foreignSource(lans []LAN, arrived int, from netip.Addr) int {
+	for i, l := range lans {
+		if i == arrived || !l.Addr.IsValid() || !l.Addr.Masked().Contains(from) {
+			continue
+		}
+		if x.cfg.Log != nil {
+			now := time.Now().UnixNano()
+			last := &x.crossLogged[arrived][i]
+			if t := last.Load(); (t == 0 || now-t >= int64(crossLogEvery)) && last.CompareAndSwap(t, now) {
+				x.cfg.Log.Warn("cross-wired", "lan", lanName(arrived), "dev", lans[arrived].Name,
+					"from", from.String(), "from_lan", lanName(i),
+					"detail", fmt.Sprintf("packets for LAN %s arrive on %s (LAN %s): are the cables swapped? Dropped; logged once a minute",
+						lanName(i), lans[arrived].Name, lanName(arrived)))
+			}
+		}
+		return DropCross
+	}
+	return DropSubnet
+}
+
 // peerAddrs places each address the peer announced on the LAN of ours whose
 // subnet holds it.
-func (x *Exchange) peerAddrs(p *Packet, h *Heard) {
+func (x *Exchange) peerAddrs(lans []LAN, p *Packet, h *Heard) {
 	for _, a := range p.Addrs {
-		for i, l := range x.cfg.LANs {
-			if l.Addr.Masked().Contains(a.Addr()) {
+		for i, l := range lans {
+			if l.Addr.IsValid() && l.Addr.Masked().Contains(a.Addr()) {
 				h.Addrs[i] = a.Addr()
 			}
 		}

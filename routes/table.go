@@ -82,6 +82,10 @@ type Event struct {
 	Addr  netip.Addr // the peer's address on LAN
 	Route Route      // see Kind
 	At    time.Time
+	// Needs, on a Failover, is how many consecutive good intervals the path
+	// must now show to switch back: Config.Successes, or more while the path
+	// is damped for flapping (see Config.DampWindow).
+	Needs int
 }
 
 // MinInterval is the shortest INQ interval faild sends or honours.
@@ -100,6 +104,14 @@ type Config struct {
 	// MaxPeers bounds the table: evidence from further peers is ignored
 	// until one is forgotten. 0: no bound.
 	MaxPeers int
+	// DampWindow and DampMax damp a flapping path, as corosync backs off a
+	// flapping link: each failover of a path within DampWindow of its
+	// previous one doubles the good intervals it needs to switch back
+	// (Successes × 2^k, at most Successes × DampMax), and the doubling is
+	// undone one step per DampWindow in which the path showed no trouble.
+	// DampWindow 0 turns damping off; DampMax below 2 means no doubling.
+	DampWindow time.Duration
+	DampMax    int
 }
 
 // Observation is one piece of evidence: a packet from Peer on LAN.
@@ -125,6 +137,9 @@ type Path struct {
 	RTT          time.Duration // last measured round trip
 	Failovers    int
 	Switchbacks  int
+	// Needs is how many consecutive good intervals the path needs to be
+	// valid again: Successes, or more while it is damped.
+	Needs int
 	// Interval is the expected spacing of evidence on the path, so that a
 	// status report can count the intervals missed; set by Paths.
 	Interval time.Duration
@@ -134,6 +149,14 @@ type path struct {
 	Path
 	lastGood time.Time // start of the last interval counted in Goods
 	deadline time.Time // when a Valid path goes Invalid without more evidence
+
+	// Damping (see Config.DampWindow): penalty doublings of the good
+	// intervals needed, as of trouble, the last time the path went bad
+	// (a failover, or a run of good intervals broken while invalid);
+	// lastFailover tells whether a failover came within the window.
+	penalty      int
+	trouble      time.Time
+	lastFailover time.Time
 }
 
 type peer struct {
@@ -227,10 +250,15 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		pa.RTT = o.RTT
 	}
 	gap := o.At.Sub(pa.LastEvidence)
+	last := pa.LastEvidence
 	pa.LastEvidence = o.At
 	switch {
 	case gap > iv+iv/2:
-		// An interval went by without evidence: the run starts over.
+		// An interval went by without evidence: the run starts over. For
+		// damping, the path was last good just after the previous evidence.
+		if pa.State == Invalid && last.After(pa.trouble) {
+			pa.trouble = last
+		}
 		pa.Goods, pa.lastGood = 1, o.At
 	case o.At.Sub(pa.lastGood) >= iv-iv/4:
 		// A new interval. ACKs to our INQs and the peer's own INQs arrive
@@ -244,7 +272,7 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		pa.deadline = o.At.Add(t.detection(p))
 		return evs
 	}
-	if pa.Goods < t.cfg.Successes {
+	if pa.Goods < t.needs(pa, o.At) {
 		return evs
 	}
 	wasUnreachable := !p.anyValid()
@@ -356,11 +384,53 @@ func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event 
 	pa.State = Invalid
 	pa.Goods = 0
 	pa.Failovers++
-	evs = append(evs, Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at})
+	t.damp(pa, at)
+	evs = append(evs, Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at,
+		Needs: t.needs(pa, at)})
 	if !p.anyValid() {
 		evs = append(evs, Event{Kind: Unreachable, Peer: p.id, LAN: -1, At: at})
 	}
 	return t.rerouted(p, lan, others, at, evs)
+}
+
+// damp updates a path's penalty for a failover at: one more doubling if
+// the previous failover was within the window, after the decay for the
+// quiet windows since the last trouble.
+func (t *Table) damp(pa *path, at time.Time) {
+	if t.cfg.DampWindow <= 0 {
+		return
+	}
+	k := t.penalty(pa, at)
+	if !pa.lastFailover.IsZero() && at.Sub(pa.lastFailover) < t.cfg.DampWindow {
+		k = min(k+1, maxPenalty(t.cfg.DampMax))
+	}
+	pa.penalty, pa.trouble, pa.lastFailover = k, at, at
+}
+
+// penalty is the path's doublings at now: one fewer for each whole window
+// without trouble since the last.
+func (t *Table) penalty(pa *path, now time.Time) int {
+	if t.cfg.DampWindow <= 0 || pa.penalty == 0 {
+		return 0
+	}
+	quiet := int(now.Sub(pa.trouble) / t.cfg.DampWindow)
+	return max(pa.penalty-quiet, 0)
+}
+
+// needs is how many consecutive good intervals the path needs at now to
+// switch back.
+func (t *Table) needs(pa *path, now time.Time) int {
+	return t.cfg.Successes * min(1<<t.penalty(pa, now), max(t.cfg.DampMax, 1))
+}
+
+// maxPenalty is the fewest doublings that reach the factor dampMax, so
+// that the penalty never grows past what it can matter.
+func maxPenalty(dampMax int) int {
+	k := 0
+	for 1<<k < dampMax && k < 20 {
+		k++
+	}
+	return k
 }
 
 // forgetLAN marks the one queue entry per peer that is its forget time.
@@ -426,13 +496,14 @@ func (t *Table) Routes(dst []Route) []Route {
 	return dst
 }
 
-// Paths calls fn for every path, for status reports.
-func (t *Table) Paths(fn func(id PeerID, lan int, p Path, route Route)) {
+// Paths calls fn for every path as of now, for status reports.
+func (t *Table) Paths(now time.Time, fn func(id PeerID, lan int, p Path, route Route)) {
 	for _, p := range t.peers {
 		for lan, pa := range p.paths {
 			if pa != nil {
 				v := pa.Path
 				v.Interval = t.interval(p)
+				v.Needs = t.needs(pa, now)
 				fn(p.id, lan, v, t.routeFor(p, lan))
 			}
 		}

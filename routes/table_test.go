@@ -178,7 +178,7 @@ func TestEventRoutes(t *testing.T) {
 		t.Fatalf("switchback events = %+v, want one with the removed route %v", evs, want)
 	}
 	var n int
-	tab.Paths(func(id PeerID, lan int, p Path, route Route) {
+	tab.Paths(t0.Add(3*time.Second), func(id PeerID, lan int, p Path, route Route) {
 		n++
 		if p.State != Valid || p.RTT != time.Millisecond || !route.IsZero() {
 			t.Errorf("path %v/%d = %+v route %v, want valid, RTT 1ms, no route", id, lan, p, route)

@@ -187,3 +187,46 @@ func oif(port string) string { return fmt.Sprintf("oifname %q", port) }
 func (l *Lab) addRules(rules ...string) error {
 	return nftIn(l.sw, strings.Join(rules, "\n")+"\n")
 }
+
+// Recreate deletes node n's interface on one LAN (and with it its switch
+// port, the veth's other end) and builds a new veth pair in its place with
+// the same names and address, as replacing a NIC or a container's
+// interface does: the node's interface comes back with a new index.
+func (l *Lab) Recreate(lan LAN, n int) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	node := l.Node(n)
+	if err := ipIn(node.NS, "link", "del", lan.Iface()); err != nil {
+		return err
+	}
+	port, dev := lan.port(n), lan.Iface()
+	for _, s := range [][]string{
+		{l.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", node.NS},
+		{l.sw, "link", "set", port, "master", lan.bridge(), "up"},
+		{node.NS, "addr", "add", lan.Addr(n) + "/24", "brd", "+", "dev", dev},
+		{node.NS, "link", "set", dev, "up"},
+	} {
+		if err := ipIn(s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	return setSysctls(node.NS, map[string]string{"ipv4/conf/" + dev + "/rp_filter": "2"})
+}
+
+// Readdress replaces node n's address on one LAN with host number host of
+// the same subnet, as renumbering a node does.
+func (l *Lab) Readdress(lan LAN, n, host int) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	if host < 1 || host > 254 {
+		return fmt.Errorf("failed to readdress: bad host number %d", host)
+	}
+	node := l.Node(n)
+	// The old first: deleting a primary address deletes its secondaries.
+	if err := ipIn(node.NS, "addr", "del", lan.Addr(n)+"/24", "dev", lan.Iface()); err != nil {
+		return err
+	}
+	return ipIn(node.NS, "addr", "add", lan.Addr(host)+"/24", "brd", "+", "dev", lan.Iface())
+}
