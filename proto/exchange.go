@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // receiveBuffer is the socket's receive buffer. Every peer answers an INQ at
@@ -24,16 +25,22 @@ const receiveBuffer = 4 << 20
 // MaxLANs is the most LANs one node can watch.
 const MaxLANs = 8
 
-// ttl is sent on every packet and required on every packet received
-// (GTSM, RFC 5082, as BFD single-hop does): a packet that crossed a router
-// arrives with less and cannot count as evidence of a LAN path.
+// ttl is sent on every packet as the TTL (IPv4) or hop limit (IPv6) and
+// required on every packet received (GTSM, RFC 5082, as BFD single-hop
+// does): a packet that crossed a router arrives with less and cannot count
+// as evidence of a LAN path.
 const ttl = 255
 
-// LAN is one of this node's LAN interfaces, as the exchange sees it.
+// LAN is one of this node's LAN interfaces, as the exchange sees it. An
+// exchange serves one address family; a LAN whose Addr is not valid lacks
+// that family and the exchange neither sends nor accepts packets there.
 type LAN struct {
 	IfIndex   int
 	Addr      netip.Prefix // our address on the LAN and its prefix
-	Broadcast netip.Addr   // where INQs go
+	Broadcast netip.Addr   // where INQs go: the broadcast address, or Group6 for IPv6
+	// Peers, when set, replace Broadcast: INQs go to each of them by
+	// unicast, for networks that drop broadcast or multicast.
+	Peers []netip.Addr
 }
 
 // Heard is the fact a packet establishes: the peer spoke to us on LAN.
@@ -51,7 +58,7 @@ type Heard struct {
 // Drop reasons, one counter each.
 const (
 	DropDecode   = iota // malformed: short, bad magic, version, type, addresses
-	DropTTL             // arrived with a TTL below 255
+	DropTTL             // arrived with a TTL (IPv4) or hop limit (IPv6) below 255
 	DropIface           // arrived on an interface that is not a LAN
 	DropSubnet          // source not on the subnet of its arrival interface
 	DropSelf            // our own broadcast looped back
@@ -89,17 +96,20 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Exchange is this node's side of the INQ/ACK protocol over one UDP socket
-// shared by every LAN. The socket reports each packet's arrival interface,
-// and each reply leaves by the interface its INQ came in on.
+// Exchange is this node's side of the INQ/ACK protocol for one address
+// family, over one UDP socket shared by every LAN: Listen makes the IPv4
+// one, Listen6 the IPv6 one. The socket reports each packet's arrival
+// interface, and each reply leaves by the interface its INQ came in on.
 type Exchange struct {
 	cfg  Config
 	conn *net.UDPConn
-	pc   *ipv4.PacketConn
+	v6   bool
 	seq  atomic.Uint64
-	// oob holds each LAN's marshalled IP_PKTINFO (interface and source
-	// address), built once so that sending does not allocate.
-	oob [][]byte
+	// oob holds each LAN's marshalled packet info (interface and source
+	// address) for broadcast and multicast, uoob the one for unicast; both
+	// are built once so that sending does not allocate. See Listen6 for
+	// why IPv6 needs two.
+	oob, uoob [][]byte
 
 	mu    sync.Mutex
 	sent  [MaxLANs][8]sentINQ // the last INQs sent on each LAN, for round trips
@@ -116,20 +126,51 @@ type Exchange struct {
 // after handing them over.
 func (x *Exchange) SetDeaf(lists *[MaxLANs][]uint32) { x.deaf.Store(lists) }
 
+// control is what the exchange needs from a packet's control messages,
+// for either family.
+type control struct {
+	ifIndex int // the interface it arrived on
+	hops    int // its TTL or hop limit on arrival
+}
+
+// parseControl reads cm from a received packet's control messages without
+// allocating; false when either field is missing.
+func (x *Exchange) parseControl(b []byte, cm *control) bool {
+	if x.v6 {
+		return parseControl6(b, cm)
+	}
+	return parseControl4(b, cm)
+}
+
 type sentINQ struct {
 	seq uint64
 	at  time.Time
 }
 
-// Listen binds the exchange's socket on cfg.Port.
-func Listen(cfg Config) (*Exchange, error) {
+// checkConfig is what Listen and Listen6 require of cfg.
+func checkConfig(cfg *Config) error {
 	if len(cfg.LANs) > MaxLANs {
-		return nil, fmt.Errorf("%d LANs, at most %d", len(cfg.LANs), MaxLANs)
+		return fmt.Errorf("%d LANs, at most %d", len(cfg.LANs), MaxLANs)
 	}
 	if len(cfg.Keys) > 0 {
-		if err := CheckKeys(cfg.Keys); err != nil {
-			return nil, err
-		}
+		return CheckKeys(cfg.Keys)
+	}
+	return nil
+}
+
+// newExchange wraps a bound socket.
+func newExchange(cfg Config, c net.PacketConn, v6 bool) *Exchange {
+	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), v6: v6, peers: newPeerTable(&cfg)}
+	// Start sequence numbers at the clock so that they grow across restarts
+	// too: the replay rule (replay.go) relies on it.
+	x.seq.Store(uint64(time.Now().UnixNano()))
+	return x
+}
+
+// Listen binds the IPv4 exchange's socket on cfg.Port.
+func Listen(cfg Config) (*Exchange, error) {
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -148,21 +189,20 @@ func Listen(cfg Config) (*Exchange, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on UDP port %d: %w", cfg.Port, err)
 	}
-	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), pc: ipv4.NewPacketConn(c), peers: newPeerTable(&cfg)}
-	if err := x.pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
+	x := newExchange(cfg, c, false)
+	pc := ipv4.NewPacketConn(c)
+	if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to ask for packet info: %w", err)
 	}
-	if err := x.pc.SetTTL(ttl); err != nil {
+	if err := pc.SetTTL(ttl); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to set TTL: %w", err)
 	}
 	for _, l := range cfg.LANs {
 		x.oob = append(x.oob, (&ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal())
 	}
-	// Start sequence numbers at the clock so that they grow across restarts
-	// too: the replay rule (replay.go) relies on it.
-	x.seq.Store(uint64(time.Now().UnixNano()))
+	x.uoob = x.oob
 	return x, nil
 }
 
@@ -189,7 +229,9 @@ func (x *Exchange) packet(p *Packet, t Type, mac *MAC) {
 	p.Deaf = p.Deaf[:0]
 	p.Addrs = p.Addrs[:0]
 	for _, l := range x.cfg.LANs {
-		p.Addrs = append(p.Addrs, l.Addr)
+		if l.Addr.IsValid() {
+			p.Addrs = append(p.Addrs, l.Addr)
+		}
 	}
 }
 
@@ -208,6 +250,9 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	for {
 		deaf := x.deaf.Load()
 		for i, l := range x.cfg.LANs {
+			if !l.Addr.IsValid() {
+				continue // the LAN lacks this exchange's family
+			}
 			x.packet(&p, INQ, mac)
 			if deaf != nil {
 				p.Deaf = deaf[i][:min(len(deaf[i]), MaxDeaf)]
@@ -222,7 +267,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 				x.sent[i][x.nsent[i]%8] = sentINQ{seq: p.Seq, at: now}
 				x.nsent[i]++
 				x.mu.Unlock()
-				err = x.send(b, l.Broadcast, i)
+				err = x.sendINQ(b, &x.cfg.LANs[i], i)
 			}
 			if err != nil {
 				onErr(i, err)
@@ -236,11 +281,31 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	}
 }
 
+// sendINQ writes an INQ to the LAN's broadcast address or group, or with
+// --peer to each listed peer on it; the first error is returned after
+// every peer was tried.
+func (x *Exchange) sendINQ(b []byte, l *LAN, lan int) error {
+	if len(l.Peers) == 0 {
+		return x.send(b, l.Broadcast, lan)
+	}
+	var first error
+	for _, dst := range l.Peers {
+		if err := x.send(b, dst, lan); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // send writes b to dst:port out of LAN lan's interface from its address.
 // Naming the interface matters: once faild has routed a peer's LAN-A
 // address over LAN B, only this keeps ACKs to that address on LAN A.
 func (x *Exchange) send(b []byte, dst netip.Addr, lan int) error {
-	_, _, err := x.conn.WriteMsgUDPAddrPort(b, x.oob[lan], netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
+	oob := x.uoob[lan]
+	if dst.IsMulticast() {
+		oob = x.oob[lan]
+	}
+	_, _, err := x.conn.WriteMsgUDPAddrPort(b, oob, netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
 	return err
 }
 
@@ -260,10 +325,15 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	if x.peers == nil {
 		x.peers = newPeerTable(&x.cfg)
 	}
-	oob := ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
+	var oob []byte
+	if x.v6 {
+		oob = ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst | ipv6.FlagHopLimit)
+	} else {
+		oob = ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
+	}
 	var in, ack Packet
 	var h Heard
-	var cm ipv4.ControlMessage
+	var cm control
 	for {
 		// ReadMsgUDPAddrPort and parseControl do not allocate, unlike
 		// ipv4.PacketConn.ReadFrom: this loop runs for every packet.
@@ -279,7 +349,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			return fmt.Errorf("failed to read: %w", err)
 		}
 		now := time.Now()
-		if !parseControl(oob[:oobn], &cm) {
+		if !x.parseControl(oob[:oobn], &cm) {
 			continue
 		}
 		if in.Decode(buf[:n]) != nil {
@@ -351,14 +421,14 @@ func (x *Exchange) authenticate(mac *MAC, p *Packet, b []byte) int {
 
 // check applies the rules every received packet must pass and returns the
 // index of the LAN it arrived on and its source address.
-func (x *Exchange) check(p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
-	if cm.TTL != ttl {
+func (x *Exchange) check(p *Packet, cm *control, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
+	if cm.hops != ttl {
 		x.drops[DropTTL].Add(1)
 		return 0, from, false
 	}
 	lan = -1
 	for i, l := range x.cfg.LANs {
-		if l.IfIndex == cm.IfIndex {
+		if l.IfIndex == cm.ifIndex && l.Addr.IsValid() {
 			lan = i
 			break
 		}
