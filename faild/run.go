@@ -25,9 +25,8 @@ type daemon struct {
 	opts    *options
 	log     *slog.Logger
 	lans    []platform.LAN
-	table   *routes.Table
+	fams    families // per address family: the exchange and its path table
 	apply   *applier
-	x       *proto.Exchange
 	heard   chan proto.Heard
 	links   chan platform.LinkChange
 	overrun atomic.Uint64 // packets dropped because the decide loop fell behind
@@ -72,19 +71,16 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	forget := forgetAfter(opts)
 	pcfg := proto.Config{Port: opts.Port, Node: node, Boot: randomUint32(), Interval: interval,
 		Keys: opts.keys, MaxPeers: opts.MaxPeers, Forget: forget, Log: log}
-	for _, l := range lans {
-		pcfg.LANs = append(pcfg.LANs, proto.LAN{IfIndex: l.Index, Addr: l.Addr, Broadcast: l.Broadcast})
-	}
-	x, err := proto.Listen(pcfg)
+	rcfg := routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes,
+		Forget: forget, MaxPeers: opts.MaxPeers}
+	fams, err := listenFamilies(pcfg, rcfg, lans, opts.peers, log)
 	if err != nil {
 		return err
 	}
-	defer x.Close()
+	defer fams.Close()
 
 	d := &daemon{
-		opts: opts, log: log, lans: lans, x: x,
-		table: routes.New(routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes,
-			Forget: forget, MaxPeers: opts.MaxPeers}),
+		opts: opts, log: log, lans: lans, fams: fams,
 		apply: newApplier(w, log),
 		// Deep enough for a burst from thousands of peers at once.
 		heard:   make(chan proto.Heard, 4096),
@@ -115,10 +111,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	g.Go(func() error { return d.hooks.serve(gctx) })
 	g.Go(func() error { return d.signals(gctx) })
 	d.notify.ready(d.snapshot(time.Now()).summary())
-	g.Go(func() error { return x.Responder(gctx, d.onHeard, d.sendFailed("ack")) })
-	if opts.Requestor {
-		g.Go(func() error { return x.Requestor(gctx, d.sendFailed("inq")) })
-	}
+	fams.start(g, gctx, opts.Requestor, d.onHeard, d.sendFailed)
 	g.Go(func() error {
 		return platform.WatchLinks(gctx, func(c platform.LinkChange) {
 			select {
@@ -161,7 +154,7 @@ func (d *daemon) decide(ctx context.Context) error {
 	watchdog, stopWatchdog := d.notify.ticker()
 	defer stopWatchdog()
 	for {
-		if at, ok := d.table.NextDeadline(); ok {
+		if at, ok := d.fams.NextDeadline(); ok {
 			timer.Reset(time.Until(at))
 		} else {
 			timer.Reset(time.Hour)
@@ -170,12 +163,12 @@ func (d *daemon) decide(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case h := <-d.heard:
-			evs = d.table.Observe(routes.Observation{
+			evs = d.fams.Observe(routes.Observation{
 				Peer: routes.PeerID(h.Node), LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)],
 				Interval: h.Interval, RTT: h.RTT, At: h.At,
 			}, evs[:0])
 		case <-timer.C:
-			evs = d.table.Expire(time.Now(), evs[:0])
+			evs = d.fams.Expire(time.Now(), evs[:0])
 		case c := <-d.links:
 			evs = evs[:0]
 			for i, l := range d.lans {
@@ -188,7 +181,7 @@ func (d *daemon) decide(ctx context.Context) error {
 					continue
 				}
 				d.log.Warn("carrier-lost", "lan", lanName(i), "dev", l.Name, "action", "every path on this LAN is invalid now")
-				evs = d.table.LANDown(i, time.Now(), evs)
+				evs = d.fams.LANDown(i, time.Now(), evs)
 			}
 		case reply := <-d.snaps:
 			reply <- d.snapshot(time.Now())
@@ -201,13 +194,13 @@ func (d *daemon) decide(ctx context.Context) error {
 		if len(evs) == 0 {
 			continue
 		}
-		desired = d.table.Routes(desired[:0])
+		desired = d.fams.Routes(desired[:0])
 		krs := make([]platform.Route, 0, len(desired))
 		for _, r := range desired {
 			krs = append(krs, d.kernelRoute(r))
 		}
 		d.apply.set(krs)
-		d.publishDeaf()
+		d.fams.publishDeaf(len(d.lans))
 		for _, e := range evs {
 			d.report(e)
 			if ev, ok := d.hookEventFor(e); ok {
@@ -216,17 +209,6 @@ func (d *daemon) decide(ctx context.Context) error {
 		}
 		d.notify.setStatus(d.snapshot(time.Now()).summary())
 	}
-}
-
-// publishDeaf tells the requestor which peers this node cannot hear on each
-// LAN, so that its next INQs let those peers fail over too when only one
-// direction of a path is broken.
-func (d *daemon) publishDeaf() {
-	var lists [proto.MaxLANs][]uint32
-	for lan := range d.lans {
-		lists[lan] = d.table.Invalid(lan, nil)
-	}
-	d.x.SetDeaf(&lists)
 }
 
 // kernelRoute places a decided route on the interface of its LAN.
@@ -283,7 +265,7 @@ func (d *daemon) sendFailed(what string) func(lan int, err error) {
 
 func (d *daemon) dropSummary() string {
 	var parts []string
-	for i, n := range d.x.Drops() {
+	for i, n := range d.fams.Drops() {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", proto.DropNames[i], n))
 		}
@@ -294,16 +276,12 @@ func (d *daemon) dropSummary() string {
 	return strings.Join(parts, ",")
 }
 
-// nodeID is --node-id, or else this node's IPv4 address on LAN A.
+// nodeID is --node-id, or else defaultNodeID of LAN A.
 func nodeID(opts *options, lans []platform.LAN) (uint32, error) {
-	a := lans[0].Addr.Addr()
-	if opts.NodeID != "" {
-		a = netip.MustParseAddr(opts.NodeID) // validated
+	if opts.NodeID == "" {
+		return defaultNodeID(lans[0])
 	}
-	if !a.Is4() {
-		return 0, fmt.Errorf("failed to choose a node id: LAN A has no IPv4 address; set --node-id")
-	}
-	b := a.As4()
+	b := netip.MustParseAddr(opts.NodeID).As4() // validated
 	return binary.BigEndian.Uint32(b[:]), nil
 }
 
@@ -313,11 +291,12 @@ func randomUint32() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// describe lists LANs for logs: "A=eth0:192.0.2.1/24 B=eth1:198.51.100.1/24".
+// describe lists LANs for logs: "A=eth0:192.0.2.1/24 B=eth1:198.51.100.1/24",
+// with both addresses of a dual-stack LAN comma-separated.
 func describe(lans []platform.LAN) string {
 	var parts []string
 	for i, l := range lans {
-		parts = append(parts, fmt.Sprintf("%s=%s:%s", lanName(i), l.Name, l.Addr))
+		parts = append(parts, fmt.Sprintf("%s=%s:%s", lanName(i), l.Name, lanAddrs(l)))
 	}
 	return strings.Join(parts, " ")
 }

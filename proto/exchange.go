@@ -38,9 +38,11 @@ type LAN struct {
 	IfIndex   int
 	Addr      netip.Prefix // our address on the LAN and its prefix
 	Broadcast netip.Addr   // where INQs go: the broadcast address, or Group6 for IPv6
-	// Peers, when set, replace Broadcast: INQs go to each of them by
-	// unicast, for networks that drop broadcast or multicast.
-	Peers []netip.Addr
+	// Unicast replaces Broadcast with Peers (--peer): INQs go to each of
+	// them by unicast, for networks that drop broadcast or multicast; with
+	// no Peers, no INQs go out on the LAN.
+	Unicast bool
+	Peers   []netip.Addr
 }
 
 // Heard is the fact a packet establishes: the peer spoke to us on LAN.
@@ -285,7 +287,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 // --peer to each listed peer on it; the first error is returned after
 // every peer was tried.
 func (x *Exchange) sendINQ(b []byte, l *LAN, lan int) error {
-	if len(l.Peers) == 0 {
+	if !l.Unicast {
 		return x.send(b, l.Broadcast, lan)
 	}
 	var first error
