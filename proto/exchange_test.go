@@ -16,29 +16,24 @@ func testExchange() *Exchange {
 	}}}
 }
 
-func TestCheck(t *testing.T) {
+// checkCase is one packet offered to Exchange.check: accepted on lan, or
+// dropped for drop.
+type checkCase struct {
+	name string
+	node uint32
+	boot uint32
+	cm   control
+	src  string
+	lan  int
+	drop int // -1: accepted
+}
+
+func runCheckCases(t *testing.T, newX func() *Exchange, tests []checkCase) {
+	t.Helper()
 	udp := func(s string) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(s), 4117) }
-	tests := []struct {
-		name string
-		node uint32
-		boot uint32
-		cm   control
-		src  string
-		lan  int
-		drop int // -1: accepted
-	}{
-		{"LAN A", 2, 1, control{hops: 255, ifIndex: 2}, "192.0.2.2", 0, -1},
-		{"LAN B", 2, 1, control{hops: 255, ifIndex: 3}, "198.51.100.2", 1, -1},
-		{"routed once", 2, 1, control{hops: 254, ifIndex: 2}, "192.0.2.2", 0, DropTTL},
-		{"not a LAN interface", 2, 1, control{hops: 255, ifIndex: 9}, "192.0.2.2", 0, DropIface},
-		{"source from another subnet", 2, 1, control{hops: 255, ifIndex: 2}, "198.51.100.2", 0, DropSubnet},
-		{"LAN-B source on LAN A (cross-wired)", 2, 1, control{hops: 255, ifIndex: 3}, "192.0.2.2", 0, DropSubnet},
-		{"our own broadcast", 0xc0000201, 7, control{hops: 255, ifIndex: 2}, "192.0.2.1", 0, DropSelf},
-		{"someone else with our id", 0xc0000201, 8, control{hops: 255, ifIndex: 2}, "192.0.2.5", 0, DropConflict},
-	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			x := testExchange()
+			x := newX()
 			p := Packet{Type: INQ, NodeID: tt.node, BootID: tt.boot}
 			lan, from, ok := x.check(&p, &tt.cm, udp(tt.src))
 			drops := x.Drops()
@@ -55,6 +50,19 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestCheck(t *testing.T) {
+	runCheckCases(t, testExchange, []checkCase{
+		{"LAN A", 2, 1, control{hops: 255, ifIndex: 2}, "192.0.2.2", 0, -1},
+		{"LAN B", 2, 1, control{hops: 255, ifIndex: 3}, "198.51.100.2", 1, -1},
+		{"routed once", 2, 1, control{hops: 254, ifIndex: 2}, "192.0.2.2", 0, DropTTL},
+		{"not a LAN interface", 2, 1, control{hops: 255, ifIndex: 9}, "192.0.2.2", 0, DropIface},
+		{"source from another subnet", 2, 1, control{hops: 255, ifIndex: 2}, "198.51.100.2", 0, DropSubnet},
+		{"LAN-B source on LAN A (cross-wired)", 2, 1, control{hops: 255, ifIndex: 3}, "192.0.2.2", 0, DropSubnet},
+		{"our own broadcast", 0xc0000201, 7, control{hops: 255, ifIndex: 2}, "192.0.2.1", 0, DropSelf},
+		{"someone else with our id", 0xc0000201, 8, control{hops: 255, ifIndex: 2}, "192.0.2.5", 0, DropConflict},
+	})
+}
+
 // testExchange6 is a node with IPv6 on both LANs, as the lab's IPv6-only
 // LANs have it.
 func testExchange6() *Exchange {
@@ -68,40 +76,17 @@ func testExchange6() *Exchange {
 // TestCheck6 is TestCheck for the IPv6 exchange: the hop limit is held to
 // 255 like the TTL, and link-local sources match no LAN.
 func TestCheck6(t *testing.T) {
-	udp := func(s string) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(s), 4117) }
-	tests := []struct {
-		name string
-		cm   control
-		src  string
-		lan  int
-		drop int // -1: accepted
-	}{
-		{"LAN A", control{hops: 255, ifIndex: 2}, "2001:db8:a::2", 0, -1},
-		{"LAN B", control{hops: 255, ifIndex: 3}, "2001:db8:b::2", 1, -1},
-		{"hop limit 254: routed once", control{hops: 254, ifIndex: 2}, "2001:db8:a::2", 0, DropTTL},
-		{"hop limit 1: the multicast default", control{hops: 1, ifIndex: 2}, "2001:db8:a::2", 0, DropTTL},
-		{"link-local source", control{hops: 255, ifIndex: 2}, "fe80::2", 0, DropSubnet},
-		{"source from the other LAN", control{hops: 255, ifIndex: 2}, "2001:db8:b::2", 0, DropSubnet},
-		{"an IPv4-only LAN", control{hops: 255, ifIndex: 4}, "2001:db8:c::2", 0, DropIface},
-		{"not a LAN interface", control{hops: 255, ifIndex: 9}, "2001:db8:a::2", 0, DropIface},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			x := testExchange6()
-			p := Packet{Type: INQ, NodeID: 2, BootID: 1}
-			lan, from, ok := x.check(&p, &tt.cm, udp(tt.src))
-			drops := x.Drops()
-			if tt.drop < 0 {
-				if !ok || lan != tt.lan || from != netip.MustParseAddr(tt.src) {
-					t.Errorf("check = %d, %v, %v; want LAN %d from %s", lan, from, ok, tt.lan, tt.src)
-				}
-				return
-			}
-			if ok || drops[tt.drop] != 1 {
-				t.Errorf("check accepted it or counted %v, want one %s drop", drops, DropNames[tt.drop])
-			}
-		})
-	}
+	runCheckCases(t, testExchange6, []checkCase{
+		{"LAN A", 2, 1, control{hops: 255, ifIndex: 2}, "2001:db8:a::2", 0, -1},
+		{"LAN B", 2, 1, control{hops: 255, ifIndex: 3}, "2001:db8:b::2", 1, -1},
+		{"hop limit 254: routed once", 2, 1, control{hops: 254, ifIndex: 2}, "2001:db8:a::2", 0, DropTTL},
+		{"hop limit 1: the multicast default", 2, 1, control{hops: 1, ifIndex: 2}, "2001:db8:a::2", 0, DropTTL},
+		{"link-local source", 2, 1, control{hops: 255, ifIndex: 2}, "fe80::2", 0, DropSubnet},
+		{"source from the other LAN", 2, 1, control{hops: 255, ifIndex: 2}, "2001:db8:b::2", 0, DropSubnet},
+		{"an IPv4-only LAN", 2, 1, control{hops: 255, ifIndex: 4}, "2001:db8:c::2", 0, DropIface},
+		{"not a LAN interface", 2, 1, control{hops: 255, ifIndex: 9}, "2001:db8:a::2", 0, DropIface},
+		{"our own multicast", 0xc0000201, 7, control{hops: 255, ifIndex: 2}, "2001:db8:a::1", 0, DropSelf},
+	})
 }
 
 // TestPeerAddrs6: a peer's IPv6 entries land on our LANs by subnet; a
