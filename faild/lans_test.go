@@ -20,7 +20,7 @@ import (
 func TestRefreshLANs(t *testing.T) {
 	a := platform.LAN{Name: "eth0", Index: 2, Addr: netip.MustParsePrefix("192.0.2.1/24"), Broadcast: netip.MustParseAddr("192.0.2.255"), Up: true}
 	b := platform.LAN{Name: "eth1", Index: 3, Addr: netip.MustParsePrefix("198.51.100.1/24"), Broadcast: netip.MustParseAddr("198.51.100.255"), Up: true}
-	x, err := proto.Listen(proto.Config{Port: 0, Node: 1, Boot: 1, LANs: protoLANs([]platform.LAN{a, b})})
+	x, err := proto.Listen(proto.Config{Port: 0, Node: 1, Boot: 1, LANs: familyLANs([]platform.LAN{a, b}, false, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,12 +28,14 @@ func TestRefreshLANs(t *testing.T) {
 	var logs bytes.Buffer
 	now := map[string]platform.LAN{"eth0": a, "eth1": b}
 	d := &daemon{
-		log: slog.New(slog.NewTextHandler(&logs, nil)), lans: []platform.LAN{a, b}, names: []string{"eth0", "eth1"}, x: x,
-		table:  routes.New(routes.Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3}),
+		log: slog.New(slog.NewTextHandler(&logs, nil)), lans: []platform.LAN{a, b}, names: []string{"eth0", "eth1"},
+		fams: families{{name: "ipv4", x: x,
+			table: routes.New(routes.Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})}},
 		lookup: func(name string) (platform.LAN, error) { return now[name], nil },
+		opts:   &options{},
 	}
 	t0 := time.Now()
-	d.table.Observe(routes.Observation{Peer: 9, LAN: 1, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("198.51.100.9")},
+	d.fams.Observe(routes.Observation{Peer: 9, LAN: 1, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("198.51.100.9")},
 		At: t0}, nil)
 
 	step := func(name string, set platform.LAN, wantMoved bool, wantKinds string, wantLog ...string) {
@@ -64,7 +66,7 @@ func TestRefreshLANs(t *testing.T) {
 		`msg=lan-changed lan=B dev=eth1 old="index 3 198.51.100.1/24 brd 198.51.100.255" new=gone`,
 		`msg=carrier-lost lan=B dev=eth1 reason="interface gone"`)
 	step("recreated without address", platform.LAN{Name: "eth1", Index: 7, Up: true}, true, "",
-		`new="index 7 no IPv4 address"`, "msg=carrier-restored")
+		`new="index 7 no address"`, "msg=carrier-restored")
 	nb := b
 	nb.Index = 7
 	step("address back", nb, true, "", `new="index 7 198.51.100.1/24 brd 198.51.100.255"`)

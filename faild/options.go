@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,15 +22,17 @@ type options struct {
 	Successes  int           `short:"s" long:"successes" value-name:"N" default:"3" description:"Consecutive good intervals before an invalid path is valid again and its traffic switches back"`
 	Port       int           `short:"p" long:"port" value-name:"PORT" default:"4117" description:"UDP port for INQs and ACKs, the same on every node"`
 	LogFile    string        `short:"l" long:"log-file" value-name:"PATH" description:"Append the event log to PATH (default: standard error)"`
-	Interfaces []string      `short:"i" long:"interface" value-name:"IFACE" description:"A LAN interface; repeat in priority order (LAN A first). Default: every interface that is up, not loopback, and has an IPv4 broadcast address, in index order"`
-	NodeID     string        `long:"node-id" value-name:"ID" description:"This node's identity in dotted-quad form, unique in the cluster (default: its address on LAN A)"`
+	Interfaces []string      `short:"i" long:"interface" value-name:"IFACE" description:"A LAN interface; repeat in priority order (LAN A first). Default: every interface that is up, not loopback, and has an IPv4 broadcast address or a global or unique-local IPv6 address, in index order"`
+	NodeID     string        `long:"node-id" value-name:"ID" description:"This node's identity in dotted-quad form, unique in the cluster (default: its IPv4 address on LAN A, or on an IPv6-only LAN A a 32-bit hash of its IPv6 address there)"`
+	Peers      []string      `long:"peer" value-name:"ADDR" description:"A peer's address on one LAN, IPv4 or IPv6; repeat for every peer on every LAN. INQs then go by unicast to the listed peers on each LAN's subnet instead of to the broadcast address or multicast group, for networks that drop those"`
 	Version    bool          `long:"version" description:"Print the version and exit"`
 	KeyFile    string        `long:"key-file" value-name:"FILE" description:"Authenticate every packet with HMAC-SHA256: FILE holds the current key and optionally the next, one a line, at least 16 bytes each; it must not be accessible to others"`
 	MaxPeers   int           `long:"max-peers" value-name:"N" default:"256" description:"Most peers tracked; packets from further nodes are ignored (and logged once) until a silent peer is forgotten"`
 	DampWindow time.Duration `long:"damp-window" value-name:"DURATION" default:"30s" description:"Anti-flap damping: each failover of a path within DURATION of its previous one doubles the good intervals (-s) it needs to switch back; one doubling is undone per quiet DURATION; 0 turns damping off"`
 	DampMax    int           `long:"damp-max" value-name:"N" default:"16" description:"Damping never makes a switchback need more than N times -s good intervals"`
 
-	keys [][]byte // read from KeyFile by validate
+	keys  [][]byte     // read from KeyFile by validate
+	peers []netip.Addr // parsed from Peers by validate
 
 	Ops opsOptions `group:"Operation Options"`
 
@@ -105,12 +108,41 @@ func (o *options) validate() error {
 		}
 		o.keys = keys
 	}
+	peers, err := parsePeers(o.Peers)
+	if err != nil {
+		return err
+	}
+	o.peers = peers
 	if o.NodeID != "" {
 		if a, err := netip.ParseAddr(o.NodeID); err != nil || !a.Is4() || a.IsUnspecified() {
 			return fmt.Errorf("invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
 		}
 	}
 	return nil
+}
+
+// parsePeers checks every --peer: a unicast address, given once. A
+// link-local IPv6 address does not do: faild matches peers to LANs by
+// subnet, and fe80::/64 is on every LAN.
+func parsePeers(args []string) ([]netip.Addr, error) {
+	var peers []netip.Addr
+	for _, s := range args {
+		a, err := netip.ParseAddr(s)
+		switch {
+		case err != nil || a.Zone() != "":
+			return nil, fmt.Errorf("invalid --peer %q: want an IPv4 or IPv6 address such as 192.0.2.2 or 2001:db8:a::2", s)
+		case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return nil, fmt.Errorf("invalid --peer %s: not a unicast address of a peer", s)
+		case a.IsLinkLocalUnicast():
+			return nil, fmt.Errorf("invalid --peer %s: link-local; give the peer's global or unique-local address", s)
+		}
+		a = a.Unmap()
+		if slices.Contains(peers, a) {
+			return nil, fmt.Errorf("invalid --peer %s: given twice", s)
+		}
+		peers = append(peers, a)
+	}
+	return peers, nil
 }
 
 func mustMarshal(s seconds) string {

@@ -31,9 +31,8 @@ type daemon struct {
 	lans    []platform.LAN
 	names   []string
 	lookup  func(name string) (platform.LAN, error)
-	table   *routes.Table
+	fams    families // per address family: the exchange and its path table
 	apply   *applier
-	x       *proto.Exchange
 	heard   chan proto.Heard
 	links   chan platform.LinkChange
 	overrun atomic.Uint64 // packets dropped because the decide loop fell behind
@@ -78,17 +77,16 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	forget := forgetAfter(opts)
 	pcfg := proto.Config{Port: opts.Port, Node: node, Boot: randomUint32(), Interval: interval,
 		Keys: opts.keys, MaxPeers: opts.MaxPeers, Forget: forget, Log: log}
-	pcfg.LANs = protoLANs(lans)
-	x, err := proto.Listen(pcfg)
+	rcfg := routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes,
+		Forget: forget, MaxPeers: opts.MaxPeers, DampWindow: opts.DampWindow, DampMax: opts.DampMax}
+	fams, err := listenFamilies(pcfg, rcfg, lans, opts.peers, log)
 	if err != nil {
 		return err
 	}
-	defer x.Close()
+	defer fams.Close()
 
 	d := &daemon{
-		opts: opts, log: log, lans: lans, x: x, lookup: platform.Lookup,
-		table: routes.New(routes.Config{LANs: len(lans), Interval: interval, Misses: opts.Misses, Successes: opts.Successes,
-			Forget: forget, MaxPeers: opts.MaxPeers, DampWindow: opts.DampWindow, DampMax: opts.DampMax}),
+		opts: opts, log: log, lans: lans, fams: fams, lookup: platform.Lookup,
 		apply: newApplier(w, log),
 		// Deep enough for a burst from thousands of peers at once.
 		heard:   make(chan proto.Heard, 4096),
@@ -123,10 +121,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	g.Go(func() error { return d.hooks.serve(gctx) })
 	g.Go(func() error { return d.signals(gctx) })
 	d.notify.ready(d.snapshot(time.Now()).summary())
-	g.Go(func() error { return x.Responder(gctx, d.onHeard, d.sendFailed("ack")) })
-	if opts.Requestor {
-		g.Go(func() error { return x.Requestor(gctx, d.sendFailed("inq")) })
-	}
+	fams.start(g, gctx, opts.Requestor, d.onHeard, d.sendFailed)
 	g.Go(func() error {
 		return platform.WatchLinks(gctx, func(c platform.LinkChange) {
 			select {
@@ -165,7 +160,7 @@ func (d *daemon) decide(ctx context.Context) error {
 	watchdog, stopWatchdog := d.notify.ticker()
 	defer stopWatchdog()
 	for {
-		if at, ok := d.table.NextDeadline(); ok {
+		if at, ok := d.fams.NextDeadline(); ok {
 			timer.Reset(time.Until(at))
 		} else {
 			timer.Reset(time.Hour)
@@ -174,12 +169,12 @@ func (d *daemon) decide(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case h := <-d.heard:
-			evs = d.table.Observe(routes.Observation{
+			evs = d.fams.Observe(routes.Observation{
 				Peer: routes.PeerID(h.Node), LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)],
 				Interval: h.Interval, RTT: h.RTT, At: h.At,
 			}, evs[:0])
 		case <-timer.C:
-			evs = d.table.Expire(time.Now(), evs[:0])
+			evs = d.fams.Expire(time.Now(), evs[:0])
 		case c := <-d.links:
 			if !d.concerns(c) {
 				continue
@@ -202,7 +197,7 @@ func (d *daemon) decide(ctx context.Context) error {
 			continue
 		}
 		d.applyRoutes(&desired)
-		d.publishDeaf()
+		d.fams.publishDeaf(len(d.lans))
 		for _, e := range evs {
 			d.report(e)
 			if ev, ok := d.hookEventFor(e); ok {
@@ -216,7 +211,7 @@ func (d *daemon) decide(ctx context.Context) error {
 // applyRoutes hands the routes the table wants, placed on the LANs'
 // interfaces as they are now, to the applier; desired is scratch space.
 func (d *daemon) applyRoutes(desired *[]routes.Route) {
-	*desired = d.table.Routes((*desired)[:0])
+	*desired = d.fams.Routes((*desired)[:0])
 	krs := make([]platform.Route, 0, len(*desired))
 	for _, r := range *desired {
 		krs = append(krs, d.kernelRoute(r))
@@ -251,7 +246,7 @@ func (d *daemon) refreshLANs(now time.Time, evs []routes.Event) ([]routes.Event,
 		}
 		ol := d.lans[i]
 		d.lans[i] = nl
-		if nl.Index != ol.Index || nl.Addr != ol.Addr || nl.Broadcast != ol.Broadcast {
+		if nl.Index != ol.Index || nl.Addr != ol.Addr || nl.Addr6 != ol.Addr6 || nl.Broadcast != ol.Broadcast {
 			moved = true
 			d.log.Warn("lan-changed", "lan", lanName(i), "dev", name, "old", lanString(ol), "new", lanString(nl))
 		}
@@ -267,27 +262,18 @@ func (d *daemon) refreshLANs(now time.Time, evs []routes.Event) ([]routes.Event,
 		}
 		if ol.Usable() && !nl.Usable() {
 			if nl.Up {
-				d.log.Warn("lan-down", "lan", lanName(i), "dev", name, "reason", "no IPv4 address",
+				d.log.Warn("lan-down", "lan", lanName(i), "dev", name, "reason", "no address",
 					"action", "every path on this LAN is invalid until it has one")
 			}
-			evs = d.table.LANDown(i, now, evs)
+			evs = d.fams.LANDown(i, now, evs)
 		}
 	}
 	if moved {
-		if err := d.x.SetLANs(protoLANs(d.lans)); err != nil {
+		if err := d.fams.setLANs(d.lans, d.opts.peers); err != nil {
 			d.log.Error("lan-update-failed", "err", err)
 		}
 	}
 	return evs, moved
-}
-
-// protoLANs is the exchange's view of the LANs.
-func protoLANs(lans []platform.LAN) []proto.LAN {
-	out := make([]proto.LAN, 0, len(lans))
-	for _, l := range lans {
-		out = append(out, proto.LAN{Name: l.Name, IfIndex: l.Index, Addr: l.Addr, Broadcast: l.Broadcast})
-	}
-	return out
 }
 
 // lanString shows a LAN's interface for lan-changed: "index 3
@@ -296,21 +282,14 @@ func lanString(l platform.LAN) string {
 	switch {
 	case l.Index == 0:
 		return "gone"
+	case !l.Addr.IsValid() && !l.Addr6.IsValid():
+		return fmt.Sprintf("index %d no address", l.Index)
 	case !l.Addr.IsValid():
-		return fmt.Sprintf("index %d no IPv4 address", l.Index)
+		return fmt.Sprintf("index %d %s", l.Index, l.Addr6)
+	case l.Addr6.IsValid():
+		return fmt.Sprintf("index %d %s brd %s %s", l.Index, l.Addr, l.Broadcast, l.Addr6)
 	}
 	return fmt.Sprintf("index %d %s brd %s", l.Index, l.Addr, l.Broadcast)
-}
-
-// publishDeaf tells the requestor which peers this node cannot hear on each
-// LAN, so that its next INQs let those peers fail over too when only one
-// direction of a path is broken.
-func (d *daemon) publishDeaf() {
-	var lists [proto.MaxLANs][]uint32
-	for lan := range d.lans {
-		lists[lan] = d.table.Invalid(lan, nil)
-	}
-	d.x.SetDeaf(&lists)
 }
 
 // kernelRoute places a decided route on the interface of its LAN.
@@ -372,7 +351,7 @@ func (d *daemon) sendFailed(what string) func(lan int, err error) {
 
 func (d *daemon) dropSummary() string {
 	var parts []string
-	for i, n := range d.x.Drops() {
+	for i, n := range d.fams.Drops() {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", proto.DropNames[i], n))
 		}
@@ -383,16 +362,12 @@ func (d *daemon) dropSummary() string {
 	return strings.Join(parts, ",")
 }
 
-// nodeID is --node-id, or else this node's IPv4 address on LAN A.
+// nodeID is --node-id, or else defaultNodeID of LAN A.
 func nodeID(opts *options, lans []platform.LAN) (uint32, error) {
-	a := lans[0].Addr.Addr()
-	if opts.NodeID != "" {
-		a = netip.MustParseAddr(opts.NodeID) // validated
+	if opts.NodeID == "" {
+		return defaultNodeID(lans[0])
 	}
-	if !a.Is4() {
-		return 0, fmt.Errorf("failed to choose a node id: LAN A has no IPv4 address; set --node-id")
-	}
-	b := a.As4()
+	b := netip.MustParseAddr(opts.NodeID).As4() // validated
 	return binary.BigEndian.Uint32(b[:]), nil
 }
 
@@ -402,11 +377,12 @@ func randomUint32() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// describe lists LANs for logs: "A=eth0:192.0.2.1/24 B=eth1:198.51.100.1/24".
+// describe lists LANs for logs: "A=eth0:192.0.2.1/24 B=eth1:198.51.100.1/24",
+// with both addresses of a dual-stack LAN comma-separated.
 func describe(lans []platform.LAN) string {
 	var parts []string
 	for i, l := range lans {
-		parts = append(parts, fmt.Sprintf("%s=%s:%s", lanName(i), l.Name, l.Addr))
+		parts = append(parts, fmt.Sprintf("%s=%s:%s", lanName(i), l.Name, lanAddrs(l)))
 	}
 	return strings.Join(parts, " ")
 }

@@ -90,10 +90,10 @@ func (d *daemon) snapshot(now time.Time) *Status {
 		Paths: []StatusPath{}, Drops: map[string]uint64{},
 	}
 	for i, l := range d.lans {
-		s.LANs = append(s.LANs, StatusLAN{Name: lanName(i), Dev: l.Name, Addr: l.Addr.String()})
+		s.LANs = append(s.LANs, StatusLAN{Name: lanName(i), Dev: l.Name, Addr: lanAddrs(l)})
 	}
 	peers := map[routes.PeerID]bool{}
-	d.table.Paths(now, func(id routes.PeerID, lan int, p routes.Path, r routes.Route) {
+	d.fams.Paths(now, func(id routes.PeerID, lan int, p routes.Path, r routes.Route) {
 		peers[id] = true
 		since := now.Sub(p.LastEvidence)
 		sp := StatusPath{
@@ -117,7 +117,7 @@ func (d *daemon) snapshot(now time.Time) *Status {
 	slices.SortFunc(s.Paths, func(a, b StatusPath) int {
 		return cmp.Or(cmpAddr(a.Peer, b.Peer), strings.Compare(a.LAN, b.LAN))
 	})
-	for i, n := range d.x.Drops() {
+	for i, n := range d.fams.Drops() {
 		s.Drops[proto.DropNames[i]] = n
 	}
 	if d.hooks != nil {

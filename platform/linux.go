@@ -143,9 +143,10 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 }
 
 // Discover finds the LAN interfaces. With names, those interfaces in that
-// order (each must exist and have an IPv4 address); without, every
-// interface that is up, not loopback, and has an IPv4 address with a
-// broadcast address, in interface-index order.
+// order (each must exist and have an IPv4 address or a global or
+// unique-local IPv6 address); without, every interface that is up, not
+// loopback, and has an IPv4 address with a broadcast address or a global or
+// unique-local IPv6 address, in interface-index order.
 func Discover(names []string) ([]LAN, error) {
 	var links []netlink.Link
 	if len(names) == 0 {
@@ -185,8 +186,8 @@ func Discover(names []string) ([]LAN, error) {
 
 // Lookup describes the interface called name as a LAN as it is now, for
 // picking up an interface that came back, was recreated or readdressed: a
-// LAN with Index 0 when there is no such interface, and without Addr when
-// it has no IPv4 address. The error is for netlink failing.
+// LAN with Index 0 when there is no such interface, and without addresses
+// when it has none. The error is for netlink failing.
 func Lookup(name string) (LAN, error) {
 	l, err := netlink.LinkByName(name)
 	var nf netlink.LinkNotFoundError
@@ -203,19 +204,26 @@ func Lookup(name string) (LAN, error) {
 	return lan, err
 }
 
-var errNoAddr = errors.New("no IPv4 address")
+// errNoAddr: an interface with no address faild can use on a LAN.
+var errNoAddr = errors.New("neither an IPv4 address nor a global or unique-local IPv6 address")
 
 // lanOf describes link as a LAN: its first IPv4 address that has a
 // broadcast address (or, failing that, the first IPv4 address, whose
-// broadcast faild derives from the prefix). Without an IPv4 address it
-// returns the LAN without Addr and an error wrapping errNoAddr.
+// broadcast faild derives from the prefix), and its IPv6 address as
+// pickAddr6 chooses it. With neither it returns the LAN without addresses
+// and an error wrapping errNoAddr.
 func lanOf(l netlink.Link) (LAN, error) {
 	a := l.Attrs()
-	up := a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0
+	lan := LAN{Name: a.Name, Index: a.Index, Up: a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0}
 	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
 	if err != nil {
 		return LAN{}, fmt.Errorf("interface %s: failed to list addresses: %w", a.Name, err)
 	}
+	addrs6, err := netlink.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return LAN{}, fmt.Errorf("interface %s: failed to list IPv6 addresses: %w", a.Name, err)
+	}
+	lan.Addr6 = pickAddr6(addrs6)
 	var best *netlink.Addr
 	for i := range addrs {
 		if addrs[i].Broadcast != nil {
@@ -225,13 +233,16 @@ func lanOf(l netlink.Link) (LAN, error) {
 	}
 	if best == nil {
 		if len(addrs) == 0 {
-			return LAN{Name: a.Name, Index: a.Index, Up: up}, fmt.Errorf("interface %s has %w", a.Name, errNoAddr)
+			if lan.Addr6.IsValid() {
+				return lan, nil // IPv6 only
+			}
+			return lan, fmt.Errorf("interface %s has %w", a.Name, errNoAddr)
 		}
 		best = &addrs[0]
 	}
 	ip, _ := netip.AddrFromSlice(best.IP.To4())
 	bits, _ := best.Mask.Size()
-	lan := LAN{Name: a.Name, Index: a.Index, Addr: netip.PrefixFrom(ip, bits), Up: up}
+	lan.Addr = netip.PrefixFrom(ip, bits)
 	if b, ok := netip.AddrFromSlice(best.Broadcast.To4()); ok {
 		lan.Broadcast = b
 	} else {
@@ -239,4 +250,31 @@ func lanOf(l netlink.Link) (LAN, error) {
 		lan.NoBroadcast = true
 	}
 	return lan, nil
+}
+
+// pickAddr6 chooses the IPv6 address faild announces on a LAN: global or
+// unique-local (link-local ones are alike on every LAN), not tentative or
+// failed in duplicate address detection (the kernel cannot send from them),
+// and a preferred one over a deprecated one. The zero Prefix if none.
+func pickAddr6(addrs []netlink.Addr) netip.Prefix {
+	var deprecated netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() {
+			continue
+		}
+		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			continue
+		}
+		bits, _ := a.Mask.Size()
+		p := netip.PrefixFrom(ip, bits)
+		if a.Flags&unix.IFA_F_DEPRECATED != 0 {
+			if !deprecated.IsValid() {
+				deprecated = p
+			}
+			continue
+		}
+		return p
+	}
+	return deprecated
 }

@@ -11,16 +11,33 @@ import (
 // exactly its own routes and never touch anyone else's.
 const Protocol = 157
 
-// LAN is one interface faild watches, with its IPv4 address on that LAN.
+// LAN is one interface faild watches, with its addresses on that LAN. A LAN
+// carries IPv4, IPv6 or both; faild runs one exchange per family present.
 type LAN struct {
 	Name      string
 	Index     int
-	Addr      netip.Prefix // our address and the LAN's prefix length
-	Broadcast netip.Addr   // where INQs go
+	Addr      netip.Prefix // our IPv4 address and the LAN's prefix length; invalid on an IPv6-only LAN
+	Broadcast netip.Addr   // where IPv4 INQs go
+	// Addr6 is our global or unique-local IPv6 address on the LAN, the one
+	// peers route to; invalid on an IPv4-only LAN. Link-local addresses do
+	// not qualify: the same fe80:: prefix is on every LAN, so a receiver
+	// could not tell the LANs apart by subnet.
+	Addr6 netip.Prefix
 	// NoBroadcast: the interface has no broadcast address configured and
 	// Broadcast was derived from the prefix.
 	NoBroadcast bool
 	Up          bool // administratively up and with carrier
+}
+
+// Prefixes lists the LAN's addresses, IPv4 first, for logs.
+func (l LAN) Prefixes() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, p := range []netip.Prefix{l.Addr, l.Addr6} {
+		if p.IsValid() {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // Route is a host route as the kernel holds it: Dst via Via out of Dev.
@@ -61,5 +78,5 @@ type LinkChange struct {
 }
 
 // Usable reports whether faild can send and receive on the LAN: the
-// interface exists, is up with carrier, and has an IPv4 address.
-func (l LAN) Usable() bool { return l.Index > 0 && l.Up && l.Addr.IsValid() }
+// interface exists, is up with carrier, and has an address.
+func (l LAN) Usable() bool { return l.Index > 0 && l.Up && len(l.Prefixes()) > 0 }

@@ -9,10 +9,14 @@ func Preflight(lans []LAN) []string {
 	var warns []string
 	for i, a := range lans {
 		for _, b := range lans[i+1:] {
-			if a.Addr.Masked().Overlaps(b.Addr.Masked()) {
-				warns = append(warns, fmt.Sprintf(
-					"%s (%s) and %s (%s) share a subnet: faild cannot tell the LANs apart by source address; give each LAN its own subnet",
-					a.Name, a.Addr, b.Name, b.Addr))
+			for _, pa := range a.Prefixes() {
+				for _, pb := range b.Prefixes() {
+					if pa.Masked().Overlaps(pb.Masked()) {
+						warns = append(warns, fmt.Sprintf(
+							"%s (%s) and %s (%s) share a subnet: faild cannot tell the LANs apart by source address; give each LAN its own subnet",
+							a.Name, pa, b.Name, pb))
+					}
+				}
 			}
 		}
 		if a.NoBroadcast {

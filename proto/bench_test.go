@@ -44,7 +44,7 @@ func BenchmarkPerPacket(b *testing.B) {
 	x := testExchange()
 	tbl := routes.New(routes.Config{LANs: 2, Interval: time.Second, Misses: 3, Successes: 3})
 	pkts, srcs := inqs(b, benchPeers)
-	cm := &ipv4.ControlMessage{TTL: 255, IfIndex: 2}
+	cm := &control{hops: 255, ifIndex: 2}
 	var (
 		in, ack Packet
 		h       Heard

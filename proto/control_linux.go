@@ -4,19 +4,32 @@ import (
 	"encoding/binary"
 	"unsafe"
 
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
-// parseControl reads the arrival interface and TTL of a packet from its
-// control messages into cm, without allocating (ipv4.ControlMessage.Parse
-// allocates for every packet). It reports false when either is missing.
-func parseControl(b []byte, cm *ipv4.ControlMessage) bool {
+// parseControl4 reads the arrival interface and TTL of an IPv4 packet from
+// its control messages into cm, without allocating
+// (ipv4.ControlMessage.Parse allocates for every packet).
+func parseControl4(b []byte, cm *control) bool {
+	return walkControl(b, cm, unix.IPPROTO_IP, unix.IP_TTL, unix.IP_PKTINFO, 0)
+}
+
+// parseControl6 does the same for IPv6: the hop limit, and the interface
+// from IPV6_PKTINFO (struct in6_pktinfo: the 16-byte address, then the
+// interface index).
+func parseControl6(b []byte, cm *control) bool {
+	return walkControl(b, cm, unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, unix.IPV6_PKTINFO, 16)
+}
+
+// walkControl fills cm from the control messages of one level: hopsType
+// carries an int, infoType a packet info struct whose interface index (a
+// 32-bit int) sits at ifOff. It reports false when either is missing.
+func walkControl(b []byte, cm *control, level, hopsType, infoType int32, ifOff int) bool {
 	const (
 		hdrLen = int(unsafe.Sizeof(unix.Cmsghdr{}))
 		align  = int(unsafe.Sizeof(uintptr(0)))
 	)
-	var gotIf, gotTTL bool
+	var gotIf, gotHops bool
 	for len(b) >= hdrLen {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
 		n := int(h.Len)
@@ -24,12 +37,12 @@ func parseControl(b []byte, cm *ipv4.ControlMessage) bool {
 			break
 		}
 		data := b[hdrLen:n]
-		if h.Level == unix.IPPROTO_IP {
+		if h.Level == level {
 			switch {
-			case h.Type == unix.IP_TTL && len(data) >= 4:
-				cm.TTL, gotTTL = int(binary.NativeEndian.Uint32(data)), true
-			case h.Type == unix.IP_PKTINFO && len(data) >= 4: // struct in_pktinfo starts with ipi_ifindex
-				cm.IfIndex, gotIf = int(int32(binary.NativeEndian.Uint32(data))), true
+			case h.Type == hopsType && len(data) >= 4:
+				cm.hops, gotHops = int(binary.NativeEndian.Uint32(data)), true
+			case h.Type == infoType && len(data) >= ifOff+4:
+				cm.ifIndex, gotIf = int(int32(binary.NativeEndian.Uint32(data[ifOff:]))), true
 			}
 		}
 		n = (n + align - 1) &^ (align - 1)
@@ -38,7 +51,7 @@ func parseControl(b []byte, cm *ipv4.ControlMessage) bool {
 		}
 		b = b[n:]
 	}
-	return gotIf && gotTTL
+	return gotIf && gotHops
 }
 
 // setReceiveBuffer asks for a receive buffer of n bytes. SO_RCVBUFFORCE

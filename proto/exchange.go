@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // receiveBuffer is the socket's receive buffer. Every peer answers an INQ at
@@ -24,23 +25,32 @@ const receiveBuffer = 4 << 20
 // MaxLANs is the most LANs one node can watch.
 const MaxLANs = 8
 
-// ttl is sent on every packet and required on every packet received
-// (GTSM, RFC 5082, as BFD single-hop does): a packet that crossed a router
-// arrives with less and cannot count as evidence of a LAN path.
+// ttl is sent on every packet as the TTL (IPv4) or hop limit (IPv6) and
+// required on every packet received (GTSM, RFC 5082, as BFD single-hop
+// does): a packet that crossed a router arrives with less and cannot count
+// as evidence of a LAN path.
 const ttl = 255
 
-// LAN is one of this node's LAN interfaces, as the exchange sees it. A LAN
-// whose interface is gone or has no IPv4 address has IfIndex 0 or an
-// invalid Addr: nothing is sent on it and nothing arrives on it.
+// LAN is one of this node's LAN interfaces, as the exchange sees it. An
+// exchange serves one address family; a LAN whose Addr is not valid lacks
+// that family, and one whose interface is gone has IfIndex 0: the exchange
+// neither sends nor accepts packets there.
 type LAN struct {
 	Name      string // the interface, for logs
 	IfIndex   int
 	Addr      netip.Prefix // our address on the LAN and its prefix
-	Broadcast netip.Addr   // where INQs go
+	Broadcast netip.Addr   // where INQs go: the broadcast address, or Group6 for IPv6
+	// Unicast replaces Broadcast with Peers (--peer): INQs go to each of
+	// them by unicast, for networks that drop broadcast or multicast; with
+	// no Peers, no INQs go out on the LAN.
+	Unicast bool
+	Peers   []netip.Addr
 
-	// pktinfo is IP_PKTINFO (interface and source address) marshalled once
-	// when the LAN is stored, so that sending does not allocate.
-	pktinfo []byte
+	// info is the packet info (interface and source address) for
+	// broadcast and multicast, uinfo the one for unicast, marshalled once
+	// when the LAN is stored so that sending does not allocate. See Listen6
+	// for why IPv6 needs two.
+	info, uinfo []byte
 }
 
 // Heard is the fact a packet establishes: the peer spoke to us on LAN.
@@ -58,7 +68,7 @@ type Heard struct {
 // Drop reasons, one counter each.
 const (
 	DropDecode   = iota // malformed: short, bad magic, version, type, addresses
-	DropTTL             // arrived with a TTL below 255
+	DropTTL             // arrived with a TTL (IPv4) or hop limit (IPv6) below 255
 	DropIface           // arrived on an interface that is not a LAN
 	DropSubnet          // source not on the subnet of its arrival interface
 	DropSelf            // our own broadcast looped back
@@ -103,14 +113,16 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Exchange is this node's side of the INQ/ACK protocol over one UDP socket
-// shared by every LAN. The socket reports each packet's arrival interface,
-// and each reply leaves by the interface its INQ came in on.
+// Exchange is this node's side of the INQ/ACK protocol for one address
+// family, over one UDP socket shared by every LAN: Listen makes the IPv4
+// one, Listen6 the IPv6 one. The socket reports each packet's arrival
+// interface, and each reply leaves by the interface its INQ came in on.
 type Exchange struct {
 	cfg  Config
 	lans atomic.Pointer[[]LAN] // the current LANs; replaced whole, never modified
 	conn *net.UDPConn
-	pc   *ipv4.PacketConn
+	v6   bool
+	pc6  *ipv6.PacketConn // IPv6 only: to join Group6 on interfaces that come later
 	seq  atomic.Uint64
 
 	mu    sync.Mutex
@@ -140,14 +152,28 @@ func (x *Exchange) SetLANs(lans []LAN) error {
 		return fmt.Errorf("failed to update LANs: %d LANs, the exchange has %d", len(lans), len(x.cfg.LANs))
 	}
 	x.storeLANs(lans)
+	if x.v6 {
+		// A recreated interface has left Group6 with its old self.
+		return joinGroup6(x.pc6, x.LANs())
+	}
 	return nil
 }
 
-// storeLANs publishes lans, each with its control message for sending.
+// storeLANs publishes lans, each with its packet info for sending.
 func (x *Exchange) storeLANs(lans []LAN) {
 	lans = append([]LAN(nil), lans...)
-	for i, l := range lans {
-		lans[i].pktinfo = (&ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal()
+	for i := range lans {
+		l := &lans[i]
+		if x.v6 {
+			if !l.Broadcast.IsValid() {
+				l.Broadcast = Group6
+			}
+			l.info = (&ipv6.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal()
+			l.uinfo = (&ipv6.ControlMessage{IfIndex: l.IfIndex}).Marshal()
+			continue
+		}
+		l.info = (&ipv4.ControlMessage{IfIndex: l.IfIndex, Src: l.Addr.Addr().AsSlice()}).Marshal()
+		l.uinfo = l.info
 	}
 	x.lans.Store(&lans)
 }
@@ -155,23 +181,56 @@ func (x *Exchange) storeLANs(lans []LAN) {
 // LANs returns the current LANs; the caller must not modify them.
 func (x *Exchange) LANs() []LAN { return *x.lans.Load() }
 
-// up reports whether packets can go out on l.
+// up reports whether packets can go out on l: its interface exists and it
+// has an address of the exchange's family.
 func (l LAN) up() bool { return l.IfIndex > 0 && l.Addr.IsValid() }
+
+// control is what the exchange needs from a packet's control messages,
+// for either family.
+type control struct {
+	ifIndex int // the interface it arrived on
+	hops    int // its TTL or hop limit on arrival
+}
+
+// parseControl reads cm from a received packet's control messages without
+// allocating; false when either field is missing.
+func (x *Exchange) parseControl(b []byte, cm *control) bool {
+	if x.v6 {
+		return parseControl6(b, cm)
+	}
+	return parseControl4(b, cm)
+}
 
 type sentINQ struct {
 	seq uint64
 	at  time.Time
 }
 
-// Listen binds the exchange's socket on cfg.Port.
-func Listen(cfg Config) (*Exchange, error) {
+// checkConfig is what Listen and Listen6 require of cfg.
+func checkConfig(cfg *Config) error {
 	if len(cfg.LANs) > MaxLANs {
-		return nil, fmt.Errorf("%d LANs, at most %d", len(cfg.LANs), MaxLANs)
+		return fmt.Errorf("%d LANs, at most %d", len(cfg.LANs), MaxLANs)
 	}
 	if len(cfg.Keys) > 0 {
-		if err := CheckKeys(cfg.Keys); err != nil {
-			return nil, err
-		}
+		return CheckKeys(cfg.Keys)
+	}
+	return nil
+}
+
+// newExchange wraps a bound socket.
+func newExchange(cfg Config, c net.PacketConn, v6 bool) *Exchange {
+	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), v6: v6, peers: newPeerTable(&cfg)}
+	x.storeLANs(cfg.LANs)
+	// Start sequence numbers at the clock so that they grow across restarts
+	// too: the replay rule (replay.go) relies on it.
+	x.seq.Store(uint64(time.Now().UnixNano()))
+	return x
+}
+
+// Listen binds the IPv4 exchange's socket on cfg.Port.
+func Listen(cfg Config) (*Exchange, error) {
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -190,19 +249,16 @@ func Listen(cfg Config) (*Exchange, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on UDP port %d: %w", cfg.Port, err)
 	}
-	x := &Exchange{cfg: cfg, conn: c.(*net.UDPConn), pc: ipv4.NewPacketConn(c), peers: newPeerTable(&cfg)}
-	x.storeLANs(cfg.LANs)
-	if err := x.pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
+	x := newExchange(cfg, c, false)
+	pc := ipv4.NewPacketConn(c)
+	if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to ask for packet info: %w", err)
 	}
-	if err := x.pc.SetTTL(ttl); err != nil {
+	if err := pc.SetTTL(ttl); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("failed to set TTL: %w", err)
 	}
-	// Start sequence numbers at the clock so that they grow across restarts
-	// too: the replay rule (replay.go) relies on it.
-	x.seq.Store(uint64(time.Now().UnixNano()))
 	return x, nil
 }
 
@@ -251,7 +307,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 		deaf := x.deaf.Load()
 		for i, l := range x.LANs() {
 			if !l.up() {
-				continue // gone or without an address: nothing to send from
+				continue // gone, or without an address of this family
 			}
 			x.packet(&p, INQ, mac)
 			if deaf != nil {
@@ -267,7 +323,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 				x.sent[i][x.nsent[i]%8] = sentINQ{seq: p.Seq, at: now}
 				x.nsent[i]++
 				x.mu.Unlock()
-				err = x.send(b, l.Broadcast, l)
+				err = x.sendINQ(b, &l)
 			}
 			if err != nil {
 				onErr(i, err)
@@ -281,11 +337,31 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	}
 }
 
-// send writes b to dst:port out of l's interface from l's address.
-// Naming the interface matters: once faild has routed a peer's LAN-A
-// address over LAN B, only this keeps ACKs to that address on LAN A.
-func (x *Exchange) send(b []byte, dst netip.Addr, l LAN) error {
-	_, _, err := x.conn.WriteMsgUDPAddrPort(b, l.pktinfo, netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
+// sendINQ writes an INQ to the LAN's broadcast address or group, or with
+// --peer to each listed peer on it; the first error is returned after
+// every peer was tried.
+func (x *Exchange) sendINQ(b []byte, l *LAN) error {
+	if !l.Unicast {
+		return x.send(b, l.Broadcast, l)
+	}
+	var first error
+	for _, dst := range l.Peers {
+		if err := x.send(b, dst, l); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// send writes b to dst:port out of l's interface. Naming the interface
+// matters: once faild has routed a peer's LAN-A address over LAN B, only
+// this keeps ACKs to that address on LAN A.
+func (x *Exchange) send(b []byte, dst netip.Addr, l *LAN) error {
+	oob := l.uinfo
+	if dst.IsMulticast() {
+		oob = l.info
+	}
+	_, _, err := x.conn.WriteMsgUDPAddrPort(b, oob, netip.AddrPortFrom(dst, uint16(x.cfg.Port)))
 	return err
 }
 
@@ -305,10 +381,15 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	if x.peers == nil {
 		x.peers = newPeerTable(&x.cfg)
 	}
-	oob := ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
+	var oob []byte
+	if x.v6 {
+		oob = ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst | ipv6.FlagHopLimit)
+	} else {
+		oob = ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
+	}
 	var in, ack Packet
 	var h Heard
-	var cm ipv4.ControlMessage
+	var cm control
 	for {
 		// ReadMsgUDPAddrPort and parseControl do not allocate, unlike
 		// ipv4.PacketConn.ReadFrom: this loop runs for every packet.
@@ -324,7 +405,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			return fmt.Errorf("failed to read: %w", err)
 		}
 		now := time.Now()
-		if !parseControl(oob[:oobn], &cm) {
+		if !x.parseControl(oob[:oobn], &cm) {
 			continue
 		}
 		if in.Decode(buf[:n]) != nil {
@@ -344,7 +425,6 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			x.drops[r].Add(1)
 			continue
 		}
-		l := lans[lan]
 		h = Heard{LAN: lan, Type: in.Type, Node: in.NodeID, Boot: in.BootID, Interval: in.Interval, At: now}
 		x.peerAddrs(lans, &in, &h)
 		h.Addrs[lan] = from // where it really came from is where ACKs go
@@ -356,7 +436,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 				err = mac.Sign(b)
 			}
 			if err == nil {
-				err = x.send(b, h.Addrs[lan], l)
+				err = x.send(b, h.Addrs[lan], &lans[lan])
 			}
 			if err != nil {
 				onErr(lan, err)
@@ -398,14 +478,14 @@ func (x *Exchange) authenticate(mac *MAC, p *Packet, b []byte) int {
 
 // check applies the rules every received packet must pass and returns the
 // index of the LAN among lans it arrived on and its source address.
-func (x *Exchange) check(lans []LAN, p *Packet, cm *ipv4.ControlMessage, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
-	if cm.TTL != ttl {
+func (x *Exchange) check(lans []LAN, p *Packet, cm *control, src netip.AddrPort) (lan int, from netip.Addr, ok bool) {
+	if cm.hops != ttl {
 		x.drops[DropTTL].Add(1)
 		return 0, from, false
 	}
 	lan = -1
 	for i, l := range lans {
-		if l.IfIndex > 0 && l.IfIndex == cm.IfIndex {
+		if l.up() && l.IfIndex == cm.ifIndex {
 			lan = i
 			break
 		}

@@ -17,13 +17,16 @@ import (
 //	     6    1 flags: bit 0 (FlagAuth) = a tag follows the address entries;
 //	              the other bits are reserved, sent as 0, ignored on receipt
 //	     7    1 number of address entries that follow the header (0..MaxAddrs)
-//	     8    4 node id: stable identity of the sender (default: its LAN-A address)
+//	     8    4 node id: stable identity of the sender (default: its LAN-A IPv4
+//	              address, or a hash of its LAN-A IPv6 address on IPv6-only LANs)
 //	    12    4 boot id: random per start, so a restarted peer is told apart
 //	    16    8 sequence number, incremented for every INQ the sender sends
 //	    24    8 echo: in an ACK, the sequence number of the INQ it answers; 0 in an INQ
 //	    32    4 interval in microseconds at which the sender sends INQs (0: responder only)
-//	    36    - address entries, one per LAN the sender has:
-//	              1 family (4 or 6), 1 prefix length, 4 or 16 address bytes
+//	    36    - address entries, one per LAN the sender has in the family of
+//	              the packet: 1 family (4 or 6), 1 prefix length, 4 or 16
+//	              address bytes. IPv6 packets carry global or unique-local
+//	              addresses, never link-local ones (fe80::/64 is on every LAN)
 //	     -    1 deaf count (0..MaxDeaf; always 0 in an ACK)
 //	     -    - deaf list: 4-byte node ids of the peers the sender cannot hear
 //	              on the LAN this INQ is sent on. A peer that finds itself
@@ -31,6 +34,13 @@ import (
 //	              it still hears the sender, and fails that path over too.
 //	     -   32 with FlagAuth only, last: HMAC-SHA256 over every byte before
 //	              it (flags byte included, as sent), keyed with --key-file
+//
+// Over IPv4, INQs go to each LAN's broadcast address; over IPv6 to the
+// link-local group ff12::4117 (Group6), chosen transient (T=1) because IANA
+// assigns only permanent groups, so no well-known ff02:: group can clash with
+// it. With --peer they go by unicast to the listed peers instead. ACKs go by
+// unicast to the INQ's source. Both families are sent with TTL or hop limit
+// 255 and dropped with less.
 //
 // The tag sits at the end so that one pass of the MAC covers exactly the
 // bytes before it, and a keyless decoder still finds every field in place.

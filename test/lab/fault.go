@@ -230,3 +230,31 @@ func (l *Lab) Readdress(lan LAN, n, host int) error {
 	}
 	return ipIn(node.NS, "addr", "add", lan.Addr(host)+"/24", "brd", "+", "dev", lan.Iface())
 }
+
+// BlockBroadcast makes the switch drop what a network that forbids
+// broadcast and multicast drops: IPv4 broadcast frames and frames to
+// faild's IPv6 group ff12::4117 (MAC 33:33:00:00:41:17), on both LANs,
+// for the rest of the lab's life. ARP and neighbour discovery still pass,
+// so unicast works. The rules sit in a chain of their own that Heal leaves
+// alone, and count what they drop (BlockedFrames).
+func (l *Lab) BlockBroadcast() error {
+	return nftIn(l.sw, "add chain bridge faildlab block { type filter hook forward priority -10; policy accept; }\n"+
+		`add rule bridge faildlab block ether type ip ether daddr ff:ff:ff:ff:ff:ff counter drop comment "block IPv4 broadcast"`+"\n"+
+		`add rule bridge faildlab block ether daddr 33:33:00:00:41:17 counter drop comment "block faild's IPv6 group"`+"\n")
+}
+
+// BlockedFrames is how many frames the BlockBroadcast rules dropped.
+func (l *Lab) BlockedFrames() (int, error) {
+	out, err := output("ip", "netns", "exec", l.sw, "nft", "list", "chain", "bridge", "faildlab", "block")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range strings.Split(out, "counter packets ")[1:] {
+		var k int
+		if _, err := fmt.Sscan(f, &k); err == nil {
+			n += k
+		}
+	}
+	return n, nil
+}

@@ -103,7 +103,7 @@ func (l *Lab) StartFlow(network string, from int, dst string) (*Flow, error) {
 func (l *Lab) owner(addr string) (*Node, error) {
 	for _, n := range l.Nodes {
 		for _, lan := range LANs {
-			if n.Addr(lan) == addr {
+			if n.Addr(lan) == addr || n.Addr6(lan) == addr {
 				return n, nil
 			}
 		}
@@ -117,7 +117,7 @@ func (f *Flow) open(addr string) error {
 	case "tcp":
 		var ln net.Listener
 		err = inNS(f.To.NS, func() (err error) {
-			ln, err = net.Listen("tcp4", addr)
+			ln, err = net.Listen("tcp", addr)
 			return err
 		})
 		if err != nil {
@@ -129,7 +129,7 @@ func (f *Flow) open(addr string) error {
 	case "udp":
 		var pc net.PacketConn
 		err = inNS(f.To.NS, func() (err error) {
-			pc, err = net.ListenPacket("udp4", addr)
+			pc, err = net.ListenPacket("udp", addr)
 			return err
 		})
 		if err != nil {
@@ -140,7 +140,7 @@ func (f *Flow) open(addr string) error {
 		go f.serveUDP(pc)
 	}
 	err = inNS(f.From.NS, func() (err error) {
-		f.conn, err = net.DialTimeout(f.Network+"4", addr, 2*time.Second)
+		f.conn, err = net.DialTimeout(f.Network, addr, 2*time.Second)
 		return err
 	})
 	if err != nil {

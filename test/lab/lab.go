@@ -68,6 +68,12 @@ func (l LAN) Iface() string { return "eth" + strconv.Itoa(int(l)) }
 // Addr is node n's address on this LAN.
 func (l LAN) Addr(n int) string { return l.net() + strconv.Itoa(n) }
 
+// Addr6 is node n's IPv6 address on this LAN: 2001:db8:a::n on LAN A,
+// 2001:db8:b::n on LAN B.
+func (l LAN) Addr6(n int) string {
+	return "2001:db8:" + strings.ToLower(l.String()) + "::" + strconv.FormatInt(int64(n), 16)
+}
+
 func (l LAN) net() string {
 	if l == A {
 		return "192.0.2."
@@ -82,8 +88,36 @@ func (l LAN) bridge() string { return "br" + l.String() }
 
 func (l LAN) valid() bool { return l == A || l == B }
 
+// Family says which address families the LANs carry.
+type Family int
+
+// Families for Options.Family.
+const (
+	IPv4 Family = iota // 192.0.2.0/24 and 198.51.100.0/24, IPv6 off (the default)
+	IPv6               // 2001:db8:a::/64 and 2001:db8:b::/64 only
+	Dual               // both
+)
+
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "ipv4"
+	case IPv6:
+		return "ipv6"
+	case Dual:
+		return "dual-stack"
+	}
+	return fmt.Sprintf("Family(%d)", int(f))
+}
+
+// Has4 and Has6 report whether the LANs carry IPv4 or IPv6.
+func (f Family) Has4() bool { return f != IPv6 }
+func (f Family) Has6() bool { return f != IPv4 }
+
 // Options configures a lab.
 type Options struct {
+	// Family is the address families of the LANs; the zero value is IPv4.
+	Family Family
 	// Nodes is the number of nodes, 1..MaxNodes; 0 means 3.
 	Nodes int
 	// Bin is the faild binary that Node.Start runs.
@@ -103,6 +137,8 @@ type Lab struct {
 	Dir string
 	// Nodes are the nodes; Nodes[0] is node 1.
 	Nodes []*Node
+	// Family is the address families of the LANs.
+	Family Family
 
 	sw     string // switch namespace
 	ownDir bool
@@ -137,7 +173,7 @@ func New(opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Run: run, Bin: opts.Bin, Dir: opts.Dir}
+	l := &Lab{Run: run, Bin: opts.Bin, Dir: opts.Dir, Family: opts.Family}
 	if l.Dir == "" {
 		if l.Dir, err = os.MkdirTemp("", NSPrefix+run+"-"); err != nil {
 			return nil, fmt.Errorf("failed to create log directory: %w", err)
@@ -221,11 +257,20 @@ func (l *Lab) buildNode(n *Node) error {
 	if err := l.addNS(n.NS); err != nil {
 		return err
 	}
+	ipv6Off := "1"
+	if l.Family.Has6() {
+		ipv6Off = "0"
+	}
+	// With IPv6 on, routers are neither sought nor heard: the lab has none,
+	// and a stray advertisement must not add routes.
 	if err := setSysctls(n.NS, map[string]string{
-		"ipv6/conf/all/disable_ipv6":     "1",
-		"ipv6/conf/default/disable_ipv6": "1",
-		"ipv4/conf/all/rp_filter":        "2",
-		"ipv4/conf/default/rp_filter":    "2",
+		"ipv6/conf/all/disable_ipv6":             ipv6Off,
+		"ipv6/conf/default/disable_ipv6":         ipv6Off,
+		"ipv6/conf/all/accept_ra":                "0",
+		"ipv6/conf/default/accept_ra":            "0",
+		"ipv6/conf/default/router_solicitations": "0",
+		"ipv4/conf/all/rp_filter":                "2",
+		"ipv4/conf/default/rp_filter":            "2",
 	}); err != nil {
 		return err
 	}
@@ -237,9 +282,16 @@ func (l *Lab) buildNode(n *Node) error {
 		steps := [][]string{
 			{l.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", n.NS},
 			{l.sw, "link", "set", port, "master", lan.bridge(), "up"},
-			{n.NS, "addr", "add", lan.Addr(n.ID) + "/24", "brd", "+", "dev", dev},
-			{n.NS, "link", "set", dev, "up"},
 		}
+		if l.Family.Has4() {
+			steps = append(steps, []string{n.NS, "addr", "add", lan.Addr(n.ID) + "/24", "brd", "+", "dev", dev})
+		}
+		if l.Family.Has6() {
+			// nodad: usable at once, rather than tentative for a second or
+			// two; the lab's addresses are unique by construction.
+			steps = append(steps, []string{n.NS, "addr", "add", lan.Addr6(n.ID) + "/64", "dev", dev, "nodad"})
+		}
+		steps = append(steps, []string{n.NS, "link", "set", dev, "up"})
 		for _, s := range steps {
 			if err := ipIn(s[0], s[1:]...); err != nil {
 				return err

@@ -44,8 +44,17 @@ type process struct {
 
 func (n *Node) String() string { return fmt.Sprintf("node%d", n.ID) }
 
-// Addr is the node's address on a LAN.
-func (n *Node) Addr(lan LAN) string { return lan.Addr(n.ID) }
+// Addr is the node's address on a LAN: its IPv4 address, or its IPv6 one
+// in an IPv6-only lab.
+func (n *Node) Addr(lan LAN) string {
+	if n.lab != nil && !n.lab.Family.Has4() {
+		return lan.Addr6(n.ID)
+	}
+	return lan.Addr(n.ID)
+}
+
+// Addr6 is the node's IPv6 address on a LAN (in a lab with IPv6).
+func (n *Node) Addr6(lan LAN) string { return lan.Addr6(n.ID) }
 
 // Start runs the lab's faild binary in the node's namespace as
 // "faild --status-socket <socket> args... -l <log file>". faild gets SIGKILL should the calling process die, so it
@@ -218,7 +227,7 @@ func (n *Node) Events() []Event { return ParseLog(n.Log()) }
 
 // Route is one route of the main table.
 type Route struct {
-	Dst string `json:"dst"` // "192.0.2.2" for a host route
+	Dst string `json:"dst"` // "192.0.2.2" or "2001:db8:a::2" for a host route
 	Via string `json:"gateway"`
 	Dev string `json:"dev"`
 }
@@ -237,18 +246,26 @@ func (r Route) String() string {
 // ProtoFaild is the route protocol number faild marks its routes with.
 const ProtoFaild = "157"
 
-// Routes returns faild's routes in the node: "ip -4 route show proto 157".
+// Routes returns faild's routes in the node: "ip -4 route show proto 157",
+// followed in a lab with IPv6 by "ip -6 route show proto 157".
 func (n *Node) Routes() ([]Route, error) {
-	out, err := n.IP("-4", "-j", "route", "show", "proto", ProtoFaild)
-	if err != nil {
-		return nil, err
-	}
 	var rs []Route
-	if strings.TrimSpace(out) == "" {
-		return nil, nil
-	}
-	if err := json.Unmarshal([]byte(out), &rs); err != nil {
-		return nil, fmt.Errorf("failed to parse routes of %s: %w: %s", n, err, out)
+	for _, f := range []string{"-4", "-6"} {
+		if f == "-6" && (n.lab == nil || !n.lab.Family.Has6()) {
+			continue
+		}
+		out, err := n.IP(f, "-j", "route", "show", "proto", ProtoFaild)
+		if err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(out) == "" {
+			continue
+		}
+		var got []Route
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			return nil, fmt.Errorf("failed to parse routes of %s: %w: %s", n, err, out)
+		}
+		rs = append(rs, got...)
 	}
 	return rs, nil
 }
