@@ -615,7 +615,6 @@ func TestScenarioCrash(t *testing.T) {
 	}
 
 	// Fail over again, crash, restart while still cut: same route again.
-	cut = time.Now()
 	must(t, l.CutPort(lab.A, 2, lab.Both))
 	b.wait("failover before the second crash", 3*iv+2*time.Second, func() bool { return routesAre(n1, route) })
 	must(t, n1.Kill())
