@@ -276,6 +276,14 @@ func WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) err
 	}
 	f := os.NewFile(uintptr(fd), "routing socket")
 	defer f.Close()
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		// Not in the poller, so nothing could end a blocked read at
+		// shutdown. Without the watch, a dead LAN still fails over
+		// after -f intervals; that is no reason to stop the daemon.
+		onErr(fmt.Errorf("interface changes are not watched: %w", err))
+		<-ctx.Done()
+		return nil
+	}
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
 
