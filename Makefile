@@ -13,7 +13,18 @@ FUZZ_TARGETS   := ./proto:FuzzDecode ./proto:FuzzVerify ./faild:FuzzConfig
 FUZZTIME       ?= 2m
 FUZZTIME_SHORT ?= 5s
 
-.PHONY: all build test check fuzz fuzz-short install demo bench clean
+.PHONY: all build test check fuzz fuzz-short install demo bench clean cross vet-all sizes
+
+# make cross builds these, as GOOS/GOARCH or linux/arm/GOARM. MIPS builds
+# use soft float: many MIPS boards have no FPU and faild does little
+# floating point.
+CROSS := linux/amd64 linux/386 linux/arm/6 linux/arm/7 linux/arm64 \
+	linux/mips linux/mipsle linux/mips64 linux/riscv64 linux/ppc64le linux/s390x \
+	freebsd/amd64 freebsd/arm64 openbsd/amd64 openbsd/arm64 \
+	netbsd/amd64 netbsd/arm64 darwin/amd64 darwin/arm64
+# The packages that must build everywhere faild runs; test/ is the Linux
+# network-namespace lab and is vetted on Linux only.
+PORTABLE := ./faild/... ./platform/... ./proto/... ./routes/...
 
 all: build
 
@@ -24,9 +35,38 @@ build:
 # skips with a reason otherwise.
 test: build
 	$(GO) vet ./...
+	$(MAKE) --no-print-directory vet-all
 	.ci/check-man bin/faild
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+# go vet for every target of make cross, test files included, so that no
+# platform file rots unseen: the BSD files also check their message
+# layouts against x/sys/unix at compile time. windows/amd64 stands for the
+# systems faild refuses at start: that refusal must build.
+vet-all:
+	@set -e; for t in $(CROSS) windows/amd64; do \
+		os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; \
+		case $$t in linux/arm/7) continue;; esac; \
+		echo "vet $$os/$$arch"; \
+		GOOS=$$os GOARCH=$$arch $(GO) vet $(PORTABLE); \
+	done
+
+# Static binaries for every target into bin/cross, named
+# faild-GOOS-GOARCH[vGOARM].
+cross:
+	@mkdir -p bin/cross
+	@set -e; for t in $(CROSS); do \
+		os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=; \
+		case $$rest in */*) arm=$${rest#*/};; esac; \
+		out=bin/cross/faild-$$os-$$arch$${arm:+v$$arm}; echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm GOMIPS=softfloat GOMIPS64=softfloat \
+			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./faild; \
+	done
+
+# The "Binary sizes" section of BENCHMARKS.md, from a fresh make cross.
+sizes: cross
+	.ci/sizes BENCHMARKS.md
 
 # Each target alone: go test -fuzz takes one target at a time. New crashers
 # land in testdata/fuzz and then run with every go test.

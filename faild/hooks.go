@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/faild/faild/routes"
@@ -97,10 +96,7 @@ func (h *hooks) exec(ctx context.Context, ev hookEvent) {
 	cmd.Env = append(os.Environ(), ev.env...)
 	var out limitedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	// Its own process group, so that the timeout kills whatever the
-	// script started too, not only the shell.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownProcessGroup(cmd)
 	// A grandchild that left the group could hold the output pipe open.
 	cmd.WaitDelay = time.Second
 	start := time.Now()

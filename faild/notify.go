@@ -3,15 +3,13 @@ package main
 import (
 	"log/slog"
 	"time"
-
-	sd "github.com/coreos/go-systemd/v22/daemon"
 )
 
 // notifier speaks systemd's notify protocol. Outside systemd (no
 // NOTIFY_SOCKET) every call is a no-op, not an error.
 type notifier struct {
 	log      *slog.Logger
-	send     func(state string) (bool, error) // sd.SdNotify; a seam for tests
+	send     func(state string) (bool, error) // sdNotify; a seam for tests
 	watchdog time.Duration                    // how often to pet the watchdog; 0 when off
 	status   string                           // the last STATUS= sent
 	warned   func() bool
@@ -19,8 +17,8 @@ type notifier struct {
 
 func newNotifier(log *slog.Logger) *notifier {
 	n := &notifier{log: log, warned: every(time.Minute),
-		send: func(state string) (bool, error) { return sd.SdNotify(false, state) }}
-	iv, err := sd.SdWatchdogEnabled(false)
+		send: func(state string) (bool, error) { return sdNotify(state) }}
+	iv, err := sdWatchdogEnabled()
 	if err != nil {
 		log.Warn("watchdog-disabled", "err", err)
 	}

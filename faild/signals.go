@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"syscall"
 	"time"
 )
 
@@ -19,7 +18,7 @@ type session struct {
 // SIGUSR1 (write the status table to the log) until ctx ends.
 func (d *daemon) signals(ctx context.Context) error {
 	c := make(chan os.Signal, 4)
-	signal.Notify(c, syscall.SIGHUP, syscall.SIGUSR1)
+	signal.Notify(c, reloadSignal, statusSignal)
 	defer signal.Stop(c)
 	cur := *d.opts // the reloadable values now in force
 	for {
@@ -27,7 +26,7 @@ func (d *daemon) signals(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case sig := <-c:
-			if sig == syscall.SIGHUP {
+			if sig == reloadSignal {
 				d.reload(&cur)
 			} else {
 				d.logStatus(ctx)

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin && !dragonfly && !freebsd && !netbsd && !openbsd
 
 package platform
 
@@ -9,7 +9,10 @@ import (
 	"runtime"
 )
 
-var errUnsupported = fmt.Errorf("faild is not supported on %s yet: %w", runtime.GOOS, os.ErrNotExist)
+// errUnsupported stops faild at start on an OS it has no route writer for;
+// it wraps os.ErrNotExist so that callers can tell it from a failure.
+var errUnsupported = fmt.Errorf("faild is not supported on %s (only Linux, FreeBSD, OpenBSD, NetBSD, DragonFly and macOS): %w",
+	runtime.GOOS, os.ErrNotExist)
 
 // NewWriter returns the Writer for this operating system.
 func NewWriter() (Writer, error) { return nil, errUnsupported }

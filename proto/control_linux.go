@@ -58,8 +58,13 @@ func walkControl(b []byte, cm *control, level, hopsType, infoType int32, ifOff i
 // (root or CAP_NET_ADMIN, which faild has) passes over net.core.rmem_max;
 // without the privilege the plain option gets what the limit allows. A
 // smaller buffer only costs packets under bursts, so failure is not fatal.
-func setReceiveBuffer(fd, n int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+func setReceiveBuffer(fd uintptr, n int) {
+	if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
 	}
+}
+
+// setBroadcast lets the socket send to broadcast addresses.
+func setBroadcast(fd uintptr) error {
+	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 }

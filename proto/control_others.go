@@ -3,8 +3,6 @@
 package proto
 
 import (
-	"syscall"
-
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -29,10 +27,4 @@ func parseControl6(b []byte, cm *control) bool {
 	}
 	cm.ifIndex, cm.hops = m.IfIndex, m.HopLimit
 	return true
-}
-
-// setReceiveBuffer asks for a receive buffer of n bytes, as far as the
-// system's limit allows; a smaller one only costs packets under bursts.
-func setReceiveBuffer(fd, n int) {
-	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
 }

@@ -235,9 +235,9 @@ func Listen(cfg Config) (*Exchange, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+			serr = setBroadcast(fd)
 			if serr == nil {
-				setReceiveBuffer(int(fd), receiveBuffer)
+				setReceiveBuffer(fd, receiveBuffer)
 			}
 		})
 		if err != nil {

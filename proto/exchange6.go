@@ -35,7 +35,7 @@ func Listen6(cfg Config) (*Exchange, error) {
 		return nil, err
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { setReceiveBuffer(int(fd), receiveBuffer) })
+		return c.Control(func(fd uintptr) { setReceiveBuffer(fd, receiveBuffer) })
 	}}
 	c, err := lc.ListenPacket(context.Background(), "udp6", fmt.Sprintf("[::]:%d", cfg.Port))
 	if err != nil {

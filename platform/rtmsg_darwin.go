@@ -1,0 +1,47 @@
+//go:build darwin
+
+package platform
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostLayout is darwinLayout: every field of the header is 32-bit and
+// addresses are padded to 4 bytes on both CPUs.
+var hostLayout = func() rtLayout {
+	l := darwinLayout
+	l.order = binary.NativeEndian
+	l.hdrLen = unix.SizeofRtMsghdr
+	l.align = 4
+	return l
+}()
+
+// Compile-time checks that rtmsg.go's layout is this kernel's, as
+// x/sys/unix generated it from the headers: each index is 0 when the two
+// agree, and out of range (a build error) when they do not.
+var (
+	_ = [1]struct{}{}[unix.SizeofRtMsghdr-(0x5c)]
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.RtMsghdr{}.Index)-(classicOffIndex)]
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.RtMsghdr{}.Flags)-(classicOffFlags)]
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.RtMsghdr{}.Addrs)-(classicOffAddrs)]
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.RtMsghdr{}.Pid)-(classicOffPid)]
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.RtMsghdr{}.Seq)-(classicOffSeq)]
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.RtMsghdr{}.Errno)-(classicOffErrno)]
+	// struct if_msghdr of RTM_IFINFO.
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.IfMsghdr{}.Flags)-(8)]
+	_ = [1]struct{}{}[unsafe.Offsetof(unix.IfMsghdr{}.Index)-(12)]
+	// The constants rtmsg.go spells out.
+	_ = [1]struct{}{}[unix.RTM_VERSION-(5)]
+	_ = [1]struct{}{}[unix.RTM_IFINFO-(0xe)]
+	_ = [1]struct{}{}[unix.RTF_PROTO1-(rtfProto1)]
+	_ = [1]struct{}{}[unix.RTF_STATIC-(rtfStatic)]
+	_ = [1]struct{}{}[unix.RTF_LLINFO-(0x400)]
+	_ = [1]struct{}{}[unix.RTF_WASCLONED-(0x20000)]
+	_ = [1]struct{}{}[unix.IFF_RUNNING-(iffRunning)]
+	_ = [1]struct{}{}[unix.AF_LINK-(afLink)]
+	_ = [1]struct{}{}[unix.AF_INET-(afInet)]
+	_ = [1]struct{}{}[unix.RTA_NETMASK-(rtaNetmask)]
+)
