@@ -170,6 +170,21 @@ func (b *bfdLog) drain() {
 	}
 }
 
+// downs drains the changes read so far and counts those to down.
+func (b *bfdLog) downs() int {
+	n := 0
+	for {
+		select {
+		case e := <-b.ch:
+			if !e.up {
+				n++
+			}
+		default:
+			return n
+		}
+	}
+}
+
 // ups is how many peers' sessions are up now.
 func (b *bfdLog) ups() int {
 	b.mu.Lock()
@@ -551,18 +566,20 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		return fmt.Errorf("failed to run the CPU test: BENCH_BFD_SESSIONS=%d, want 1..50", many)
 	}
 	r.f("\n### Idle CPU at 100 ms × 3 (node1's processes, %v window after 2 s of warm-up; %% of one core)\n\n", d)
-	r.f("| who | peers | CPU | zebra's CPU | \n|---|---|---|---|\n")
+	r.f("| who | peers | CPU | zebra's CPU | downs or failovers in the window |\n|---|---|---|---|---|\n")
+	failovers := func() int { return len(lab.Find(l.Node(1).Events(), "msg", "failover")) }
 	const iv = 100 * time.Millisecond
 	// One session.
 	if err := startPair(nodes, iv); err != nil {
 		return err
 	}
 	time.Sleep(2 * time.Second)
+	nodes[0].log.drain()
 	s, err := cpuShares(d, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
-	r.f("| bfdd | 1 session | %s | %s |\n", pct(s[0]), pct(s[1]))
+	r.f("| bfdd | 1 session | %s | %s | %d |\n", pct(s[0]), pct(s[1]), nodes[0].log.downs())
 	// Many sessions: a single-hop session is keyed by peer address and
 	// interface, so each side needs its own address per session: node1
 	// gets 192.0.2.100+k, node2 192.0.2.200+k as secondary addresses.
@@ -603,12 +620,13 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		}
 	}
 	time.Sleep(2 * time.Second)
+	nodes[0].log.drain()
 	s, err = cpuShares(d, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
 	bfdMany := s[0]
-	r.f("| bfdd | %d sessions (LAN A) | %s | %s |\n", many, pct(s[0]), pct(s[1]))
+	r.f("| bfdd | %d sessions (LAN A) | %s | %s | %d |\n", many, pct(s[0]), pct(s[1]), nodes[0].log.downs())
 	for _, f := range nodes {
 		f.stopBFD()
 	}
@@ -620,12 +638,14 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
+	fo0 := failovers()
 	s, err = cpuShares(d, l.Node(1).Pid())
+	fo := failovers() - fo0
 	stopAll(l)
 	if err != nil {
 		return err
 	}
-	r.f("| faild -t 0.1 | 1 peer (LANs A and B) | %s | |\n", pct(s[0]))
+	r.f("| faild -t 0.1 | 1 peer (LANs A and B) | %s | | %d |\n", pct(s[0]), fo)
 	emu := filepath.Join(dir, "peeremu")
 	if b, err := exec.Command("go", "build", "-o", emu, "./test/peeremu/cmd/peeremu").CombinedOutput(); err != nil {
 		return fmt.Errorf("failed to build peeremu: %w: %s", err, b)
@@ -644,11 +664,12 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second)
+	fo0 = failovers()
 	s, err = cpuShares(d, l.Node(1).Pid())
 	if err != nil {
 		return err
 	}
-	r.f("| faild -t 0.1 | %d peers (peeremu, LANs A and B) | %s | |\n", many, pct(s[0]))
+	r.f("| faild -t 0.1 | %d peers (peeremu, LANs A and B) | %s | | %d |\n", many, pct(s[0]), failovers()-fo0)
 	if bfdMany > 0 {
 		r.f("\nfaild with %d peers on two LANs uses %.2f× the CPU of bfdd with %d sessions on one LAN.\n", many, s[0]/bfdMany, many)
 	}
