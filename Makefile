@@ -101,7 +101,10 @@ demo:
 
 # Benchmarks on the lab with the real binary (root, under 15 minutes);
 # writes BENCHMARKS.md. BENCH_* variables shorten a run: see BENCHMARKS.md.
+# Installs FRR first, for bfdd side by side, without starting it on the host
+# (BENCH_NO_FRR_INSTALL=1 skips that; the bfd section then says it skipped).
 bench:
+	sh test/bench/install-frr.sh
 	$(GO) run ./test/bench
 
 clean:

@@ -76,7 +76,7 @@ func run() error {
 		out = "BENCHMARKS.md"
 	}
 	only := map[string]bool{}
-	for _, s := range envList("BENCH_ONLY", "micro,failover,carrier,tcp,footprint,scale,loss") {
+	for _, s := range envList("BENCH_ONLY", "micro,failover,carrier,tcp,footprint,scale,loss,bfd") {
 		only[s] = true
 	}
 	dir, err := os.MkdirTemp("", "faildbench-")
@@ -103,7 +103,7 @@ func run() error {
 		fn   func(*lab.Lab, *report, string) error
 	}{
 		{"micro", micro}, {"failover", failover}, {"carrier", carrier}, {"tcp", tcpResume},
-		{"footprint", footprint}, {"scale", scale}, {"loss", loss},
+		{"footprint", footprint}, {"scale", scale}, {"loss", loss}, {"bfd", bfd},
 	}
 	var errs []error
 	for _, s := range sections {
@@ -848,6 +848,6 @@ const notes = `
 - **Carrier loss** is detected like any other failure: faild does not subscribe to link state.
 - **Scale** is capped at 240 peers by the lab's /24 LANs; a larger crowd needs a lab with a larger prefix. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's default socket buffer does not always hold.
 - **CPU** assumes USER_HZ = 100.
-- **Not measured:** FRR bfdd side by side (no time left in this round), 1,000 and 5,000 peers (see above).
-- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_PEERS, BENCH_SCALE_SECS, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_OUT, BENCH_LOAD_NOTE.
+- **Not measured:** 1,000 and 5,000 peers (see above).
+- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_PEERS, BENCH_SCALE_SECS, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
 `
