@@ -17,6 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// stateFile is where faild keeps, on the BSDs and macOS, the routes it
+// installed. The RTF_PROTO1 mark is a flag any routing daemon may set, so
+// a route is faild's only when it carries the mark AND is listed here; the
+// file survives a crash so that the next start can still tell its routes
+// from anyone else's.
+const stateFile = "/var/db/faild/routes"
+
 // NewWriter returns the Writer for this operating system: RTM_ADD and
 // RTM_DELETE on a PF_ROUTE socket, with faild's routes marked RTF_PROTO1
 // and listed in stateFile.

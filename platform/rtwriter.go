@@ -16,13 +16,6 @@ import (
 	"syscall"
 )
 
-// stateFile is where faild keeps, on the BSDs and macOS, the routes it
-// installed. The RTF_PROTO1 mark is a flag any routing daemon may set, so
-// a route is faild's only when it carries the mark AND is listed here; the
-// file survives a crash so that the next start can still tell its routes
-// from anyone else's.
-const stateFile = "/var/db/faild/routes"
-
 // routeSocket is the kernel side of routeSocketWriter: route_bsd.go talks
 // to a PF_ROUTE socket, the tests to a table in memory.
 type routeSocket interface {

@@ -337,8 +337,6 @@ func (s stats) cells(theory time.Duration) string {
 		ratio(s.min), ratio(s.med), ratio(s.p95), ratio(s.max))
 }
 
-func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
-
 // failover cuts LAN A between nodes 1 and 2 at the switch and measures, on
 // both nodes, cut → host route in the kernel and heal → route gone.
 func failover(l *lab.Lab, r *report, _ string) error {
