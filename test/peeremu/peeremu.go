@@ -53,6 +53,7 @@ type peer struct {
 type Emulator struct {
 	cfg   Config
 	boot  uint32
+	seq   atomic.Uint64 // the packets' sequence numbers; see fill
 	peers []peer
 	ids   map[uint32]bool
 	ifidx [2]int
@@ -71,6 +72,7 @@ func New(cfg Config) (*Emulator, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	e.boot = binary.BigEndian.Uint32(b[:])
+	e.seq.Store(uint64(time.Now().UnixNano())) // rising across restarts, as faild's replay rule expects
 	var batch, undo strings.Builder
 	for l, lan := range cfg.LANs {
 		if !lan.Prefix.Addr().Is4() || lan.Prefix.Bits() < 16 {
@@ -200,7 +202,7 @@ func (e *Emulator) Run(ctx context.Context) (err error) {
 			continue
 		}
 		for i := range e.peers {
-			e.fill(&ack, &e.peers[i], proto.ACK, 0)
+			e.fill(&ack, &e.peers[i], proto.ACK)
 			ack.Echo = in.Seq
 			out, _ = ack.Append(out[:0])
 			e.write(out, l, e.peers[i].addrs[l], &net.UDPAddr{IP: ua.IP, Port: e.cfg.Port}, &e.Stats.ACKsSent)
@@ -217,8 +219,11 @@ func (e *Emulator) lanOf(ifindex int) int {
 	return -1
 }
 
-func (e *Emulator) fill(p *proto.Packet, pe *peer, t proto.Type, seq uint64) {
-	*p = proto.Packet{Type: t, NodeID: pe.id, BootID: e.boot, Seq: seq, Interval: e.cfg.Interval, Addrs: p.Addrs[:0]}
+// fill makes p a packet of pe. Every packet takes the next number of one
+// counter, as a real node's do (INQs and ACKs, on every LAN alike): faild's
+// replay window drops a number it has seen from that peer.
+func (e *Emulator) fill(p *proto.Packet, pe *peer, t proto.Type) {
+	*p = proto.Packet{Type: t, NodeID: pe.id, BootID: e.boot, Seq: e.seq.Add(1), Interval: e.cfg.Interval, Addrs: p.Addrs[:0]}
 	for l, lan := range e.cfg.LANs {
 		p.Addrs = append(p.Addrs, netip.PrefixFrom(pe.addrs[l], lan.Prefix.Bits()))
 	}
@@ -239,12 +244,10 @@ func (e *Emulator) send(ctx context.Context) {
 	defer t.Stop()
 	var p proto.Packet
 	out := make([]byte, 0, proto.MaxLen)
-	seq := uint64(time.Now().UnixNano())
 	for slot := 0; ; slot = (slot + 1) % slots {
-		seq++
 		for i := slot; i < len(e.peers); i += slots {
 			for l := range e.cfg.LANs {
-				e.fill(&p, &e.peers[i], proto.INQ, seq)
+				e.fill(&p, &e.peers[i], proto.INQ)
 				out, _ = p.Append(out[:0])
 				dst := &net.UDPAddr{IP: e.bcast[l].AsSlice(), Port: e.cfg.Port}
 				e.write(out, l, e.peers[i].addrs[l], dst, &e.Stats.INQsSent)
