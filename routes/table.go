@@ -149,6 +149,11 @@ type path struct {
 	Path
 	lastGood time.Time // start of the last interval counted in Goods
 	deadline time.Time // when a Valid path goes Invalid without more evidence
+	// gen numbers the path's arming: only the queue entry with the current
+	// gen is live, so an entry left behind by an invalidation that did not
+	// come from the queue (LANDown) dies instead of living on beside the
+	// next one.
+	gen uint32
 
 	// Damping (see Config.DampWindow): penalty doublings of the good
 	// intervals needed, as of trouble, the last time the path went bad
@@ -315,7 +320,8 @@ func (t *Table) rerouted(p *peer, changed int, before []Route, at time.Time, evs
 func (t *Table) arm(p *peer, lan int, now time.Time) {
 	pa := p.paths[lan]
 	pa.deadline = now.Add(t.detection(p))
-	heap.Push(&t.queue, deadline{at: pa.deadline, peer: p, lan: lan})
+	pa.gen++
+	heap.Push(&t.queue, deadline{at: pa.deadline, peer: p, lan: lan, gen: pa.gen})
 }
 
 // NextDeadline is when Expire next has work to do; ok is false when no
@@ -337,12 +343,12 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 			continue
 		}
 		pa := d.peer.paths[d.lan]
-		if pa == nil || pa.State != Valid || t.peers[d.peer.id] != d.peer {
+		if pa == nil || pa.State != Valid || pa.gen != d.gen || t.peers[d.peer.id] != d.peer {
 			continue // stale entry
 		}
 		if pa.deadline.After(now) {
 			// Evidence moved the deadline; each valid path keeps one entry.
-			heap.Push(&t.queue, deadline{at: pa.deadline, peer: d.peer, lan: d.lan})
+			heap.Push(&t.queue, deadline{at: pa.deadline, peer: d.peer, lan: d.lan, gen: d.gen})
 			continue
 		}
 		evs = t.invalidate(d.peer, d.lan, pa.deadline, evs)
@@ -522,6 +528,7 @@ type deadline struct {
 	at   time.Time
 	peer *peer
 	lan  int
+	gen  uint32 // the path's gen when armed; see path.gen
 }
 
 type deadlines []deadline

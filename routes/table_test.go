@@ -280,3 +280,34 @@ func TestTwoSourcesCountOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestCarrierFlapsDoNotGrowTheQueue: a path failed over by LANDown and
+// switched back must leave one live queue entry, not one per flap.
+func TestCarrierFlapsDoNotGrowTheQueue(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 1})
+	now := t0
+	obs := func(lan int) {
+		tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, At: now}, nil)
+	}
+	obs(0)
+	obs(1)
+	base := len(tab.queue)
+	for range 1000 {
+		now = now.Add(iv)
+		tab.LANDown(0, now, nil)
+		obs(0) // -s 1: valid again at once
+		obs(1)
+		tab.Expire(now, nil)
+	}
+	// Let every left-over entry come up once.
+	for range 10 {
+		now = now.Add(iv)
+		obs(0)
+		obs(1)
+		tab.Expire(now, nil)
+	}
+	if n := len(tab.queue); n > base+2 {
+		t.Errorf("queue holds %d entries after 1000 carrier flaps, want about %d", n, base)
+	}
+}
