@@ -154,6 +154,9 @@ type path struct {
 	// come from the queue (LANDown) dies instead of living on beside the
 	// next one.
 	gen uint32
+	// heard: the peer was heard from Addr itself, so its claim on the
+	// address is as strong as it gets (see Table.claim).
+	heard bool
 
 	// Damping (see Config.DampWindow): penalty doublings of the good
 	// intervals needed, as of trouble, the last time the path went bad
@@ -173,14 +176,61 @@ type peer struct {
 
 // Table tracks every path and decides failovers and switchbacks.
 type Table struct {
-	cfg   Config
-	peers map[PeerID]*peer
-	queue deadlines
+	cfg    Config
+	peers  map[PeerID]*peer
+	queue  deadlines
+	claims map[netip.Addr]claim // which peer an address belongs to
+	// Refused counts announced addresses refused because another peer
+	// claims them.
+	Refused uint64
+}
+
+// claim says which peer uses an address for its paths, and whether that
+// peer was heard from the address itself or only announced it.
+type claim struct {
+	p     *peer
+	heard bool
 }
 
 // New returns an empty table.
 func New(cfg Config) *Table {
-	return &Table{cfg: cfg, peers: make(map[PeerID]*peer)}
+	return &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim)}
+}
+
+// claim reports whether p may use a as its address on a LAN, and records
+// it. Every route faild installs is for a peer's address, so two peers
+// must never share one: a peer heard from a (the packet's source on its
+// LAN) always may, taking a from a peer that only announced it; an
+// announced address may be used only while no other peer claims it, so a
+// host cannot, by announcing it, point faild's routes at an address that
+// is someone else's. A peer that loses an address loses the routes for it,
+// reported as Rerouted events appended to evs.
+func (t *Table) claim(p *peer, a netip.Addr, heard bool, at time.Time, evs []Event) (bool, []Event) {
+	c, ok := t.claims[a]
+	switch {
+	case !ok || c.p == p:
+		t.claims[a] = claim{p: p, heard: heard || (ok && c.heard)}
+		return true, evs
+	case heard && !c.heard:
+		before := t.routesOf(c.p)
+		for _, pa := range c.p.paths {
+			if pa != nil && pa.Addr == a {
+				pa.Addr, pa.heard = netip.Addr{}, false
+			}
+		}
+		evs = t.rerouted(c.p, -1, before, at, evs)
+		t.claims[a] = claim{p: p, heard: true}
+		return true, evs
+	}
+	t.Refused++
+	return false, evs
+}
+
+// release gives up p's claim on a.
+func (t *Table) release(p *peer, a netip.Addr) {
+	if c, ok := t.claims[a]; ok && c.p == p {
+		delete(t.claims, a)
+	}
 }
 
 // interval is the expected spacing of evidence on a path to p: our INQs
@@ -240,11 +290,23 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		if !a.IsValid() {
 			continue
 		}
+		heard := lan == o.LAN
+		if pa := p.paths[lan]; pa != nil && pa.Addr == a && (pa.heard || !heard) {
+			continue // a path's address is always claimed by its peer
+		}
+		var ok bool
+		if ok, evs = t.claim(p, a, heard, o.At, evs); !ok {
+			continue
+		}
 		if p.paths[lan] == nil {
 			p.paths[lan] = &path{Path: Path{State: Valid, Addr: a, LastEvidence: o.At}}
 			t.arm(p, lan, o.At)
 		}
-		p.paths[lan].Addr = a
+		if old := p.paths[lan].Addr; old != a {
+			t.release(p, old)
+			p.paths[lan].Addr, p.paths[lan].heard = a, false
+		}
+		p.paths[lan].heard = p.paths[lan].heard || heard
 	}
 	pa := p.paths[o.LAN]
 	if pa == nil {
@@ -457,6 +519,11 @@ func (t *Table) forget(d deadline, now time.Time, evs []Event) []Event {
 		heap.Push(&t.queue, deadline{at: at, peer: d.peer, lan: forgetLAN})
 		return evs
 	}
+	for _, pa := range d.peer.paths {
+		if pa != nil {
+			t.release(d.peer, pa.Addr)
+		}
+	}
 	delete(t.peers, d.peer.id)
 	return append(evs, Event{Kind: Forgotten, Peer: d.peer.id, LAN: -1, At: now})
 }
@@ -478,11 +545,11 @@ func (p *peer) anyValid() bool {
 // the peer has an address of the same family; none when there is no such LAN.
 func (t *Table) routeFor(p *peer, lan int) Route {
 	broken := p.paths[lan]
-	if broken == nil || broken.State == Valid {
+	if broken == nil || broken.State == Valid || !broken.Addr.IsValid() {
 		return Route{}
 	}
 	for m, pa := range p.paths {
-		if m == lan || pa == nil || pa.State != Valid || pa.Addr.Is4() != broken.Addr.Is4() {
+		if m == lan || pa == nil || pa.State != Valid || !pa.Addr.IsValid() || pa.Addr.Is4() != broken.Addr.Is4() {
 			continue
 		}
 		return Route{Dst: netip.PrefixFrom(broken.Addr, broken.Addr.BitLen()), Via: pa.Addr, LAN: m}

@@ -311,3 +311,47 @@ func TestCarrierFlapsDoNotGrowTheQueue(t *testing.T) {
 		t.Errorf("queue holds %d entries after 1000 carrier flaps, want about %d", n, base)
 	}
 }
+
+// TestClaims: two peers never share an address. An address announced by
+// one peer is refused to a second that only announces it; the peer heard
+// from the address itself takes it, and the announcer's route for it goes.
+func TestClaims(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	const p2, p3, p9 = PeerID(2), PeerID(3), PeerID(9)
+	// Peer 9, heard on LAN B only, announces 192.0.2.3 (peer 3's LAN-A
+	// address) as its own LAN-A address.
+	tab.Observe(Observation{Peer: p9, LAN: 1, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.9")}, Interval: iv, At: t0}, nil)
+	// Peer 2 announces it too: refused.
+	tab.Observe(Observation{Peer: p2, LAN: 1, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.2")}, Interval: iv, At: t0}, nil)
+	if tab.Refused != 1 {
+		t.Errorf("Refused = %d after a second announcer, want 1", tab.Refused)
+	}
+	// Peer 9's invented LAN-A path expires: a route to 192.0.2.3 via peer 9.
+	for k := 1; k <= 5; k++ {
+		tab.Observe(Observation{Peer: p9, LAN: 1, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.9")}, Interval: iv, At: t0.Add(time.Duration(k) * iv)}, nil)
+	}
+	tab.Expire(t0.Add(5*iv), nil)
+	if rs := tab.Routes(nil); len(rs) != 1 || rs[0].Via != a("198.51.100.9") {
+		t.Fatalf("routes %v; want 192.0.2.3 via peer 9", rs)
+	}
+	// The real peer 3 speaks from 192.0.2.3 on LAN A: it takes the
+	// address, and the route via peer 9 is withdrawn.
+	evs := tab.Observe(Observation{Peer: p3, LAN: 0, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.3")}, Interval: iv, At: t0.Add(6 * iv)}, nil)
+	if len(evs) == 0 || evs[len(evs)-1].Kind != Discovered && !hasKind(evs, Rerouted) {
+		t.Errorf("events %+v; want the route via peer 9 withdrawn (Rerouted)", evs)
+	}
+	if rs := tab.Routes(nil); len(rs) != 0 {
+		t.Errorf("routes %v after the owner spoke; want none", rs)
+	}
+}
+
+func hasKind(evs []Event, k Kind) bool {
+	for _, e := range evs {
+		if e.Kind == k {
+			return true
+		}
+	}
+	return false
+}
