@@ -222,6 +222,9 @@ func (d *daemon) applyRoutes(desired *[]routes.Route) {
 // concerns reports whether an interface change may touch one of our LANs:
 // it names one of their interfaces, or has the index one of them has now.
 func (d *daemon) concerns(c platform.LinkChange) bool {
+	if c.Lost {
+		return true
+	}
 	for i, l := range d.lans {
 		if c.Index == l.Index && l.Index > 0 || c.Name != "" && c.Name == d.names[i] {
 			return true

@@ -179,6 +179,12 @@ func Discover(names []string) ([]LAN, error) {
 			}
 			continue // not a LAN interface; discovery passes it by
 		}
+		if len(names) == 0 {
+			var ok bool
+			if lan, ok = qualifies(lan); !ok {
+				continue
+			}
+		}
 		lans = append(lans, lan)
 	}
 	return lans, nil

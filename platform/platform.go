@@ -68,15 +68,30 @@ type Writer interface {
 	Delete(r Route) error
 }
 
-// LinkChange reports the state of an interface after the kernel changed it,
-// or, with Addr, that one of its addresses changed.
+// LinkChange says that the kernel changed an interface (Index and Name), or
+// one of its addresses (Addr, with Index only), or that changes may have
+// been lost (Lost): then every LAN must be read again. The receiver reads
+// the interface's state itself; a change is only the prompt.
 type LinkChange struct {
-	Index   int
-	Name    string // "" with Addr
-	Carrier bool   // administratively up and the link has carrier; not set with Addr
-	Addr    bool   // an address was added to or removed from the interface
+	Index int
+	Name  string
+	Addr  bool
+	Lost  bool
 }
 
 // Usable reports whether faild can send and receive on the LAN: the
 // interface exists, is up with carrier, and has an address.
 func (l LAN) Usable() bool { return l.Index > 0 && l.Up && len(l.Prefixes()) > 0 }
+
+// qualifies reports whether discovery without -i takes lan as a LAN. An
+// IPv4 address counts only with a broadcast address of its own, so that
+// point-to-point and tunnel interfaces (a /32 on wg0, say) are passed by,
+// where faild would send INQs to a broadcast derived from the prefix; such
+// an interface still qualifies by a global or unique-local IPv6 address,
+// and then only for IPv6.
+func qualifies(lan LAN) (LAN, bool) {
+	if lan.NoBroadcast {
+		lan.Addr, lan.Broadcast, lan.NoBroadcast = netip.Prefix{}, netip.Addr{}, false
+	}
+	return lan, lan.Addr.IsValid() || lan.Addr6.IsValid()
+}

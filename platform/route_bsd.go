@@ -206,6 +206,12 @@ func Discover(names []string) ([]LAN, error) {
 			}
 			continue // not a LAN interface; discovery passes it by
 		}
+		if len(names) == 0 {
+			var ok bool
+			if lan, ok = qualifies(lan); !ok {
+				continue
+			}
+		}
 		lans = append(lans, lan)
 	}
 	return lans, nil
@@ -321,7 +327,7 @@ func WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) err
 		if ifi, err := net.InterfaceByIndex(info.Index); err == nil {
 			name = ifi.Name
 		}
-		fn(LinkChange{Index: info.Index, Name: name, Carrier: info.Carrier})
+		fn(LinkChange{Index: info.Index, Name: name})
 	}
 	buf := make([]byte, 8192)
 	for {
@@ -331,14 +337,7 @@ func WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) err
 		}
 		if errors.Is(err, unix.ENOBUFS) {
 			onErr(fmt.Errorf("interface changes were lost (routing socket overflow); reading every interface again: %w", err))
-			ifcs, err := fetchIfaces()
-			if err != nil {
-				onErr(err)
-				continue
-			}
-			for _, ifc := range ifcs {
-				fn(LinkChange{Index: ifc.index, Name: ifc.name, Carrier: ifc.flags&unix.IFF_UP != 0 && ifc.carrier})
-			}
+			fn(LinkChange{Lost: true})
 			continue
 		}
 		if err != nil {
