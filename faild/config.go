@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,8 @@ type opsOptions struct {
 	OnChange     string        `long:"on-change" value-name:"SCRIPT" description:"Run SCRIPT on every failover and switchback, one at a time, with the event in FAILD_* environment variables"`
 	HookTimeout  time.Duration `long:"hook-timeout" value-name:"DURATION" default:"10s" description:"Kill an --on-change script (and its process group) that runs longer than this"`
 	LogFormat    string        `long:"log-format" value-name:"FORMAT" default:"text" choice:"text" choice:"json" description:"Event log format: text (key=value) or json"`
+
+	statusGID int // StatusGroup's gid, resolved by validate; 0 without one
 }
 
 // validate checks the production options; options.validate calls it.
@@ -33,6 +37,24 @@ func (o *opsOptions) validate() error {
 		return fmt.Errorf("invalid --hook-timeout %v: must be above 0 and at most 1h", o.HookTimeout)
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return fmt.Errorf("invalid --log-format %q: want text or json", o.LogFormat)
+	}
+	// Resolved here, not when the socket is bound, so that a typo is a bad
+	// command line (exit 2) caught before any route is touched.
+	o.statusGID = 0
+	if o.StatusGroup != "" {
+		g, err := user.LookupGroup(o.StatusGroup)
+		var unknown user.UnknownGroupError
+		switch {
+		case errors.As(err, &unknown):
+			return fmt.Errorf("invalid --status-group %q: no such group", o.StatusGroup)
+		case err != nil:
+			return fmt.Errorf("invalid --status-group %q: %w", o.StatusGroup, err)
+		}
+		gid, err := strconv.Atoi(g.Gid)
+		if err != nil {
+			return fmt.Errorf("invalid --status-group %q: gid %q is not a number", o.StatusGroup, g.Gid)
+		}
+		o.statusGID = gid
 	}
 	return nil
 }

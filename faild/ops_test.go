@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -101,6 +102,14 @@ func TestValidateOps(t *testing.T) {
 		{"hook timeout", []string{"--hook-timeout", "250ms"}, true},
 		{"zero hook timeout", []string{"--hook-timeout", "0s"}, false},
 		{"empty socket", []string{"--status-socket", ""}, false},
+		{"unknown status group", []string{"--status-group", "faild-no-such-group"}, false},
+	}
+	if g, err := user.LookupGroupId("0"); err == nil {
+		tests = append(tests, struct {
+			name string
+			args []string
+			ok   bool
+		}{"gid 0 by name", []string{"--status-group", g.Name}, true})
 	}
 	for _, tt := range tests {
 		o, _, err := loadOptions(tt.args)
