@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,7 +134,9 @@ func keyAt(file string, n int) string {
 }
 
 // restartOnly returns the long names of options that differ between the
-// running and the re-read options but that a reload does not apply.
+// running and the re-read options but that a reload does not apply. The
+// key file counts as changed when its keys do, even under the same path:
+// a reload validates the file but the running exchange keeps its keys.
 func restartOnly(running, reread *options) []string {
 	var names []string
 	var walk func(a, b reflect.Value)
@@ -151,7 +155,11 @@ func restartOnly(running, reread *options) []string {
 			if name == "" || name == "config" || name == "version" || isReloadable(name) {
 				continue
 			}
-			if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			differ := !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface())
+			if name == "key-file" {
+				differ = differ || !slices.EqualFunc(running.keys, reread.keys, bytes.Equal)
+			}
+			if differ {
 				names = append(names, name)
 			}
 		}
