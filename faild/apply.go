@@ -114,6 +114,10 @@ func (a *applier) reconcile() {
 		if err := a.w.Delete(r); err != nil {
 			a.log.Error("route-delete-failed", "route", r.String(), "err", err)
 		}
+		// What faild recorded for this destination, if anything, is not
+		// what the kernel holds: forget it, so that apply adds the route
+		// it wants again instead of taking it for installed.
+		delete(a.installed, r.Dst)
 	}
 	for dst, r := range a.installed {
 		if !inKernel[dst] {
@@ -153,9 +157,26 @@ func (a *applier) apply(desired []platform.Route) bool {
 		err := a.w.Add(r)
 		switch {
 		case errors.Is(err, platform.ErrForeign):
-			a.foreign[dst] = true
+			old, had := a.installed[dst]
+			if !had {
+				a.foreign[dst] = true
+				a.log.Warn("foreign-route", "dst", dst.String(), "wanted", r.String(),
+					"action", "left alone, not overridden", "err", err)
+				continue
+			}
+			// faild's own route to dst, through the gateway it wanted
+			// before, must not stay beside the foreign one: it is stale,
+			// and the foreign route's owner is in charge of dst now.
 			a.log.Warn("foreign-route", "dst", dst.String(), "wanted", r.String(),
-				"action", "left alone, not overridden", "err", err)
+				"action", "left alone, not overridden; removing faild's own route", "removed", old.String(), "err", err)
+			if err := a.w.Delete(old); err != nil {
+				// Not marked foreign yet, so the retry tries again.
+				a.log.Error("route-delete-failed", "route", old.String(), "err", err)
+				ok = false
+				continue
+			}
+			delete(a.installed, dst)
+			a.foreign[dst] = true
 		case err != nil:
 			a.log.Error("route-add-failed", "route", r.String(), "err", err)
 			ok = false

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/faild/faild/platform"
@@ -90,5 +91,92 @@ func TestReconcile(t *testing.T) {
 	a.apply([]platform.Route{r2})
 	if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{r2}) {
 		t.Errorf("after reconcile: %v, want only %v", got, r2)
+	}
+}
+
+// TestReconcileWrongRoute: a route of faild's protocol to a destination
+// faild installed, but through another gateway or interface than faild
+// recorded, is removed by reconcile, and apply then puts the right one back.
+func TestReconcileWrongRoute(t *testing.T) {
+	r2 := route("192.0.2.2/32", "198.51.100.2")
+	otherVia := route("192.0.2.2/32", "198.51.100.9")
+	otherDev := r2
+	otherDev.Dev, otherDev.Index = "eth2", 4
+	for _, tt := range []struct {
+		name  string
+		wrong platform.Route
+	}{
+		{"other gateway", otherVia},
+		{"other interface", otherDev},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := platform.NewMemory()
+			a := newApplier(m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			a.apply([]platform.Route{r2})
+			m.Delete(r2)
+			m.Add(tt.wrong) // by hand, with faild's protocol
+			a.reconcile()
+			if !a.apply([]platform.Route{r2}) {
+				t.Fatal("apply failed")
+			}
+			if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{r2}) {
+				t.Errorf("kernel holds %v, want %v", got, r2)
+			}
+		})
+	}
+}
+
+// failDelete is a Memory whose Delete fails while err is set.
+type failDelete struct {
+	*platform.Memory
+	err error
+}
+
+func (f *failDelete) Delete(r platform.Route) error {
+	if f.err != nil {
+		return f.err
+	}
+	return f.Memory.Delete(r)
+}
+
+// TestApplierForeignRemovesOwn: when faild wants another gateway to a
+// destination and finds a foreign route there, it leaves the foreign route
+// alone and removes its own old route rather than leaving it beside it; a
+// failed delete is retried.
+func TestApplierForeignRemovesOwn(t *testing.T) {
+	m := platform.NewMemory()
+	w := &failDelete{Memory: m}
+	var logBuf strings.Builder
+	a := newApplier(w, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	old, next := route("192.0.2.2/32", "198.51.100.2"), route("192.0.2.2/32", "198.51.100.3")
+	r3 := route("192.0.2.3/32", "198.51.100.3")
+	if !a.apply([]platform.Route{old, r3}) {
+		t.Fatal("apply failed")
+	}
+
+	m.AddForeign(old.Dst)
+	w.err = errors.New("netlink: no buffer space")
+	if a.apply([]platform.Route{next, r3}) {
+		t.Error("apply reported success while its own route could not be removed")
+	}
+	if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{old, r3}) {
+		t.Errorf("after a failed delete: %v", got)
+	}
+	w.err = nil
+	if !a.apply([]platform.Route{next, r3}) {
+		t.Error("retry failed")
+	}
+	if got := installed(t, m); !reflect.DeepEqual(got, []platform.Route{r3}) {
+		t.Errorf("with a foreign route to .2: kernel holds %v, want only %v", got, r3)
+	}
+	if _, ok := a.installed[old.Dst]; ok {
+		t.Errorf("applier still records %v", a.installed[old.Dst])
+	}
+	if !strings.Contains(logBuf.String(), `removed="`+old.String()+`"`) {
+		t.Errorf("log does not name the removed route:\n%s", logBuf.String())
+	}
+	// Stopping removes only what is left of faild's.
+	if n, err := a.removeAll(); n != 1 || err != nil {
+		t.Errorf("removeAll = %d, %v", n, err)
 	}
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +26,8 @@ type opsOptions struct {
 	OnChange     string        `long:"on-change" value-name:"SCRIPT" description:"Run SCRIPT on every failover and switchback, one at a time, with the event in FAILD_* environment variables"`
 	HookTimeout  time.Duration `long:"hook-timeout" value-name:"DURATION" default:"10s" description:"Kill an --on-change script (and its process group) that runs longer than this"`
 	LogFormat    string        `long:"log-format" value-name:"FORMAT" default:"text" choice:"text" choice:"json" description:"Event log format: text (key=value) or json"`
+
+	statusGID int // StatusGroup's gid, resolved by validate; 0 without one
 }
 
 // validate checks the production options; options.validate calls it.
@@ -33,6 +39,24 @@ func (o *opsOptions) validate() error {
 		return fmt.Errorf("invalid --hook-timeout %v: must be above 0 and at most 1h", o.HookTimeout)
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return fmt.Errorf("invalid --log-format %q: want text or json", o.LogFormat)
+	}
+	// Resolved here, not when the socket is bound, so that a typo is a bad
+	// command line (exit 2) caught before any route is touched.
+	o.statusGID = 0
+	if o.StatusGroup != "" {
+		g, err := user.LookupGroup(o.StatusGroup)
+		var unknown user.UnknownGroupError
+		switch {
+		case errors.As(err, &unknown):
+			return fmt.Errorf("invalid --status-group %q: no such group", o.StatusGroup)
+		case err != nil:
+			return fmt.Errorf("invalid --status-group %q: %w", o.StatusGroup, err)
+		}
+		gid, err := strconv.Atoi(g.Gid)
+		if err != nil {
+			return fmt.Errorf("invalid --status-group %q: gid %q is not a number", o.StatusGroup, g.Gid)
+		}
+		o.statusGID = gid
 	}
 	return nil
 }
@@ -110,7 +134,9 @@ func keyAt(file string, n int) string {
 }
 
 // restartOnly returns the long names of options that differ between the
-// running and the re-read options but that a reload does not apply.
+// running and the re-read options but that a reload does not apply. The
+// key file counts as changed when its keys do, even under the same path:
+// a reload validates the file but the running exchange keeps its keys.
 func restartOnly(running, reread *options) []string {
 	var names []string
 	var walk func(a, b reflect.Value)
@@ -129,7 +155,11 @@ func restartOnly(running, reread *options) []string {
 			if name == "" || name == "config" || name == "version" || isReloadable(name) {
 				continue
 			}
-			if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			differ := !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface())
+			if name == "key-file" {
+				differ = differ || !slices.EqualFunc(running.keys, reread.keys, bytes.Equal)
+			}
+			if differ {
 				names = append(names, name)
 			}
 		}

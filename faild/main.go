@@ -28,6 +28,7 @@ func faild(args []string) int {
 	if len(args) > 0 && args[0] == "status" {
 		return status(args[1:], os.Stdout, os.Stderr)
 	}
+	sigs := catchSignals()
 	opts, rest, err := loadOptions(args)
 	if err != nil {
 		if flags.WroteHelp(err) {
@@ -58,7 +59,7 @@ func faild(args []string) int {
 		return 1
 	}
 	defer out.Close()
-	opts.session = &session{args: args, log: out}
+	opts.session = &session{args: args, log: out, signals: sigs}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -101,6 +102,14 @@ func TestValidateOps(t *testing.T) {
 		{"hook timeout", []string{"--hook-timeout", "250ms"}, true},
 		{"zero hook timeout", []string{"--hook-timeout", "0s"}, false},
 		{"empty socket", []string{"--status-socket", ""}, false},
+		{"unknown status group", []string{"--status-group", "faild-no-such-group"}, false},
+	}
+	if g, err := user.LookupGroupId("0"); err == nil {
+		tests = append(tests, struct {
+			name string
+			args []string
+			ok   bool
+		}{"gid 0 by name", []string{"--status-group", g.Name}, true})
 	}
 	for _, tt := range tests {
 		o, _, err := loadOptions(tt.args)
@@ -119,6 +128,38 @@ func TestRestartOnly(t *testing.T) {
 	got := restartOnly(a, b)
 	if want := []string{"port", "status-group"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("restartOnly = %v, want %v", got, want)
+	}
+}
+
+// TestRestartOnlyKeys: a reload does not apply new keys, so a key file
+// whose keys changed is reported under needs_restart, also when its path
+// did not change; the same keys are not.
+func TestRestartOnlyKeys(t *testing.T) {
+	const k1, k2 = "0123456789abcdef", "fedcba9876543210"
+	path := keyFile(t, k1+"\n", 0o600)
+	load := func(args ...string) *options {
+		t.Helper()
+		o, _, err := loadOptions(args)
+		if err == nil {
+			err = o.validate()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	running := load("--key-file", path)
+	if got := restartOnly(running, load("--key-file", path)); len(got) != 0 {
+		t.Errorf("same keys: restartOnly = %v, want none", got)
+	}
+	if err := os.WriteFile(path, []byte(k1+"\n"+k2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := restartOnly(running, load("--key-file", path)); !reflect.DeepEqual(got, []string{"key-file"}) {
+		t.Errorf("next key added: restartOnly = %v, want [key-file]", got)
+	}
+	if got := restartOnly(running, load()); !reflect.DeepEqual(got, []string{"key-file"}) {
+		t.Errorf("key file dropped: restartOnly = %v, want [key-file]", got)
 	}
 }
 

@@ -100,17 +100,21 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	for _, l := range lans {
 		d.names = append(d.names, l.Name)
 	}
+	// The status socket first: it is what tells a second faild (one with
+	// another -p, so its UDP sockets bound) that one is running already,
+	// and that one must fail before it removes the running one's routes as
+	// stale.
+	statusLn, err := listenStatus(opts.Ops.StatusSocket, opts.Ops.statusGID)
+	if err != nil {
+		return err
+	}
+	defer statusLn.Close()
 	if err := d.apply.removeStale(); err != nil {
 		return fmt.Errorf("failed to remove stale routes: %w", err)
 	}
 	for _, w := range platform.Preflight(lans) {
 		log.Warn("preflight", "warning", w)
 	}
-	statusLn, err := listenStatus(opts.Ops.StatusSocket, opts.Ops.StatusGroup)
-	if err != nil {
-		return err
-	}
-	defer statusLn.Close()
 	log.Info("start", "version", version, "node", routes.PeerID(node).String(), "requestor", opts.Requestor,
 		"interval", time.Duration(opts.Interval).String(), "misses", opts.Misses, "successes", opts.Successes,
 		"port", opts.Port, "lans", describe(lans), "auth", len(opts.keys) > 0, "max_peers", opts.MaxPeers,

@@ -20,7 +20,8 @@ var errKeyMode = errors.New("readable or writable by others")
 // taken as it is, byte for byte, after trimming surrounding white space:
 // "openssl rand -hex 32" makes a good line, and the hex text itself is the
 // key (it is not decoded). Empty lines and lines starting with # are
-// skipped. The file must not be accessible to others (mode o-rwx).
+// skipped. Others must not be able to read or write the file (no o+r, no
+// o+w); o+x alone is harmless and allowed.
 func readKeyFile(path string) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -35,7 +36,7 @@ func readKeyFile(path string) ([][]byte, error) {
 		return nil, errors.New("not a regular file")
 	}
 	if m := fi.Mode().Perm(); m&0o006 != 0 {
-		return nil, fmt.Errorf("%w (mode %04o); chmod o-rwx %s", errKeyMode, m, path)
+		return nil, fmt.Errorf("%w (mode %04o); chmod o-rw %s", errKeyMode, m, path)
 	}
 	var keys [][]byte
 	sc := bufio.NewScanner(f)

@@ -34,6 +34,8 @@ func TestReadKeyFile(t *testing.T) {
 		{"group may read", k1, 0o640, []string{k1}, ""},
 		{"world-readable", k1, 0o644, nil, "readable or writable by others"},
 		{"world-writable", k1, 0o602, nil, "readable or writable by others"},
+		{"fix says what is checked", k1, 0o604, nil, "(mode 0604); chmod o-rw /"},
+		{"others may only execute", k1, 0o601, []string{k1}, ""},
 		{"short key", "fifteen bytes!!\n", 0o600, nil, "line 1: key of 15 bytes"},
 		{"no key", "# nothing\n\n", 0o600, nil, "0 keys"},
 		{"three keys", k1 + "\n" + k2 + "\n" + k1 + "x\n", 0o600, nil, "3 keys"},

@@ -8,18 +8,37 @@ import (
 )
 
 // session is what a running daemon needs to re-read its configuration: the
-// command line it started with, and the log to reopen.
+// command line it started with, the log to reopen, and the signals that
+// catchSignals queues for it.
 type session struct {
-	args []string
-	log  *logOutput
+	args    []string
+	log     *logOutput
+	signals <-chan os.Signal
+}
+
+// catchSignals takes SIGHUP and SIGUSR1 away from their default action,
+// which is to kill the process, for the whole life of the process: main
+// calls it before anything is touched and it is never undone. Without it a
+// SIGHUP (logrotate, systemctl reload) while faild starts or while it
+// removes its routes at stop would kill it and leave routes behind, and
+// systemd takes death by SIGHUP for a clean exit, so it would not restart
+// it. A signal that comes before the signals task runs waits in the buffer
+// and is handled then; one after it stopped, or beyond the buffer, is
+// dropped.
+func catchSignals() <-chan os.Signal {
+	c := make(chan os.Signal, 4)
+	signal.Notify(c, reloadSignal, statusSignal)
+	return c
 }
 
 // signals handles SIGHUP (reopen the log, re-read the config file) and
-// SIGUSR1 (write the status table to the log) until ctx ends.
+// SIGUSR1 (write the status table to the log) until ctx ends, as
+// catchSignals delivers them.
 func (d *daemon) signals(ctx context.Context) error {
-	c := make(chan os.Signal, 4)
-	signal.Notify(c, reloadSignal, statusSignal)
-	defer signal.Stop(c)
+	var c <-chan os.Signal // nil without a session: nothing to handle
+	if s := d.opts.session; s != nil {
+		c = s.signals
+	}
 	cur := *d.opts // the reloadable values now in force
 	for {
 		select {

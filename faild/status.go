@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -157,20 +155,12 @@ func (d *daemon) askSnapshot(ctx context.Context) (*Status, error) {
 	}
 }
 
-// listenStatus binds the status socket, mode 0660, owned by root and the
-// --status-group. A socket file left by a run that died is replaced; one
-// that a running faild answers on is an error.
-func listenStatus(path, group string) (*net.UnixListener, error) {
-	gid := 0
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			return nil, fmt.Errorf("failed to find --status-group: %w", err)
-		}
-		if gid, err = strconv.Atoi(g.Gid); err != nil {
-			return nil, fmt.Errorf("failed to find --status-group %s: gid %q", group, g.Gid)
-		}
-	}
+// listenStatus binds the status socket at path (--status-socket), mode
+// 0660, owned by root and gid (the --status-group). A socket file left by a
+// run that died is replaced; one that a running faild answers on is an
+// error, and so is anything at path that is not a socket: a mistyped path
+// must never make faild delete a file.
+func listenStatus(path string, gid int) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("failed to create status socket directory: %w", err)
 	}
@@ -178,8 +168,17 @@ func listenStatus(path, group string) (*net.UnixListener, error) {
 		c.Close()
 		return nil, fmt.Errorf("failed to bind status socket %s: another faild is serving it", path)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("failed to remove stale status socket: %w", err)
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("failed to check --status-socket %s: %w", path, err)
+	case fi.Mode().Type() != os.ModeSocket:
+		return nil, fmt.Errorf("invalid --status-socket %s: exists and is not a socket (%s); not removing it", path, fileKind(fi.Mode()))
+	default:
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("failed to remove stale status socket: %w", err)
+		}
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -198,6 +197,23 @@ func listenStatus(path, group string) (*net.UnixListener, error) {
 	}
 	ln.SetUnlinkOnClose(true)
 	return ln, nil
+}
+
+// fileKind names what a file is, for an error.
+func fileKind(m os.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case os.ModeDir:
+		return "a directory"
+	case os.ModeSymlink:
+		return "a symbolic link"
+	case os.ModeNamedPipe:
+		return "a named pipe"
+	case os.ModeDevice, os.ModeDevice | os.ModeCharDevice:
+		return "a device"
+	}
+	return "mode " + m.String()
 }
 
 func chownIfNeeded(path string, gid int) error {
