@@ -273,6 +273,15 @@ func (x *Exchange) Drops() (out [numDrops]uint64) {
 	return out
 }
 
+// newMAC returns a MAC for the exchange's family (nil without keys); each
+// goroutine needs its own.
+func (x *Exchange) newMAC() (*MAC, error) {
+	if x.v6 {
+		return NewMAC6(x.cfg.Keys)
+	}
+	return NewMAC(x.cfg.Keys)
+}
+
 // packet fills in what every packet of ours carries.
 func (x *Exchange) packet(p *Packet, t Type, mac *MAC) {
 	p.Auth = mac != nil
@@ -299,7 +308,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	defer t.Stop()
 	var p Packet
 	buf := make([]byte, 0, MaxLen)
-	mac, err := NewMAC(x.cfg.Keys) // this goroutine's own HMAC state
+	mac, err := x.newMAC() // this goroutine's own HMAC state
 	if err != nil {
 		return err
 	}
@@ -374,7 +383,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	defer stop()
 	buf := make([]byte, MaxLen+1)
 	out := make([]byte, 0, MaxLen)
-	mac, err := NewMAC(x.cfg.Keys) // this goroutine's own HMAC state
+	mac, err := x.newMAC() // this goroutine's own HMAC state
 	if err != nil {
 		return err
 	}

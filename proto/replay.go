@@ -9,11 +9,16 @@ import (
 // Replay protection. A packet counts as evidence only if it is new: per
 // peer node id, the pair (boot id, sequence number) must move forward.
 //
-// Every node numbers all the packets it sends (INQs and ACKs, on every LAN)
-// from one counter that starts at its wall clock in nanoseconds when it
-// starts (see Listen). So sequence numbers grow across restarts as well as
-// within one run, and the rule needs no order among boot ids, which are
-// random:
+// Each exchange (the IPv4 one of Listen, the IPv6 one of Listen6) numbers
+// all the packets it sends (INQs and ACKs, on every LAN) from a counter of
+// its own that starts at the wall clock in nanoseconds when it is made
+// (see newExchange), and keeps a peer table of its own: a node's IPv4 and
+// IPv6 packets are two series under the same node id and boot id, and each
+// is checked only against the table of its family. With a key the tag
+// covers the family (see MAC), so a packet of one series replayed to the
+// other family's socket does not verify and cannot move that window.
+// Within a series, sequence numbers grow across restarts as well as within
+// one run, and the rule needs no order among boot ids, which are random:
 //
 //   - Same boot id: the sequence number must be above the highest seen, or
 //     within the window below it and not seen before (a sliding bitmap as in
