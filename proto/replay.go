@@ -28,8 +28,9 @@ import (
 //     its sequence number is above the highest seen from the peer. A
 //     restarted peer passes (its clock moved on); a replayed packet of an
 //     older boot does not, and so cannot reset the window.
-//   - A peer not in the table (new, or forgotten after Config.Forget of
-//     silence) is accepted as it comes.
+//   - A peer not in the table (new, or evicted for a stranger when the
+//     table was full), or silent for Config.Forget (its state is forgotten
+//     then, see admit), is accepted as it comes.
 //
 // With --key-file every packet that reaches this check is authenticated,
 // so no one without the key can move a peer's window, and the rule above is
@@ -37,8 +38,9 @@ import (
 // forge a packet with any id, boot and sequence, and so both inject
 // evidence and push a peer's window ahead of its real packets. Known limits
 // with a key: a peer whose clock stepped back across a restart is ignored
-// until it has been forgotten; state is kept for Config.Forget of silence,
-// so a capture of a peer that has been silent that long is taken as new.
+// until it has been silent (no packet accepted) for Config.Forget, then
+// heard again; state is kept for Config.Forget of silence, so a capture of
+// a peer that has been silent that long is taken as new.
 const (
 	ringBlocks = 16
 	// ReplayWindow is how far below the highest sequence number a packet
@@ -152,6 +154,16 @@ func newPeerTable(cfg *Config) *peerTable {
 // which the id moves to the new address (a node renumbered).
 func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) int {
 	st := t.m[p.NodeID]
+	if st != nil && now.Sub(st.last) >= t.forget {
+		// Silent for forget: forgotten, even though room() did not need
+		// its place. A peer whose clock stepped back across a restart
+		// sends lower sequence numbers than the table holds, and every
+		// one is a replay until then; dropped packets do not refresh last.
+		*st = peerState{boot: p.BootID}
+		st.win.reset(p.Seq)
+		t.bind(st, p, lan, from, now)
+		return -1
+	}
 	if st == nil {
 		if !t.room(now) {
 			if !t.fullLogged && t.log != nil {
