@@ -80,12 +80,14 @@ const (
 	DropIDAddr          // a node id heard from another address than the one it is bound to
 	DropPeers           // a new peer while the peer table is full
 	DropCross           // source on the subnet of another of our LANs: cables swapped?
+	DropControl         // control messages (arrival interface, TTL) missing or truncated
 	numDrops
 )
 
-// DropNames names the drop counters for logs and status.
+// DropNames names the drop counters for logs and status. New reasons go at
+// the end.
 var DropNames = [numDrops]string{"decode", "ttl", "iface", "subnet", "self", "conflict", "stale-ack",
-	"no-tag", "auth", "replay", "id-addr", "peer-limit", "cross-wired"}
+	"no-tag", "auth", "replay", "id-addr", "peer-limit", "cross-wired", "control"}
 
 // crossLogEvery spaces the log lines about cross-wired LANs, per pair of
 // LANs: a swapped cable sends every packet the wrong way.
@@ -199,6 +201,19 @@ func (x *Exchange) parseControl(b []byte, cm *control) bool {
 		return parseControl6(b, cm)
 	}
 	return parseControl4(b, cm)
+}
+
+// readControl reads cm from a received packet's control messages and the
+// flags of its receipt. Without both fields, or when the kernel truncated
+// the control messages (MSG_CTRUNC: the buffer was too small, so what is
+// there cannot be trusted to be all), the packet cannot be checked: it is
+// dropped and counted.
+func (x *Exchange) readControl(b []byte, flags int, cm *control) bool {
+	if flags&msgCtrunc != 0 || !x.parseControl(b, cm) {
+		x.drops[DropControl].Add(1)
+		return false
+	}
+	return true
 }
 
 type sentINQ struct {
@@ -402,7 +417,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	for {
 		// ReadMsgUDPAddrPort and parseControl do not allocate, unlike
 		// ipv4.PacketConn.ReadFrom: this loop runs for every packet.
-		n, oobn, _, src, err := x.conn.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, flags, src, err := x.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -414,7 +429,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			return fmt.Errorf("failed to read: %w", err)
 		}
 		now := time.Now()
-		if !x.parseControl(oob[:oobn], &cm) {
+		if !x.readControl(oob[:oobn], flags, &cm) {
 			continue
 		}
 		if in.Decode(buf[:n]) != nil {

@@ -253,3 +253,32 @@ func TestSetLANs(t *testing.T) {
 		t.Errorf("announced %v; want only LAN A's address", out.Addrs)
 	}
 }
+
+// TestControlDrop: a packet whose control messages are missing, incomplete
+// or truncated by the kernel (MSG_CTRUNC) is dropped and counted as
+// "control", appended after the older reasons so their order holds.
+func TestControlDrop(t *testing.T) {
+	if DropNames[DropControl] != "control" || DropControl != numDrops-1 || DropNames[DropCross] != "cross-wired" {
+		t.Errorf("DropNames = %q; want control appended after cross-wired", DropNames)
+	}
+	x := testExchange6()
+	good := (&ipv6.ControlMessage{HopLimit: 255, IfIndex: 3}).Marshal()
+	var cm control
+	if !x.readControl(good, 0, &cm) || cm.hops != 255 || cm.ifIndex != 3 {
+		t.Errorf("readControl of complete control messages = %+v, want hops 255 on interface 3", cm)
+	}
+	for _, tt := range []struct {
+		name  string
+		b     []byte
+		flags int
+	}{
+		{"none", nil, 0},
+		{"no hop limit", (&ipv6.ControlMessage{IfIndex: 3}).Marshal(), 0},
+		{"truncated by the kernel", good, msgCtrunc},
+	} {
+		before := x.Drops()[DropControl]
+		if x.readControl(tt.b, tt.flags, &control{}) || x.Drops()[DropControl] != before+1 {
+			t.Errorf("%s: accepted or not counted (%d control drops before, %d after)", tt.name, before, x.Drops()[DropControl])
+		}
+	}
+}
