@@ -2,6 +2,7 @@ package proto
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -560,15 +561,53 @@ func (x *Exchange) foreignSource(lans []LAN, arrived int, from netip.Addr) int {
 }
 
 // peerAddrs places each address the peer announced on the LAN of ours whose
-// subnet holds it.
+// subnet holds it. An announced address becomes the destination of a route
+// faild installs, so one that is ours (on any LAN), or the network or
+// broadcast address of the LAN's subnet, is skipped: no peer (nor, without
+// a key, anyone on the LAN) may have us route those over another LAN. The
+// packet still counts; the entry is just not placed.
 func (x *Exchange) peerAddrs(lans []LAN, p *Packet, h *Heard) {
 	for _, a := range p.Addrs {
+		ip := a.Addr()
+		if ours(lans, ip) {
+			continue
+		}
 		for i, l := range lans {
-			if l.Addr.IsValid() && l.Addr.Masked().Contains(a.Addr()) {
-				h.Addrs[i] = a.Addr()
+			if l.Addr.IsValid() && l.Addr.Masked().Contains(ip) && !subnetEnd(l.Addr, ip) {
+				h.Addrs[i] = ip
 			}
 		}
 	}
+}
+
+// ours reports whether ip is our address on one of lans.
+func ours(lans []LAN, ip netip.Addr) bool {
+	for _, l := range lans {
+		if l.Addr.IsValid() && l.Addr.Addr() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// subnetEnd reports whether ip, inside subnet, is its network address (for
+// IPv6 the subnet-router anycast address) or, for IPv4, its broadcast
+// address. Subnets with fewer than two host bits (/31 and /32, /127 and
+// /128) have neither: every address in them is a host's.
+func subnetEnd(subnet netip.Prefix, ip netip.Addr) bool {
+	host := ip.BitLen() - subnet.Bits()
+	if host < 2 {
+		return false
+	}
+	if ip == subnet.Masked().Addr() {
+		return true
+	}
+	if !ip.Is4() {
+		return false
+	}
+	v := ip.As4()
+	ones := uint32(1)<<host - 1
+	return binary.BigEndian.Uint32(v[:])&ones == ones
 }
 
 // rtt finds the INQ an ACK answers among the recent ones sent on lan.
