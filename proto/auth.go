@@ -30,8 +30,16 @@ var (
 // first and accepts a tag made with any of them. The HMAC states are made
 // once and reset per packet, so the per-packet path does not allocate; a
 // MAC is not safe for concurrent use, so each goroutine makes its own.
+//
+// A MAC serves one address family, and the tag covers the family byte (4 or
+// 6) before the packet's bytes. The IPv4 and IPv6 exchanges number their
+// packets from counters of their own and keep replay windows of their own,
+// so a packet signed for one family must not verify on the other: replayed
+// there, it would be new to that window and push it ahead of the peer's
+// real packets.
 type MAC struct {
 	hs  []hash.Hash
+	fam [1]byte // the family byte the tag covers first
 	sum [sha256.Size]byte
 }
 
@@ -48,16 +56,21 @@ func CheckKeys(keys [][]byte) error {
 	return nil
 }
 
-// NewMAC returns a MAC for keys, or nil and no error when keys is empty:
-// authentication is off.
-func NewMAC(keys [][]byte) (*MAC, error) {
+// NewMAC returns a MAC for IPv4 packets with keys, or nil and no error when
+// keys is empty: authentication is off.
+func NewMAC(keys [][]byte) (*MAC, error) { return newMAC(keys, 4) }
+
+// NewMAC6 is NewMAC for IPv6 packets.
+func NewMAC6(keys [][]byte) (*MAC, error) { return newMAC(keys, 6) }
+
+func newMAC(keys [][]byte, family byte) (*MAC, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
 	if err := CheckKeys(keys); err != nil {
 		return nil, err
 	}
-	m := &MAC{}
+	m := &MAC{fam: [1]byte{family}}
 	for _, k := range keys {
 		m.hs = append(m.hs, hmac.New(sha256.New, k))
 	}
@@ -96,6 +109,7 @@ func (m *MAC) Verify(b []byte) error {
 func (m *MAC) tag(key int, body []byte) {
 	h := m.hs[key]
 	h.Reset()
+	h.Write(m.fam[:])
 	h.Write(body)
 	h.Sum(m.sum[:0])
 }

@@ -269,3 +269,58 @@ func TestAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+// TestFamilyBound: the tag covers the address family, so a packet signed
+// for one family's exchange never verifies on the other's, where its
+// sequence number would push a window that counts another series.
+func TestFamilyBound(t *testing.T) {
+	p := testPacket()
+	p.Auth = true
+	for _, tt := range []struct {
+		name         string
+		sign, verify func([][]byte) (*MAC, error)
+		want         error
+	}{
+		{"IPv4 on IPv4", NewMAC, NewMAC, nil},
+		{"IPv6 on IPv6", NewMAC6, NewMAC6, nil},
+		{"IPv6 replayed to IPv4", NewMAC6, NewMAC, ErrBadTag},
+		{"IPv4 replayed to IPv6", NewMAC, NewMAC6, ErrBadTag},
+	} {
+		s, _ := tt.sign([][]byte{testKey})
+		v, _ := tt.verify([][]byte{nextKey, testKey})
+		b, _ := p.Append(nil)
+		if err := s.Sign(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Verify(b); !errors.Is(err, tt.want) {
+			t.Errorf("%s: Verify = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestExchangeMACFamily: each exchange signs and verifies for its own
+// family, so an IPv6 INQ sent to the IPv4 socket is dropped as forged.
+func TestExchangeMACFamily(t *testing.T) {
+	x4, x6 := testExchange(), testExchange6()
+	x4.cfg.Keys, x6.cfg.Keys = [][]byte{testKey}, [][]byte{testKey}
+	m4, err := x4.newMAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m6, err := x6.newMAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Packet
+	x6.packet(&p, INQ, m6)
+	b, _ := p.Append(nil)
+	if err := m6.Sign(b); err != nil {
+		t.Fatal(err)
+	}
+	if r := x6.authenticate(m6, &p, b); r != -1 {
+		t.Errorf("IPv6 exchange drops its own family's INQ: %s", dropName(r))
+	}
+	if r := x4.authenticate(m4, &p, b); r != DropAuth {
+		t.Errorf("IPv4 exchange on an IPv6 INQ: %s, want %s", dropName(r), DropNames[DropAuth])
+	}
+}

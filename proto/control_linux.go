@@ -7,6 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// msgCtrunc is the receive flag that says control messages were cut short.
+const msgCtrunc = unix.MSG_CTRUNC
+
 // parseControl4 reads the arrival interface and TTL of an IPv4 packet from
 // its control messages into cm, without allocating
 // (ipv4.ControlMessage.Parse allocates for every packet).

@@ -2,6 +2,7 @@ package proto
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,12 +81,14 @@ const (
 	DropIDAddr          // a node id heard from another address than the one it is bound to
 	DropPeers           // a new peer while the peer table is full
 	DropCross           // source on the subnet of another of our LANs: cables swapped?
+	DropControl         // control messages (arrival interface, TTL) missing or truncated
 	numDrops
 )
 
-// DropNames names the drop counters for logs and status.
+// DropNames names the drop counters for logs and status. New reasons go at
+// the end.
 var DropNames = [numDrops]string{"decode", "ttl", "iface", "subnet", "self", "conflict", "stale-ack",
-	"no-tag", "auth", "replay", "id-addr", "peer-limit", "cross-wired"}
+	"no-tag", "auth", "replay", "id-addr", "peer-limit", "cross-wired", "control"}
 
 // crossLogEvery spaces the log lines about cross-wired LANs, per pair of
 // LANs: a swapped cable sends every packet the wrong way.
@@ -201,6 +204,19 @@ func (x *Exchange) parseControl(b []byte, cm *control) bool {
 	return parseControl4(b, cm)
 }
 
+// readControl reads cm from a received packet's control messages and the
+// flags of its receipt. Without both fields, or when the kernel truncated
+// the control messages (MSG_CTRUNC: the buffer was too small, so what is
+// there cannot be trusted to be all), the packet cannot be checked: it is
+// dropped and counted.
+func (x *Exchange) readControl(b []byte, flags int, cm *control) bool {
+	if flags&msgCtrunc != 0 || !x.parseControl(b, cm) {
+		x.drops[DropControl].Add(1)
+		return false
+	}
+	return true
+}
+
 type sentINQ struct {
 	seq uint64
 	at  time.Time
@@ -273,6 +289,15 @@ func (x *Exchange) Drops() (out [numDrops]uint64) {
 	return out
 }
 
+// newMAC returns a MAC for the exchange's family (nil without keys); each
+// goroutine needs its own.
+func (x *Exchange) newMAC() (*MAC, error) {
+	if x.v6 {
+		return NewMAC6(x.cfg.Keys)
+	}
+	return NewMAC(x.cfg.Keys)
+}
+
 // packet fills in what every packet of ours carries.
 func (x *Exchange) packet(p *Packet, t Type, mac *MAC) {
 	p.Auth = mac != nil
@@ -299,7 +324,7 @@ func (x *Exchange) Requestor(ctx context.Context, onErr func(lan int, err error)
 	defer t.Stop()
 	var p Packet
 	buf := make([]byte, 0, MaxLen)
-	mac, err := NewMAC(x.cfg.Keys) // this goroutine's own HMAC state
+	mac, err := x.newMAC() // this goroutine's own HMAC state
 	if err != nil {
 		return err
 	}
@@ -374,7 +399,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	defer stop()
 	buf := make([]byte, MaxLen+1)
 	out := make([]byte, 0, MaxLen)
-	mac, err := NewMAC(x.cfg.Keys) // this goroutine's own HMAC state
+	mac, err := x.newMAC() // this goroutine's own HMAC state
 	if err != nil {
 		return err
 	}
@@ -393,7 +418,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 	for {
 		// ReadMsgUDPAddrPort and parseControl do not allocate, unlike
 		// ipv4.PacketConn.ReadFrom: this loop runs for every packet.
-		n, oobn, _, src, err := x.conn.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, flags, src, err := x.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -405,7 +430,7 @@ func (x *Exchange) Responder(ctx context.Context, heard func(*Heard), onErr func
 			return fmt.Errorf("failed to read: %w", err)
 		}
 		now := time.Now()
-		if !x.parseControl(oob[:oobn], &cm) {
+		if !x.readControl(oob[:oobn], flags, &cm) {
 			continue
 		}
 		if in.Decode(buf[:n]) != nil {
@@ -536,15 +561,53 @@ func (x *Exchange) foreignSource(lans []LAN, arrived int, from netip.Addr) int {
 }
 
 // peerAddrs places each address the peer announced on the LAN of ours whose
-// subnet holds it.
+// subnet holds it. An announced address becomes the destination of a route
+// faild installs, so one that is ours (on any LAN), or the network or
+// broadcast address of the LAN's subnet, is skipped: no peer (nor, without
+// a key, anyone on the LAN) may have us route those over another LAN. The
+// packet still counts; the entry is just not placed.
 func (x *Exchange) peerAddrs(lans []LAN, p *Packet, h *Heard) {
 	for _, a := range p.Addrs {
+		ip := a.Addr()
+		if ours(lans, ip) {
+			continue
+		}
 		for i, l := range lans {
-			if l.Addr.IsValid() && l.Addr.Masked().Contains(a.Addr()) {
-				h.Addrs[i] = a.Addr()
+			if l.Addr.IsValid() && l.Addr.Masked().Contains(ip) && !subnetEnd(l.Addr, ip) {
+				h.Addrs[i] = ip
 			}
 		}
 	}
+}
+
+// ours reports whether ip is our address on one of lans.
+func ours(lans []LAN, ip netip.Addr) bool {
+	for _, l := range lans {
+		if l.Addr.IsValid() && l.Addr.Addr() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// subnetEnd reports whether ip, inside subnet, is its network address (for
+// IPv6 the subnet-router anycast address) or, for IPv4, its broadcast
+// address. Subnets with fewer than two host bits (/31 and /32, /127 and
+// /128) have neither: every address in them is a host's.
+func subnetEnd(subnet netip.Prefix, ip netip.Addr) bool {
+	host := ip.BitLen() - subnet.Bits()
+	if host < 2 {
+		return false
+	}
+	if ip == subnet.Masked().Addr() {
+		return true
+	}
+	if !ip.Is4() {
+		return false
+	}
+	v := ip.As4()
+	ones := uint32(1)<<host - 1
+	return binary.BigEndian.Uint32(v[:])&ones == ones
 }
 
 // rtt finds the INQ an ACK answers among the recent ones sent on lan.

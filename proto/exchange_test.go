@@ -253,3 +253,71 @@ func TestSetLANs(t *testing.T) {
 		t.Errorf("announced %v; want only LAN A's address", out.Addrs)
 	}
 }
+
+// TestControlDrop: a packet whose control messages are missing, incomplete
+// or truncated by the kernel (MSG_CTRUNC) is dropped and counted as
+// "control", appended after the older reasons so their order holds.
+func TestControlDrop(t *testing.T) {
+	if DropNames[DropControl] != "control" || DropControl != numDrops-1 || DropNames[DropCross] != "cross-wired" {
+		t.Errorf("DropNames = %q; want control appended after cross-wired", DropNames)
+	}
+	x := testExchange6()
+	good := (&ipv6.ControlMessage{HopLimit: 255, IfIndex: 3}).Marshal()
+	var cm control
+	if !x.readControl(good, 0, &cm) || cm.hops != 255 || cm.ifIndex != 3 {
+		t.Errorf("readControl of complete control messages = %+v, want hops 255 on interface 3", cm)
+	}
+	for _, tt := range []struct {
+		name  string
+		b     []byte
+		flags int
+	}{
+		{"none", nil, 0},
+		{"no hop limit", (&ipv6.ControlMessage{IfIndex: 3}).Marshal(), 0},
+		{"truncated by the kernel", good, msgCtrunc},
+	} {
+		before := x.Drops()[DropControl]
+		if x.readControl(tt.b, tt.flags, &control{}) || x.Drops()[DropControl] != before+1 {
+			t.Errorf("%s: accepted or not counted (%d control drops before, %d after)", tt.name, before, x.Drops()[DropControl])
+		}
+	}
+}
+
+// TestPeerAddrsSkipsOursAndSubnetEnds: an announced address becomes a route
+// destination, so one of our own addresses (on any LAN) and the network
+// and broadcast addresses of a LAN's subnet are skipped, and do not
+// displace a good entry for the same LAN; the packet itself still counts.
+func TestPeerAddrsSkipsOursAndSubnetEnds(t *testing.T) {
+	x := testExchange()
+	lans := append([]LAN(nil), x.LANs()...)
+	lans = append(lans, LAN{Name: "eth2", IfIndex: 4, Addr: netip.MustParsePrefix("203.0.113.0/31")})
+	x.cfg.LANs = lans
+	x.storeLANs(lans)
+	p := Packet{Addrs: []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.2/24"),
+		netip.MustParsePrefix("192.0.2.255/24"),  // LAN A's broadcast
+		netip.MustParsePrefix("192.0.2.0/24"),    // LAN A's network
+		netip.MustParsePrefix("198.51.100.1/24"), // our LAN-B address
+		netip.MustParsePrefix("192.0.2.1/24"),    // our LAN-A address
+		netip.MustParsePrefix("203.0.113.1/31"),  // a /31 has no network or broadcast address
+	}}
+	var h Heard
+	x.peerAddrs(x.LANs(), &p, &h)
+	want := [MaxLANs]netip.Addr{netip.MustParseAddr("192.0.2.2"), {}, netip.MustParseAddr("203.0.113.1")}
+	if h.Addrs != want {
+		t.Errorf("Addrs = %v, want %v", h.Addrs, want)
+	}
+
+	x6 := testExchange6()
+	p6 := Packet{Addrs: []netip.Prefix{
+		netip.MustParsePrefix("2001:db8:a::2/64"),
+		netip.MustParsePrefix("2001:db8:a::/64"),  // the subnet-router anycast address
+		netip.MustParsePrefix("2001:db8:b::1/64"), // ours on LAN B
+	}}
+	var h6 Heard
+	x6.peerAddrs(x6.LANs(), &p6, &h6)
+	want6 := [MaxLANs]netip.Addr{netip.MustParseAddr("2001:db8:a::2")}
+	if h6.Addrs != want6 {
+		t.Errorf("IPv6 Addrs = %v, want %v", h6.Addrs, want6)
+	}
+}

@@ -32,8 +32,12 @@ import (
 //	              on the LAN this INQ is sent on. A peer that finds itself
 //	              listed knows its packets are lost on the way, even though
 //	              it still hears the sender, and fails that path over too.
-//	     -   32 with FlagAuth only, last: HMAC-SHA256 over every byte before
-//	              it (flags byte included, as sent), keyed with --key-file
+//	     -   32 with FlagAuth only, last: HMAC-SHA256 over the family byte
+//	              (4 or 6) and every byte before the tag (flags byte
+//	              included, as sent), keyed with --key-file. The family
+//	              byte is the packet's address family, not sent: a packet
+//	              signed for IPv6 does not verify over IPv4, and the other
+//	              way round (see MAC)
 //
 // Over IPv4, INQs go to each LAN's broadcast address; over IPv6 to the
 // link-local group ff12::4117 (Group6), chosen transient (T=1) because IANA
@@ -43,7 +47,8 @@ import (
 // 255 and dropped with less.
 //
 // The tag sits at the end so that one pass of the MAC covers exactly the
-// bytes before it, and a keyless decoder still finds every field in place.
+// bytes before it (after the family byte), and a keyless decoder still
+// finds every field in place.
 const (
 	HeaderLen = 36
 	MaxAddrs  = 16

@@ -9,11 +9,16 @@ import (
 // Replay protection. A packet counts as evidence only if it is new: per
 // peer node id, the pair (boot id, sequence number) must move forward.
 //
-// Every node numbers all the packets it sends (INQs and ACKs, on every LAN)
-// from one counter that starts at its wall clock in nanoseconds when it
-// starts (see Listen). So sequence numbers grow across restarts as well as
-// within one run, and the rule needs no order among boot ids, which are
-// random:
+// Each exchange (the IPv4 one of Listen, the IPv6 one of Listen6) numbers
+// all the packets it sends (INQs and ACKs, on every LAN) from a counter of
+// its own that starts at the wall clock in nanoseconds when it is made
+// (see newExchange), and keeps a peer table of its own: a node's IPv4 and
+// IPv6 packets are two series under the same node id and boot id, and each
+// is checked only against the table of its family. With a key the tag
+// covers the family (see MAC), so a packet of one series replayed to the
+// other family's socket does not verify and cannot move that window.
+// Within a series, sequence numbers grow across restarts as well as within
+// one run, and the rule needs no order among boot ids, which are random:
 //
 //   - Same boot id: the sequence number must be above the highest seen, or
 //     within the window below it and not seen before (a sliding bitmap as in
@@ -23,8 +28,9 @@ import (
 //     its sequence number is above the highest seen from the peer. A
 //     restarted peer passes (its clock moved on); a replayed packet of an
 //     older boot does not, and so cannot reset the window.
-//   - A peer not in the table (new, or forgotten after Config.Forget of
-//     silence) is accepted as it comes.
+//   - A peer not in the table (new, or evicted for a stranger when the
+//     table was full), or silent for Config.Forget (its state is forgotten
+//     then, see admit), is accepted as it comes.
 //
 // With --key-file every packet that reaches this check is authenticated,
 // so no one without the key can move a peer's window, and the rule above is
@@ -32,8 +38,9 @@ import (
 // forge a packet with any id, boot and sequence, and so both inject
 // evidence and push a peer's window ahead of its real packets. Known limits
 // with a key: a peer whose clock stepped back across a restart is ignored
-// until it has been forgotten; state is kept for Config.Forget of silence,
-// so a capture of a peer that has been silent that long is taken as new.
+// until it has been silent (no packet accepted) for Config.Forget, then
+// heard again; state is kept for Config.Forget of silence, so a capture of
+// a peer that has been silent that long is taken as new.
 const (
 	ringBlocks = 16
 	// ReplayWindow is how far below the highest sequence number a packet
@@ -147,6 +154,16 @@ func newPeerTable(cfg *Config) *peerTable {
 // which the id moves to the new address (a node renumbered).
 func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) int {
 	st := t.m[p.NodeID]
+	if st != nil && now.Sub(st.last) >= t.forget {
+		// Silent for forget: forgotten, even though room() did not need
+		// its place. A peer whose clock stepped back across a restart
+		// sends lower sequence numbers than the table holds, and every
+		// one is a replay until then; dropped packets do not refresh last.
+		*st = peerState{boot: p.BootID}
+		st.win.reset(p.Seq)
+		t.bind(st, p, lan, from, now)
+		return -1
+	}
 	if st == nil {
 		if !t.room(now) {
 			if !t.fullLogged && t.log != nil {

@@ -128,3 +128,35 @@ func BenchmarkAdmit(b *testing.B) {
 		}
 	}
 }
+
+// TestAdmitAfterForget: a peer silent for Forget is treated as new even
+// while the table has room, so one that restarts with its clock behind (a
+// new boot id, a lower sequence number) is heard again instead of being
+// dropped as a replay forever; before Forget it is still a replay.
+func TestAdmitAfterForget(t *testing.T) {
+	tb := newPeerTable(&Config{Interval: 100 * time.Millisecond, Forget: time.Minute})
+	t0 := time.Unix(1e9, 0)
+	a2 := netip.MustParseAddr("192.0.2.2")
+	pkt := func(boot uint32, seq uint64) *Packet {
+		return &Packet{Type: INQ, NodeID: 2, BootID: boot, Seq: seq, Interval: 100 * time.Millisecond}
+	}
+	steps := []struct {
+		name string
+		p    *Packet
+		from netip.Addr
+		at   time.Duration
+		want int
+	}{
+		{"first packet", pkt(1, 5000), a2, 0, -1},
+		{"restart, clock behind, too soon", pkt(2, 100), a2, 59 * time.Second, DropReplay},
+		{"the same after Forget of silence", pkt(2, 100), a2, 59*time.Second + time.Minute, -1},
+		{"its window runs from there", pkt(2, 101), a2, 60*time.Second + time.Minute, -1},
+		{"and still holds replays", pkt(2, 100), a2, 61*time.Second + time.Minute, DropReplay},
+		{"a new address after Forget", pkt(2, 50), netip.MustParseAddr("192.0.2.9"), 10 * time.Minute, -1},
+	}
+	for _, s := range steps {
+		if got := tb.admit(s.p, 0, s.from, t0.Add(s.at)); got != s.want {
+			t.Errorf("%s: admit = %v, want %v", s.name, dropName(got), dropName(s.want))
+		}
+	}
+}

@@ -14,3 +14,6 @@ func setReceiveBuffer(fd uintptr, n int) {
 func setBroadcast(fd uintptr) error {
 	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
 }
+
+// msgCtrunc is the receive flag that says control messages were cut short.
+const msgCtrunc = syscall.MSG_CTRUNC

@@ -1,6 +1,10 @@
 package proto
 
-import "syscall"
+import (
+	"syscall"
+
+	"golang.org/x/sys/windows"
+)
 
 // setReceiveBuffer asks for a receive buffer of n bytes. faild refuses to
 // start on Windows (platform has no route writer there); this only keeps
@@ -14,3 +18,6 @@ func setReceiveBuffer(fd uintptr, n int) {
 func setBroadcast(fd uintptr) error {
 	return syscall.SetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
 }
+
+// msgCtrunc is the receive flag that says control messages were cut short.
+const msgCtrunc = windows.MSG_CTRUNC
