@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -24,18 +23,26 @@ import (
 type daemon struct {
 	opts *options
 	log  *slog.Logger
-	// lans are the LANs as they are now; the decide loop owns them and
-	// replaces an entry when its interface changes (refreshLANs). names
-	// are the interfaces' names, fixed for the run: a LAN is the
-	// interface of that name, whatever its index.
+	// mu guards the path tables (fams), the LANs and all that follows from
+	// a change of either. The responders take it to feed evidence to the
+	// tables themselves, so that a packet costs no hand-off to another
+	// goroutine; the decide loop takes it for deadlines, interface
+	// changes and status.
+	mu sync.Mutex
+	// lans are the LANs as they are now; refreshLANs replaces an entry
+	// when its interface changes. names are the interfaces' names, fixed
+	// for the run: a LAN is the interface of that name, whatever its index.
 	lans    []platform.LAN
 	names   []string
 	lookup  func(name string) (platform.LAN, error)
 	fams    families // per address family: the exchange and its path table
 	apply   *applier
-	heard   chan proto.Heard
 	links   chan platform.LinkChange
-	overrun atomic.Uint64 // packets dropped because the decide loop fell behind
+	evs     []routes.Event // scratch, under mu
+	desired []routes.Route // scratch, under mu
+	// kick wakes the decide loop after a packet changed something, since
+	// a path armed again may have an earlier deadline than its timer's.
+	kick chan struct{}
 
 	// Operations (status.go, hooks.go, notify.go): the decide loop serves
 	// snapshots of the table it owns through snaps, feeds the hooks and
@@ -89,7 +96,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 		opts: opts, log: log, lans: lans, fams: fams, lookup: platform.Lookup,
 		apply: newApplier(w, log),
 		// Deep enough for a burst from thousands of peers at once.
-		heard:   make(chan proto.Heard, 4096),
+		kick:    make(chan struct{}, 1),
 		links:   make(chan platform.LinkChange, 16),
 		errLogs: make(map[string]func() bool),
 		node:    node,
@@ -144,27 +151,39 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	return errors.Join(err, rerr)
 }
 
-// onHeard hands a packet's fact to the decide loop; it runs on the
-// responder's goroutine and never blocks it.
+// onHeard feeds a packet's evidence to its path table and acts on what
+// that changes. It runs on a responder's goroutine: nothing in it blocks
+// (the applier, the hooks and systemd are handed work without waiting).
 func (d *daemon) onHeard(h *proto.Heard) {
-	select {
-	case d.heard <- *h:
-	default:
-		d.overrun.Add(1)
+	d.mu.Lock()
+	d.evs = d.fams.Observe(routes.Observation{
+		Peer: routes.PeerID(h.Node), LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)],
+		Interval: h.Interval, RTT: h.RTT, At: h.At,
+	}, d.evs[:0])
+	changed := len(d.evs) > 0
+	d.handle(d.evs)
+	d.mu.Unlock()
+	if changed {
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// decide owns the path table: it feeds it evidence, fires its deadlines,
-// logs what changed and hands the resulting routes to the applier.
+// decide fires the tables' deadlines, follows interface changes, serves
+// status snapshots and pets the systemd watchdog; evidence reaches the
+// tables through onHeard.
 func (d *daemon) decide(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var evs []routes.Event
-	var desired []routes.Route
 	watchdog, stopWatchdog := d.notify.ticker()
 	defer stopWatchdog()
 	for {
-		if at, ok := d.fams.NextDeadline(); ok {
+		d.mu.Lock()
+		at, ok := d.fams.NextDeadline()
+		d.mu.Unlock()
+		if ok {
 			timer.Reset(time.Until(at))
 		} else {
 			timer.Reset(time.Hour)
@@ -172,52 +191,60 @@ func (d *daemon) decide(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case h := <-d.heard:
-			evs = d.fams.Observe(routes.Observation{
-				Peer: routes.PeerID(h.Node), LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)],
-				Interval: h.Interval, RTT: h.RTT, At: h.At,
-			}, evs[:0])
+		case <-d.kick:
 		case <-timer.C:
-			evs = d.fams.Expire(time.Now(), evs[:0])
+			d.mu.Lock()
+			d.evs = d.fams.Expire(time.Now(), d.evs[:0])
+			d.handle(d.evs)
+			d.mu.Unlock()
 		case c := <-d.links:
-			if !d.concerns(c) {
-				continue
+			d.mu.Lock()
+			if d.concerns(c) {
+				var moved bool
+				d.evs, moved = d.refreshLANs(time.Now(), d.evs[:0])
+				if moved {
+					// Routes name the interface by index: put them on the new one.
+					d.applyRoutes()
+				}
+				d.handle(d.evs)
 			}
-			var moved bool
-			evs, moved = d.refreshLANs(time.Now(), evs[:0])
-			if moved {
-				// Routes name the interface by index: put them on the new one.
-				d.applyRoutes(&desired)
-			}
+			d.mu.Unlock()
 		case reply := <-d.snaps:
-			reply <- d.snapshot(time.Now())
-			continue
+			d.mu.Lock()
+			snap := d.snapshot(time.Now())
+			d.mu.Unlock()
+			reply <- snap
 		case <-watchdog:
-			// From this loop, so that systemd restarts a hung decider.
+			// From this loop, which takes mu, so that systemd restarts a
+			// daemon whose loop or table is stuck.
 			d.notify.petWatchdog()
-			continue
 		}
-		if len(evs) == 0 {
-			continue
-		}
-		d.applyRoutes(&desired)
-		d.fams.publishDeaf(len(d.lans))
-		for _, e := range evs {
-			d.report(e)
-			if ev, ok := d.hookEventFor(e); ok {
-				d.hooks.enqueue(ev)
-			}
-		}
-		d.notify.setStatus(d.snapshot(time.Now()).summary())
 	}
 }
 
-// applyRoutes hands the routes the table wants, placed on the LANs'
-// interfaces as they are now, to the applier; desired is scratch space.
-func (d *daemon) applyRoutes(desired *[]routes.Route) {
-	*desired = d.fams.Routes((*desired)[:0])
-	krs := make([]platform.Route, 0, len(*desired))
-	for _, r := range *desired {
+// handle acts on events, with mu held: the routes to the applier, the deaf
+// lists to the requestors, a log line each, the hooks and systemd's status.
+func (d *daemon) handle(evs []routes.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	d.applyRoutes()
+	d.fams.publishDeaf(len(d.lans))
+	for _, e := range evs {
+		d.report(e)
+		if ev, ok := d.hookEventFor(e); ok {
+			d.hooks.enqueue(ev)
+		}
+	}
+	d.notify.setStatus(d.snapshot(time.Now()).summary())
+}
+
+// applyRoutes hands the routes the tables want, placed on the LANs'
+// interfaces as they are now, to the applier; mu must be held.
+func (d *daemon) applyRoutes() {
+	d.desired = d.fams.Routes(d.desired[:0])
+	krs := make([]platform.Route, 0, len(d.desired))
+	for _, r := range d.desired {
 		krs = append(krs, d.kernelRoute(r))
 	}
 	d.apply.set(krs)
@@ -362,9 +389,6 @@ func (d *daemon) dropSummary() string {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", proto.DropNames[i], n))
 		}
-	}
-	if n := d.overrun.Load(); n > 0 {
-		parts = append(parts, fmt.Sprintf("overrun=%d", n))
 	}
 	return strings.Join(parts, ",")
 }
