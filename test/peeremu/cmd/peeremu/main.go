@@ -2,7 +2,7 @@
 // from one process. Run it inside a lab namespace, as root; it prints its
 // counters on SIGTERM or SIGINT, and goes on after printing them on SIGUSR1.
 // With -6 the LANs are 2001:db8:a::/64 and 2001:db8:b::/64 and the fake
-// peers 2001:db8:a::1:0 and up (as the lab's IPv6 LANs are).
+// peers 2001:db8:a::1:0:0:1 and up (as the lab's IPv6 LANs are).
 package main
 
 import (
@@ -24,7 +24,7 @@ func main() {
 	var v6 bool
 	flag.BoolVar(&v6, "6", false, "IPv6 LANs: changes the defaults of -a, -b and -first")
 	flag.IntVar(&cfg.Peers, "n", 10, "number of fake peers")
-	flag.IntVar(&cfg.First, "first", 10, "host number of the first fake peer in each subnet (-6: 65536, ::1:0)")
+	flag.IntVar(&cfg.First, "first", 10, "host number of the first fake peer in each subnet (-6: 65536, ::1:0:0:1)")
 	flag.DurationVar(&cfg.Interval, "t", time.Second, "INQ interval of every fake peer")
 	flag.IntVar(&cfg.Port, "p", 4117, "faild's UDP port")
 	flag.StringVar(&a, "a", "192.0.2.0/24", "LAN A subnet")
