@@ -204,6 +204,18 @@ func (fs families) setLANs(lans []platform.LAN, peers []netip.Addr) error {
 	return errors.Join(errs...)
 }
 
+// summary is the one-line state for systemd's STATUS=, in the words of
+// the status report: peers (of the family that has the most: a dual-stack
+// peer is one peer), paths down and paths in all.
+func (fs families) summary() string {
+	var peers, paths, down int
+	for _, f := range fs {
+		p, n, d := f.table.Counts()
+		peers, paths, down = max(peers, p), paths+n, down+d
+	}
+	return fmt.Sprintf("%d peers, %d of %d paths down", peers, down, paths)
+}
+
 // Drops adds up the drop counters of every exchange.
 func (fs families) Drops() (out [len(proto.DropNames)]uint64) {
 	for _, f := range fs {

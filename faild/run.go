@@ -131,7 +131,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	g.Go(func() error { return d.serveStatus(gctx, statusLn) })
 	g.Go(func() error { return d.hooks.serve(gctx) })
 	g.Go(func() error { return d.signals(gctx) })
-	d.notify.ready(d.snapshot(time.Now()).summary())
+	d.notify.ready(d.fams.summary())
 	fams.start(g, gctx, opts.Requestor, d.onHeard, d.sendFailed)
 	g.Go(func() error {
 		return platform.WatchLinks(gctx, func(c platform.LinkChange) {
@@ -222,21 +222,30 @@ func (d *daemon) decide(ctx context.Context) error {
 	}
 }
 
-// handle acts on events, with mu held: the routes to the applier, the deaf
-// lists to the requestors, a log line each, the hooks and systemd's status.
+// handle acts on events, with mu held: the routes to the applier and the
+// deaf lists to the requestors (unless every event is a discovery, which
+// changes neither), a log line each, the hooks and systemd's status. The
+// work for routes and status is linear in the number of peers, so it must
+// not run for what cannot change them: at 1,000 peers, doing it for every
+// discovery saturated a core.
 func (d *daemon) handle(evs []routes.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	d.applyRoutes()
-	d.fams.publishDeaf(len(d.lans))
+	for _, e := range evs {
+		if e.Kind != routes.Discovered {
+			d.applyRoutes()
+			d.fams.publishDeaf(len(d.lans))
+			break
+		}
+	}
 	for _, e := range evs {
 		d.report(e)
 		if ev, ok := d.hookEventFor(e); ok {
 			d.hooks.enqueue(ev)
 		}
 	}
-	d.notify.setStatus(d.snapshot(time.Now()).summary())
+	d.notify.setStatus(d.fams.summary())
 }
 
 // applyRoutes hands the routes the tables want, placed on the LANs'

@@ -531,6 +531,24 @@ func (t *Table) forget(d deadline, now time.Time, evs []Event) []Event {
 // Len is the number of peers in the table.
 func (t *Table) Len() int { return len(t.peers) }
 
+// Counts returns how many peers and paths the table holds and how many of
+// the paths are invalid, without building a report: cheap enough to run
+// after every change.
+func (t *Table) Counts() (peers, paths, invalid int) {
+	for _, p := range t.peers {
+		for _, pa := range p.paths {
+			if pa == nil {
+				continue
+			}
+			paths++
+			if pa.State == Invalid {
+				invalid++
+			}
+		}
+	}
+	return len(t.peers), paths, invalid
+}
+
 func (p *peer) anyValid() bool {
 	for _, pa := range p.paths {
 		if pa != nil && pa.State == Valid {
