@@ -150,6 +150,7 @@ func (a *applier) apply(desired []platform.Route) bool {
 			delete(a.foreign, dst)
 		}
 	}
+	a.refresh(want)
 	for dst, r := range want {
 		if a.installed[dst] == r || a.foreign[dst] {
 			continue
@@ -198,4 +199,22 @@ func (a *applier) removeAll() (n int, err error) {
 		n++
 	}
 	return n, err
+}
+
+// refresh lets a writer that can read the kernel's table in one go do so
+// before a pass adds routes (see platform.Refresher); without it, or if it
+// fails, each Add looks its destination up alone.
+func (a *applier) refresh(want map[netip.Prefix]platform.Route) {
+	r, ok := a.w.(platform.Refresher)
+	if !ok {
+		return
+	}
+	for dst, rt := range want {
+		if a.installed[dst] != rt && !a.foreign[dst] {
+			if err := r.Refresh(); err != nil {
+				a.log.Warn("route-refresh-failed", "err", err, "action", "looking each destination up alone")
+			}
+			return
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -16,6 +17,81 @@ import (
 // netlinkWriter writes routes into the main table through rtnetlink.
 type netlinkWriter struct {
 	h *netlink.Handle
+	// hosts holds the main table's host routes by destination, as of
+	// Refresh at refreshed: whether faild owns one there, whether someone
+	// else does. Add trusts it for a second; see Refresh.
+	hosts     map[netip.Prefix]owners
+	refreshed time.Time
+}
+
+// owners says whose host routes exist to one destination.
+type owners struct{ ours, foreign bool }
+
+var _ Refresher = (*netlinkWriter)(nil)
+
+// Refresh implements Refresher. Looking each destination up on its own
+// dumps the whole table once per route, since the kernel cannot filter a
+// route dump by destination: with 1,000 peers failing over at once the
+// last route went in a second after the last detection. One dump now
+// serves every Add of a pass. A foreign route that appears after it with
+// the same key still makes the exclusive add fail; one with another metric
+// is what the periodic reconcile is for.
+func (w *netlinkWriter) Refresh() error {
+	w.hosts = nil
+	hosts := make(map[netip.Prefix]owners)
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := w.list(family, &netlink.Route{}, 0)
+		if err != nil {
+			return fmt.Errorf("failed to list routes: %w", err)
+		}
+		for _, kr := range rs {
+			if kr.Dst == nil {
+				continue
+			}
+			if ones, bits := kr.Dst.Mask.Size(); ones != bits {
+				continue // only host routes can share a destination with faild's
+			}
+			a, ok := netip.AddrFromSlice(kr.Dst.IP)
+			if !ok {
+				continue
+			}
+			dst := netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			o := hosts[dst]
+			if kr.Protocol == Protocol {
+				o.ours = true
+			} else {
+				o.foreign = true
+			}
+			hosts[dst] = o
+		}
+	}
+	w.hosts, w.refreshed = hosts, time.Now()
+	return nil
+}
+
+// owners returns whose host routes exist to dst: from the last Refresh if
+// it is fresh, else from a listing of that destination alone.
+func (w *netlinkWriter) owners(dst netip.Prefix) (owners, error) {
+	if w.hosts != nil && time.Since(w.refreshed) < time.Second {
+		return w.hosts[dst], nil
+	}
+	family := netlink.FAMILY_V4
+	if dst.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	existing, err := w.list(family, &netlink.Route{Dst: prefixToIPNet(dst)}, netlink.RT_FILTER_DST)
+	if err != nil {
+		return owners{}, fmt.Errorf("failed to list routes to %s: %w", dst, err)
+	}
+	var o owners
+	for _, e := range existing {
+		if e.Protocol == Protocol {
+			o.ours = true
+		} else {
+			o.foreign = true
+		}
+	}
+	return o, nil
 }
 
 var _ Writer = (*netlinkWriter)(nil)
@@ -82,22 +158,14 @@ func (w *netlinkWriter) Installed() ([]Route, error) {
 // Add implements Writer. The kernel would happily install a /32 next to a
 // foreign one with another metric and so shadow it, so faild looks first.
 func (w *netlinkWriter) Add(r Route) error {
-	family := netlink.FAMILY_V4
-	if r.Dst.Addr().Is6() {
-		family = netlink.FAMILY_V6
-	}
-	existing, err := w.list(family, &netlink.Route{Dst: prefixToIPNet(r.Dst)}, netlink.RT_FILTER_DST)
+	o, err := w.owners(r.Dst)
 	if err != nil {
-		return fmt.Errorf("failed to list routes to %s: %w", r.Dst, err)
+		return err
 	}
-	ours := false
-	for _, e := range existing {
-		if e.Protocol != Protocol {
-			return fmt.Errorf("failed to add %v: %w (protocol %v)", r, ErrForeign, e.Protocol)
-		}
-		ours = true
+	if o.foreign {
+		return fmt.Errorf("failed to add %v: %w", r, ErrForeign)
 	}
-	if ours {
+	if o.ours {
 		// Replacing can only hit our own route: a foreign one with the same
 		// key cannot coexist with it.
 		err = w.h.RouteReplace(kernelRoute(r))
@@ -112,6 +180,9 @@ func (w *netlinkWriter) Add(r Route) error {
 	if err != nil {
 		return fmt.Errorf("failed to add %v: %w", r, err)
 	}
+	if w.hosts != nil {
+		w.hosts[r.Dst] = owners{ours: true}
+	}
 	return nil
 }
 
@@ -121,6 +192,10 @@ func (w *netlinkWriter) Delete(r Route) error {
 	err := w.h.RouteDel(kernelRoute(r))
 	if err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("failed to delete %v: %w", r, err)
+	}
+	if o, ok := w.hosts[r.Dst]; ok {
+		o.ours = false
+		w.hosts[r.Dst] = o
 	}
 	return nil
 }

@@ -68,6 +68,12 @@ type Writer interface {
 	Delete(r Route) error
 }
 
+// Refresher is a Writer that can read the kernel's table once ahead of a
+// batch of Adds instead of once per Add; callers refresh before each batch.
+type Refresher interface {
+	Refresh() error
+}
+
 // LinkChange says that the kernel changed an interface (Index and Name), or
 // one of its addresses (Addr, with Index only), or that changes may have
 // been lost (Lost): then every LAN must be read again. The receiver reads
