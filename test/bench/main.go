@@ -452,7 +452,7 @@ func carrier(l *lab.Lab, r *report, _ string) error {
 	r.f("| node | samples | ms min / med / p95 / max | ratio to 300 ms |\n|---|---|---|---|\n")
 	r.f("| node2 (its own link went down) | %d | %s |\n", len(d2), summarize(d2).cells(300*time.Millisecond))
 	r.f("| node1 (peer's link went down) | %d | %s |\n", len(d1), summarize(d1).cells(300*time.Millisecond))
-	r.f("\nfaild does not watch link state: a link going down is detected by missed evidence like any other failure.\n")
+	r.f("\nnode2 sees its own link go down through a netlink link subscription and fails every path on that LAN over at once; node1, whose link stays up, detects the loss by missed evidence like any cut.\n")
 	return nil
 }
 
@@ -976,9 +976,9 @@ const notes = `
 ## Reading the figures
 
 - **Failover below interval × misses.** A cut lands at a random point between two pieces of evidence, and a path's deadline runs from its last evidence, so detection measured from the cut lies between (f−1)·t and f·t, plus faild's grace of min(t/4, 5 ms), plus the route write. A ratio near 1 at the median would mean a late detector.
-- **Switchback faster than -s intervals.** A path has two sources of evidence (ACKs to our INQs and the peer's own INQs), at independent phases; routes.Table counts evidence at least t/2 after the last counted one as a new interval, so three goods can come in little more than one interval. That is the table's current rule, recorded here, not changed.
+- **Switchback and -s.** A path has two sources of evidence (ACKs to our INQs and the peer's own INQs), at independent phases; routes.Table counts evidence as a new good interval only three quarters of an interval or more after the last one counted, so -s goods span at least (s−1)·0.75·t after the first evidence that follows the heal.
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
-- **Carrier loss** is detected like any other failure: faild does not subscribe to link state.
+- **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
 - **Scale** runs on a lab of its own with IPv6-only LANs (/64s), since the main lab's /24s hold at most 240 fake peers. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's socket buffer does not always hold. node1 gets a permanent neighbour entry for every fake address: the kernel's neighbour table is shared by all namespaces and caps collectable entries at gc_thresh3 (1024 by default, a host setting the lab does not change), fewer than 1,000 peers on two LANs need; a real host with that many neighbours must raise it. faild and the emulator share the machine's CPUs, so the emulator's load weighs on faild's figures at the larger crowds.
 - **CPU** assumes USER_HZ = 100.
 - **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_PEERS, BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
