@@ -462,7 +462,7 @@ func startPair(nodes []*frrNode, iv time.Duration) error {
 // on both and times, on each node, cut → faild route in / session down and
 // heal → faild route gone / session up.
 func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
-	cuts := envInt("BENCH_BFD_CUTS", 10)
+	cuts := envInt("BENCH_BFD_CUTS", 8)
 	r.f("\n### Detection and recovery (CutPair on LAN A, %d cuts per setting, both nodes: 2 samples per cut)\n\n", cuts)
 	r.f("Detection: cut → faild's host route in the kernel (netlink) / bfdd's session down (its log). Recovery: heal → faild's route removed (-s 3) / session up again. Ratio: to interval × 3.\n\n")
 	r.f("| interval × 3 | who | detection ms min / med / p95 / max | ratio | recovery ms min / med / p95 / max | ratio | early |\n|---|---|---|---|---|---|---|\n")
@@ -679,7 +679,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 // bfdLoss counts faild's failovers and bfdd's session downs over the same
 // periods of random loss on node2's LAN-A port, at 100 ms × 3.
 func bfdLoss(l *lab.Lab, r *report, nodes []*frrNode) error {
-	d := time.Duration(envInt("BENCH_BFD_LOSS_SECS", 20)) * time.Second
+	d := time.Duration(envInt("BENCH_BFD_LOSS_SECS", 15)) * time.Second
 	const iv = 100 * time.Millisecond
 	r.f("\n### False downs under random loss (Loss on node2's LAN-A port, both directions, 100 ms × 3, %v per setting, both running at once)\n\n", d)
 	r.f("Counted on both nodes: faild's failover events for the LAN-A path, bfdd's up → down changes. Per simulated hour: per path (or session), 3,600 intervals.\n\n")

@@ -364,7 +364,7 @@ func failover(l *lab.Lab, r *report, _ string) error {
 		}
 		cuts := envInt("BENCH_CUTS", 20)
 		if iv >= time.Second {
-			cuts = envInt("BENCH_CUTS_SLOW", 5)
+			cuts = envInt("BENCH_CUTS_SLOW", 4)
 		}
 		if err := startAll(l, 2, "-r", "-t", ivs, "-f", "3", "-s", "3"); err != nil {
 			return err
@@ -787,7 +787,7 @@ func scale(main *lab.Lab, r *report, dir string) error {
 		return err
 	}
 	defer l.Close()
-	secsN := envInt("BENCH_SCALE_SECS", 10)
+	secsN := envInt("BENCH_SCALE_SECS", 8)
 	counts := envList("BENCH_PEERS", "10,100,1000,5000")
 	cutAt := envInt("BENCH_SCALE_CUT", 1000)
 	most := 0
@@ -925,7 +925,7 @@ func lanDownAll(l *lab.Lab, w *watcher, iv string, peers int) string {
 // loss counts failovers under random loss on node2's LAN-A port, next to
 // what independent losses predict.
 func loss(l *lab.Lab, r *report, _ string) error {
-	d := time.Duration(envInt("BENCH_LOSS_SECS", 20)) * time.Second
+	d := time.Duration(envInt("BENCH_LOSS_SECS", 12)) * time.Second
 	ivs := os.Getenv("BENCH_LOSS_INTERVAL")
 	if ivs == "" {
 		ivs = "0.01"
@@ -940,7 +940,7 @@ func loss(l *lab.Lab, r *report, _ string) error {
 		if err := startAll(l, 2, "-r", "-t", ivs, "-f", strconv.Itoa(f), "-s", "3"); err != nil {
 			return err
 		}
-		for _, ps := range envList("BENCH_LOSS", "0,5,10,20,30") {
+		for _, ps := range envList("BENCH_LOSS", "5,10,20,30") {
 			p, _ := strconv.Atoi(ps)
 			if _, err := flush(l); err != nil {
 				return err
