@@ -650,7 +650,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	if b, err := exec.Command("go", "build", "-o", emu, "./test/peeremu/cmd/peeremu").CombinedOutput(); err != nil {
 		return fmt.Errorf("failed to build peeremu: %w: %s", err, b)
 	}
-	if err := l.Node(1).Start("-r", "-t", "0.1", "-f", "3", "-s", "3"); err != nil {
+	if err := l.Node(1).Start(undamped("-r", "-t", "0.1", "-f", "3", "-s", "3")...); err != nil {
 		return err
 	}
 	defer stopAll(l)

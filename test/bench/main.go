@@ -294,9 +294,18 @@ func flush(l *lab.Lab) (time.Time, error) {
 
 // startAll runs faild with args on nodes 1..n and waits until each has
 // discovered the others.
+// undamped is how the bench starts faild: with anti-flap damping off. The
+// bench cuts the same path again and again within seconds, which damping
+// rightly takes for flapping, and switchbacks would then measure the
+// damping (up to 16 times -s intervals), not detection; damping has its
+// own lab test (TestDampedFlapping).
+func undamped(args ...string) []string {
+	return append(args, "--damp-window", "0")
+}
+
 func startAll(l *lab.Lab, n int, args ...string) error {
 	for i := 1; i <= n; i++ {
-		if err := l.Node(i).Start(args...); err != nil {
+		if err := l.Node(i).Start(undamped(args...)...); err != nil {
 			return err
 		}
 	}
@@ -540,7 +549,7 @@ func footprint(l *lab.Lab, r *report, dir string) error {
 	buf := make([]byte, 2048)
 	for range envInt("BENCH_STARTS", 5) {
 		t0 := time.Now()
-		if err := l.Node(1).Start("-r", "-t", "1"); err != nil {
+		if err := l.Node(1).Start(undamped("-r", "-t", "1")...); err != nil {
 			pc.Close()
 			return err
 		}
@@ -835,7 +844,7 @@ func scale(main *lab.Lab, r *report, dir string) error {
 func scaleRow(l *lab.Lab, emu, iv string, peers, secsN int, w1 *watcher, cut bool, downs *[]string) (string, error) {
 	defer func() { _ = l.Heal() }()
 	n1 := l.Node(1)
-	if err := n1.Start("-r", "-t", iv, "-f", "3", "-s", "3", "--max-peers", "6000"); err != nil {
+	if err := n1.Start(undamped("-r", "-t", iv, "-f", "3", "-s", "3", "--max-peers", "6000")...); err != nil {
 		return "", err
 	}
 	defer func() { _ = n1.Stop() }()
@@ -976,6 +985,7 @@ const notes = `
 ## Reading the figures
 
 - **Failover below interval × misses.** A cut lands at a random point between two pieces of evidence, and a path's deadline runs from its last evidence, so detection measured from the cut lies between (f−1)·t and f·t, plus faild's grace of min(t/4, 5 ms), plus the route write. A ratio near 1 at the median would mean a late detector.
+- **Damping off.** Every faild in the bench runs with --damp-window 0: the bench cuts the same path again within seconds, which damping (default 30 s window) takes for flapping, so with it on the switchbacks would measure the damping, up to 16 × -s intervals, not detection. Damping has its own lab test, TestDampedFlapping.
 - **Switchback and -s.** A path has two sources of evidence (ACKs to our INQs and the peer's own INQs), at independent phases; routes.Table counts evidence as a new good interval only three quarters of an interval or more after the last one counted, so -s goods span at least (s−1)·0.75·t after the first evidence that follows the heal.
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
 - **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
