@@ -245,24 +245,7 @@ func Discover(names []string) ([]LAN, error) {
 			links = append(links, l)
 		}
 	}
-	var lans []LAN
-	for _, l := range links {
-		lan, err := lanOf(l)
-		if err != nil {
-			if len(names) > 0 {
-				return nil, err
-			}
-			continue // not a LAN interface; discovery passes it by
-		}
-		if len(names) == 0 {
-			var ok bool
-			if lan, ok = qualifies(lan); !ok {
-				continue
-			}
-		}
-		lans = append(lans, lan)
-	}
-	return lans, nil
+	return lansOf(links, len(names) > 0, lanOf)
 }
 
 // Lookup describes the interface called name as a LAN as it is now, for

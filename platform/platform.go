@@ -89,6 +89,30 @@ type LinkChange struct {
 // interface exists, is up with carrier, and has an address.
 func (l LAN) Usable() bool { return l.Index > 0 && l.Up && len(l.Prefixes()) > 0 }
 
+// lansOf describes each candidate interface as a LAN, in order. Named
+// ones (-i) must all be LANs; without -i, those that are not, or that do
+// not qualify, are passed by.
+func lansOf[T any](cands []T, named bool, describe func(T) (LAN, error)) ([]LAN, error) {
+	var lans []LAN
+	for _, c := range cands {
+		lan, err := describe(c)
+		if err != nil {
+			if named {
+				return nil, err
+			}
+			continue // not a LAN interface; discovery passes it by
+		}
+		if !named {
+			var ok bool
+			if lan, ok = qualifies(lan); !ok {
+				continue
+			}
+		}
+		lans = append(lans, lan)
+	}
+	return lans, nil
+}
+
 // qualifies reports whether discovery without -i takes lan as a LAN. An
 // IPv4 address counts only with a broadcast address of its own, so that
 // point-to-point and tunnel interfaces (a /32 on wg0, say) are passed by,

@@ -197,24 +197,7 @@ func Discover(names []string) ([]LAN, error) {
 			ifcs = append(ifcs, all[i])
 		}
 	}
-	var lans []LAN
-	for _, ifc := range ifcs {
-		lan, err := bsdLAN(ifc)
-		if err != nil {
-			if len(names) > 0 {
-				return nil, err
-			}
-			continue // not a LAN interface; discovery passes it by
-		}
-		if len(names) == 0 {
-			var ok bool
-			if lan, ok = qualifies(lan); !ok {
-				continue
-			}
-		}
-		lans = append(lans, lan)
-	}
-	return lans, nil
+	return lansOf(ifcs, len(names) > 0, bsdLAN)
 }
 
 // Lookup describes the interface called name as a LAN as it is now, for
