@@ -466,15 +466,11 @@ func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
 	r.f("\n### Detection and recovery (CutPair on LAN A, %d cuts per setting, both nodes: 2 samples per cut)\n\n", cuts)
 	r.f("Detection: cut → faild's host route in the kernel (netlink) / bfdd's session down (its log). Recovery: heal → faild's route removed (-s 3) / session up again. Ratio: to interval × 3.\n\n")
 	r.f("| interval × 3 | who | detection ms min / med / p95 / max | ratio | recovery ms min / med / p95 / max | ratio | early |\n|---|---|---|---|---|---|---|\n")
-	w1, err := watch(l.Node(1).NS)
+	w1, w2, err := watchPair(l)
 	if err != nil {
 		return err
 	}
 	defer w1.close()
-	w2, err := watch(l.Node(2).NS)
-	if err != nil {
-		return err
-	}
 	defer w2.close()
 	ws := []*watcher{w1, w2}
 	load0 := loadavg()

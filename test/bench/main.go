@@ -197,6 +197,18 @@ type watcher struct {
 	done chan struct{}
 }
 
+// watchPair watches nodes 1 and 2, the two ends of the bench's cuts.
+func watchPair(l *lab.Lab) (w1, w2 *watcher, err error) {
+	if w1, err = watch(l.Node(1).NS); err != nil {
+		return nil, nil, err
+	}
+	if w2, err = watch(l.Node(2).NS); err != nil {
+		w1.close()
+		return nil, nil, err
+	}
+	return w1, w2, nil
+}
+
 func watch(ns string) (*watcher, error) {
 	h, err := netns.GetFromName(ns)
 	if err != nil {
@@ -356,15 +368,11 @@ func failover(l *lab.Lab, r *report, _ string) error {
 	r.f("\n## Failover and switchback (CutPair on LAN A at the switch, -f 3 -s 3, 2 nodes)\n\n")
 	r.f("Time from the nft cut being in force to the host route appearing in the kernel (netlink route subscription in the node's namespace), both ends of the cut counted, so each cut gives two samples. Switchback: from the nft flush to the route's removal. Ratio: to interval × 3.\n\n")
 	r.f("| -t | cuts | failover ms min / med / p95 / max | ratio | switchback ms min / med / p95 / max | ratio | nft call ms (med) |\n|---|---|---|---|---|---|---|\n")
-	w1, err := watch(l.Node(1).NS)
+	w1, w2, err := watchPair(l)
 	if err != nil {
 		return err
 	}
 	defer w1.close()
-	w2, err := watch(l.Node(2).NS)
-	if err != nil {
-		return err
-	}
 	defer w2.close()
 	for _, ivs := range envList("BENCH_INTERVALS", "1,0.1,0.02,0.01") {
 		iv, err := time.ParseDuration(ivs + "s")
@@ -423,15 +431,11 @@ func failover(l *lab.Lab, r *report, _ string) error {
 func carrier(l *lab.Lab, r *report, _ string) error {
 	reps := envInt("BENCH_CARRIER", 10)
 	r.f("\n## Carrier-loss failover (LinkDown of node2's eth0, -t 0.1 -f 3, %d times)\n\n", reps)
-	w1, err := watch(l.Node(1).NS)
+	w1, w2, err := watchPair(l)
 	if err != nil {
 		return err
 	}
 	defer w1.close()
-	w2, err := watch(l.Node(2).NS)
-	if err != nil {
-		return err
-	}
 	defer w2.close()
 	if err := startAll(l, 2, "-r", "-t", "0.1", "-f", "3", "-s", "3"); err != nil {
 		return err
