@@ -216,6 +216,15 @@ func (fs families) summary() string {
 	return fmt.Sprintf("%d peers, %d of %d paths down", peers, down, paths)
 }
 
+// Refused adds up the announced addresses the tables refused because
+// another peer owns them.
+func (fs families) Refused() (n uint64) {
+	for _, f := range fs {
+		n += f.table.Refused
+	}
+	return n
+}
+
 // Drops adds up the drop counters of every exchange.
 func (fs families) Drops() (out [len(proto.DropNames)]uint64) {
 	for _, f := range fs {

@@ -147,7 +147,7 @@ func run(ctx context.Context, opts *options, log *slog.Logger) error {
 	d.notify.stopping()
 
 	n, rerr := d.apply.removeAll()
-	log.Info("stop", "routes_removed", n, "drops", d.dropSummary())
+	log.Info("stop", "routes_removed", n, "drops", d.dropSummary(), "addr_refused", d.fams.Refused())
 	return errors.Join(err, rerr)
 }
 

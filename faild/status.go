@@ -41,7 +41,10 @@ type Status struct {
 	PathsDown       int               `json:"paths_down"`
 	Paths           []StatusPath      `json:"paths"`
 	Drops           map[string]uint64 `json:"drops"`
-	Hooks           StatusHooks       `json:"hooks"`
+	// AddrRefused counts addresses peers announced that another peer owns
+	// (see routes.Table.claim): a misconfigured or hostile node.
+	AddrRefused uint64      `json:"addr_refused"`
+	Hooks       StatusHooks `json:"hooks"`
 }
 
 // StatusLAN is one of this node's LANs.
@@ -118,6 +121,7 @@ func (d *daemon) snapshot(now time.Time) *Status {
 	for i, n := range d.fams.Drops() {
 		s.Drops[proto.DropNames[i]] = n
 	}
+	s.AddrRefused = d.fams.Refused()
 	if d.hooks != nil {
 		s.Hooks = d.hooks.counts()
 	}
@@ -367,7 +371,8 @@ func writeTable(w io.Writer, s *Status) {
 			fmtSeconds(p.RTTSeconds), p.Failovers, p.Switchbacks, route)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\ndrops %s\nhooks run=%d failed=%d dropped=%d\n", fmtDrops(s.Drops), s.Hooks.Run, s.Hooks.Failed, s.Hooks.Dropped)
+	fmt.Fprintf(w, "\ndrops %s\naddresses refused %d\nhooks run=%d failed=%d dropped=%d\n",
+		fmtDrops(s.Drops), s.AddrRefused, s.Hooks.Run, s.Hooks.Failed, s.Hooks.Dropped)
 }
 
 // fmtSeconds shows a duration rounded for reading: 312µs, 1.25s.
