@@ -11,4 +11,4 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/coreos/go-systemd/v22 v22.7.0 // indirect
+require github.com/coreos/go-systemd/v22 v22.7.0

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jessevdk/go-flags"
+
+	"github.com/faild/faild/faild/daemon"
 )
 
 // opsOptions are the options for running faild in production: config file,
@@ -26,12 +28,11 @@ type opsOptions struct {
 	OnChange     string        `long:"on-change" value-name:"SCRIPT" description:"Run SCRIPT on every failover and switchback, one at a time, with the event in FAILD_* environment variables"`
 	HookTimeout  time.Duration `long:"hook-timeout" value-name:"DURATION" default:"10s" description:"Kill an --on-change script (and its process group) that runs longer than this"`
 	LogFormat    string        `long:"log-format" value-name:"FORMAT" default:"text" choice:"text" choice:"json" description:"Event log format: text (key=value) or json"`
-
-	statusGID int // StatusGroup's gid, resolved by validate; 0 without one
 }
 
-// validate checks the production options; options.validate calls it.
-func (o *opsOptions) validate() error {
+// validate checks the production options into cfg; options.validate
+// calls it.
+func (o *opsOptions) validate(cfg *daemon.Config) error {
 	switch {
 	case o.StatusSocket == "":
 		return errors.New("invalid --status-socket: empty path")
@@ -40,9 +41,9 @@ func (o *opsOptions) validate() error {
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return fmt.Errorf("invalid --log-format %q: want text or json", o.LogFormat)
 	}
+	cfg.StatusSocket, cfg.OnChange, cfg.HookTimeout = o.StatusSocket, o.OnChange, o.HookTimeout
 	// Resolved here, not when the socket is bound, so that a typo is a bad
-	// command line (exit 2) caught before any route is touched.
-	o.statusGID = 0
+	// command line caught before any route is touched.
 	if o.StatusGroup != "" {
 		g, err := user.LookupGroup(o.StatusGroup)
 		var unknown user.UnknownGroupError
@@ -56,7 +57,7 @@ func (o *opsOptions) validate() error {
 		if err != nil {
 			return fmt.Errorf("invalid --status-group %q: gid %q is not a number", o.StatusGroup, g.Gid)
 		}
-		o.statusGID = gid
+		cfg.StatusGID = gid
 	}
 	return nil
 }
@@ -137,7 +138,7 @@ func keyAt(file string, n int) string {
 // running and the re-read options but that a reload does not apply. The
 // key file counts as changed when its keys do, even under the same path:
 // a reload validates the file but the running exchange keeps its keys.
-func restartOnly(running, reread *options) []string {
+func restartOnly(running, reread *options, runningKeys, rereadKeys [][]byte) []string {
 	var names []string
 	var walk func(a, b reflect.Value)
 	walk = func(a, b reflect.Value) {
@@ -157,7 +158,7 @@ func restartOnly(running, reread *options) []string {
 			}
 			differ := !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface())
 			if name == "key-file" {
-				differ = differ || !slices.EqualFunc(running.keys, reread.keys, bytes.Equal)
+				differ = differ || !slices.EqualFunc(runningKeys, rereadKeys, bytes.Equal)
 			}
 			if differ {
 				names = append(names, name)
@@ -168,19 +169,4 @@ func restartOnly(running, reread *options) []string {
 	return names
 }
 
-func isReloadable(name string) bool {
-	for _, r := range reloadable {
-		if r == name {
-			return true
-		}
-	}
-	return false
-}
-
-// describeReload says in a log value what a reload ignored.
-func describeReload(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ",")
-}
+func isReloadable(name string) bool { return slices.Contains(reloadable, name) }

@@ -40,7 +40,7 @@ func FuzzConfig(f *testing.F) {
 			}
 			return
 		}
-		if err := opts.validate(); err != nil && strings.Contains(err.Error(), "\n") {
+		if _, err := opts.validate(); err != nil && strings.Contains(err.Error(), "\n") {
 			t.Fatalf("validation error spans lines: %q", err)
 		}
 	})

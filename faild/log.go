@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"time"
 )
 
 // logOutput is the event log's destination. SIGHUP reopens it so that
@@ -146,28 +145,6 @@ func (d *derived) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (d *derived) WithGroup(name string) slog.Handler {
 	return &derived{o: d.o, parent: d, group: name}
-}
-
-// lanName names LAN i as operators do: A, B, C...
-func lanName(i int) string {
-	if i < 0 {
-		return "-"
-	}
-	return string(rune('A' + i))
-}
-
-// every returns a func that reports true at most once per d, to keep a
-// repeating error from flooding the log.
-func every(d time.Duration) func() bool {
-	var last time.Time
-	return func() bool {
-		now := time.Now()
-		if now.Sub(last) < d {
-			return false
-		}
-		last = now
-		return true
-	}
 }
 
 var _ slog.Handler = (*logOutput)(nil)

@@ -5,28 +5,44 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/jessevdk/go-flags"
+
+	"github.com/faild/faild/faild/daemon"
+	"github.com/faild/faild/platform"
+	"github.com/faild/faild/proto"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// Exit statuses of the daemon; "faild status" has its own (status.go).
+const (
+	exitOK      = 0
+	exitFailure = 1  // it could not start, or failed while running
+	exitConfig  = 78 // EX_CONFIG of sysexits(3): a bad command line or config file
+)
+
 func main() {
 	os.Exit(faild(os.Args[1:]))
 }
 
-// faild runs the command and returns its exit status: 0 after a clean stop,
-// 1 when start-up or the daemon fails, 2 for a bad command line or config
-// file. "faild status" is the one subcommand; anything else is the daemon's
-// own command line, as it always was.
+// faild runs the command and returns its exit status. "faild status" and
+// "faild reload" are its subcommands; anything else is the daemon's own
+// command line, as it always was.
 func faild(args []string) int {
-	if len(args) > 0 && args[0] == "status" {
-		return status(args[1:], os.Stdout, os.Stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "status":
+			return status(args[1:], os.Stdout, os.Stderr)
+		case "reload":
+			return reload(args[1:], os.Stdout, os.Stderr)
+		}
 	}
 	sigs := catchSignals()
 	opts, rest, err := loadOptions(args)
@@ -36,39 +52,87 @@ func faild(args []string) int {
 			p := newParser(&options{})
 			p.ParseArgs(nil)
 			p.WriteHelp(os.Stdout)
-			return 0
+			return exitOK
 		}
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
-		return 2
+		return exitConfig
 	}
 	if opts.Version {
 		fmt.Println("faild", version)
-		return 0
+		return exitOK
 	}
 	if len(rest) > 0 {
 		fmt.Fprintf(os.Stderr, "faild: unexpected argument %q (see --help)\n", rest[0])
-		return 2
+		return exitConfig
 	}
-	if err := opts.validate(); err != nil {
+	cfg, err := opts.validate()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
-		return 2
+		return exitConfig
 	}
 	log, out, err := newLogger(opts.LogFile, opts.Ops.LogFormat)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faild: failed to open log file: %v\n", err)
-		return 1
+		return exitFailure
 	}
 	defer out.Close()
-	opts.session = &session{args: args, log: out, signals: sigs}
-
+	w, err := platform.NewWriter()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
+		return exitFailure
+	}
+	notify, watchdog, err := daemon.Systemd()
+	if err != nil {
+		log.Warn("watchdog-disabled", "err", err)
+	}
+	d, err := daemon.New(cfg, daemon.Deps{Log: log, Routes: w, Interfaces: platform.Host, Listen: proto.Listen,
+		Notify: notify, Watchdog: watchdog, Reload: reloader(args, out, opts, cfg.Keys), Signals: sigs})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
+		if errors.Is(err, daemon.ErrConfig) {
+			return exitConfig
+		}
+		return exitFailure
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, opts, log); err != nil {
+	if err := d.Run(ctx); err != nil {
 		if opts.LogFile != "" {
 			log.Error("failed", "err", err)
 		}
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
-		return 1
+		return exitFailure
 	}
-	return 0
+	return exitOK
+}
+
+// reloader re-reads the command line and config file the daemon started
+// with, on SIGHUP or "faild reload": it reopens the log (so that logrotate
+// never stalls, with the old settings when the new ones are bad) and
+// returns what the daemon applies. The loop calls it, so cur is the loop's.
+func reloader(args []string, out *logOutput, running *options, runningKeys [][]byte) func() (daemon.Reloaded, error) {
+	cur := *running
+	return func() (daemon.Reloaded, error) {
+		next, rest, err := loadOptions(args)
+		if err == nil && len(rest) > 0 {
+			err = fmt.Errorf("unexpected argument %q", rest[0])
+		}
+		var cfg daemon.Config
+		if err == nil {
+			cfg, err = next.validate()
+		}
+		if err != nil {
+			if rerr := out.reopen(cur.LogFile, cur.Ops.LogFormat); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("failed to reopen the log file %s: %w", cur.LogFile, rerr))
+			}
+			return daemon.Reloaded{}, err
+		}
+		if err := out.reopen(next.LogFile, next.Ops.LogFormat); err != nil {
+			return daemon.Reloaded{}, fmt.Errorf("failed to open the log file %s: %w (still logging to the old one)", next.LogFile, err)
+		}
+		cur = *next
+		return daemon.Reloaded{OnChange: next.Ops.OnChange, HookTimeout: next.Ops.HookTimeout,
+			LogFile: next.LogFile, LogFormat: next.Ops.LogFormat,
+			NeedsRestart: restartOnly(running, next, runningKeys, cfg.Keys)}, nil
+	}
 }

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jessevdk/go-flags"
 
+	"github.com/faild/faild/faild/daemon"
 	"github.com/faild/faild/proto"
 	"github.com/faild/faild/routes"
 )
@@ -31,13 +34,7 @@ type options struct {
 	DampWindow time.Duration `long:"damp-window" value-name:"DURATION" default:"30s" description:"Anti-flap damping: each failover of a path within DURATION of its previous one doubles the good intervals (-s) it needs to switch back; one doubling is undone per quiet DURATION; 0 turns damping off"`
 	DampMax    int           `long:"damp-max" value-name:"N" default:"16" description:"Damping never makes a switchback need more than N times -s good intervals"`
 
-	keys  [][]byte     // read from KeyFile by validate
-	peers []netip.Addr // parsed from Peers by validate
-
 	Ops opsOptions `group:"Operation Options"`
-
-	// session is what a SIGHUP needs to re-read the options; main sets it.
-	session *session
 }
 
 // seconds is a duration given on the command line in decimal seconds, as
@@ -64,61 +61,70 @@ func (s seconds) MarshalFlag() (string, error) {
 	return strconv.FormatFloat(time.Duration(s).Seconds(), 'f', -1, 64), nil
 }
 
-// validate checks every option once, after flags (and later a config file)
-// are merged, and before anything is touched.
-func (o *options) validate() error {
-	if err := o.Ops.validate(); err != nil {
-		return err
+// validate checks every option once, after flags and config file are
+// merged and before anything is touched, and returns the daemon's
+// configuration they make.
+func (o *options) validate() (daemon.Config, error) {
+	cfg := daemon.Config{Version: version, Requestor: o.Requestor, Interval: time.Duration(o.Interval),
+		Misses: o.Misses, Successes: o.Successes, Port: o.Port, Interfaces: o.Interfaces,
+		MaxPeers: o.MaxPeers, DampWindow: o.DampWindow, DampMax: o.DampMax}
+	if err := o.Ops.validate(&cfg); err != nil {
+		return cfg, err
 	}
 	switch {
 	case time.Duration(o.Interval) < routes.MinInterval:
-		return fmt.Errorf("invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
+		return cfg, fmt.Errorf("invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
 	case o.Misses < 1 || o.Misses > 1000:
-		return fmt.Errorf("invalid -f/--misses %d: must be 1 to 1000", o.Misses)
+		return cfg, fmt.Errorf("invalid -f/--misses %d: must be 1 to 1000", o.Misses)
 	case o.Successes < 1 || o.Successes > 1000:
-		return fmt.Errorf("invalid -s/--successes %d: must be 1 to 1000", o.Successes)
+		return cfg, fmt.Errorf("invalid -s/--successes %d: must be 1 to 1000", o.Successes)
 	case o.Port < 1 || o.Port > 65535:
-		return fmt.Errorf("invalid -p/--port %d: must be 1 to 65535", o.Port)
+		return cfg, fmt.Errorf("invalid -p/--port %d: must be 1 to 65535", o.Port)
 	case len(o.Interfaces) > proto.MaxLANs:
-		return fmt.Errorf("invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
+		return cfg, fmt.Errorf("invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
+	case len(o.Interfaces) == 1:
+		return cfg, fmt.Errorf("invalid -i/--interface %s: one LAN; name at least two, LAN A first", o.Interfaces[0])
 	}
 	seen := map[string]bool{}
 	for _, name := range o.Interfaces {
-		if name == "" || len(name) > 15 {
-			return fmt.Errorf("invalid -i/--interface %q: not an interface name", name)
+		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t") {
+			return cfg, fmt.Errorf("invalid -i/--interface %q: not an interface name", name)
 		}
 		if seen[name] {
-			return fmt.Errorf("invalid -i/--interface %s: given twice", name)
+			return cfg, fmt.Errorf("invalid -i/--interface %s: given twice", name)
 		}
 		seen[name] = true
 	}
 	if o.MaxPeers < 1 || o.MaxPeers > 65536 {
-		return fmt.Errorf("invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
+		return cfg, fmt.Errorf("invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
 	}
 	if o.DampWindow < 0 || o.DampWindow > 24*time.Hour {
-		return fmt.Errorf("invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
+		return cfg, fmt.Errorf("invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
 	}
 	if o.DampMax < 1 || o.DampMax > 1024 {
-		return fmt.Errorf("invalid --damp-max %d: must be 1 to 1024", o.DampMax)
+		return cfg, fmt.Errorf("invalid --damp-max %d: must be 1 to 1024", o.DampMax)
 	}
 	if o.KeyFile != "" {
-		keys, err := readKeyFile(o.KeyFile)
+		keys, err := proto.ReadKeyFile(o.KeyFile)
 		if err != nil {
-			return fmt.Errorf("invalid --key-file %s: %w", o.KeyFile, err)
+			return cfg, fmt.Errorf("invalid --key-file %s: %w", o.KeyFile, err)
 		}
-		o.keys = keys
+		cfg.Keys = keys
 	}
 	peers, err := parsePeers(o.Peers)
 	if err != nil {
-		return err
+		return cfg, err
 	}
-	o.peers = peers
+	cfg.Peers = peers
 	if o.NodeID != "" {
-		if a, err := netip.ParseAddr(o.NodeID); err != nil || !a.Is4() || a.IsUnspecified() {
-			return fmt.Errorf("invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
+		a, err := netip.ParseAddr(o.NodeID)
+		if err != nil || !a.Is4() || a.IsUnspecified() {
+			return cfg, fmt.Errorf("invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
 		}
+		b := a.As4()
+		cfg.NodeID = binary.BigEndian.Uint32(b[:])
 	}
-	return nil
+	return cfg, nil
 }
 
 // parsePeers checks every --peer: a unicast address, given once. A

@@ -1,19 +1,24 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jessevdk/go-flags"
+
+	"github.com/faild/faild/faild/daemon"
 )
 
-func parse(args []string) (*options, error) {
+func parse(args []string) (*options, daemon.Config, error) {
 	var o options
 	if _, err := flags.NewParser(&o, flags.HelpFlag).ParseArgs(args); err != nil {
-		return nil, err
+		return nil, daemon.Config{}, err
 	}
-	return &o, o.validate()
+	cfg, err := o.validate()
+	return &o, cfg, err
 }
 
 func TestOptions(t *testing.T) {
@@ -39,6 +44,8 @@ func TestOptions(t *testing.T) {
 		{"port 0", strings.Fields("-p 0"), false, "-p/--port"},
 		{"port too big", strings.Fields("-p 65536"), false, "-p/--port"},
 		{"interfaces in order", strings.Fields("-i eth1 -i eth0"), true, ""},
+		{"one interface", strings.Fields("-i eth0"), false, "-i/--interface"},
+		{"interface with a slash", strings.Fields("-i eth0/1 -i eth1"), false, "-i/--interface"},
 		{"peers of both families", strings.Fields("--peer 192.0.2.2 --peer 198.51.100.2 --peer 2001:db8:a::2"), true, ""},
 		{"peer not an address", strings.Fields("--peer node2"), false, "--peer"},
 		{"peer with a prefix", strings.Fields("--peer 192.0.2.2/24"), false, "--peer"},
@@ -64,7 +71,7 @@ func TestOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse(tt.args)
+			_, _, err := parse(tt.args)
 			if tt.ok && err != nil {
 				t.Fatalf("error %v, want none", err)
 			}
@@ -76,30 +83,70 @@ func TestOptions(t *testing.T) {
 }
 
 func TestIntervalSeconds(t *testing.T) {
-	o, err := parse(strings.Fields("-t 0.05"))
+	_, cfg, err := parse(strings.Fields("-t 0.05 -i eth0 -i eth1 --node-id 192.0.2.9"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := time.Duration(o.Interval); got != 50*time.Millisecond {
-		t.Errorf("-t 0.05 = %v, want 50ms", got)
+	if cfg.Interval != 50*time.Millisecond {
+		t.Errorf("-t 0.05 = %v, want 50ms", cfg.Interval)
 	}
-	if o.Port != 4117 || o.Misses != 3 || o.Successes != 3 {
-		t.Errorf("defaults: port %d misses %d successes %d", o.Port, o.Misses, o.Successes)
+	if cfg.Port != 4117 || cfg.Misses != 3 || cfg.Successes != 3 || cfg.NodeID != 0xc0000209 ||
+		len(cfg.Interfaces) != 2 || cfg.StatusSocket != daemon.DefaultStatusSocket {
+		t.Errorf("config %+v", cfg)
 	}
 }
 
+// TestExitStatus: a bad command line or config is EX_CONFIG (78), which
+// the unit does not restart; a failure to start is 1, which it does.
 func TestExitStatus(t *testing.T) {
 	for args, want := range map[string]int{
 		"--version":                     0,
 		"--help":                        0,
-		"-f 0":                          2,
-		"stray":                         2,
-		"-t 0.001":                      2,
-		"--bogus=1":                     2,
+		"-f 0":                          78,
+		"stray":                         78,
+		"-t 0.001":                      78,
+		"--bogus=1":                     78,
+		"-i eth0":                       78,
 		"-l /nonexistent-dir/faild.log": 1,
 	} {
 		if got := faild(strings.Fields(args)); got != want {
 			t.Errorf("faild %s = %d, want %d", args, got, want)
 		}
 	}
+}
+
+// TestKeyFileFlag: a bad key file is a bad command line, named as such,
+// and faild exits 78 before touching anything.
+func TestKeyFileFlag(t *testing.T) {
+	open := keyFile(t, "0123456789abcdef\n", 0o644)
+	if _, _, err := parse([]string{"--key-file", open}); err == nil || !strings.Contains(err.Error(), "--key-file "+open) {
+		t.Errorf("error %v, want one naming --key-file and the file", err)
+	}
+	if code := faild([]string{"--key-file", open}); code != exitConfig {
+		t.Errorf("exit status %d, want %d", code, exitConfig)
+	}
+	if _, _, err := parse([]string{"--key-file", filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--key-file") {
+		t.Errorf("missing file: error %v, want one naming --key-file", err)
+	}
+	_, cfg, err := parse([]string{"--key-file", keyFile(t, "0123456789abcdef\n", 0o600)})
+	if err != nil || len(cfg.Keys) != 1 {
+		t.Errorf("good key file: %v, %d keys", err, len(cfg.Keys))
+	}
+	for _, bad := range []string{"0", "65537"} {
+		if _, _, err := parse([]string{"--max-peers", bad}); err == nil || !strings.Contains(err.Error(), "--max-peers") {
+			t.Errorf("--max-peers %s: error %v, want one naming the flag", bad, err)
+		}
+	}
+}
+
+func keyFile(t *testing.T, text string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, []byte(text), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,12 +11,12 @@ import (
 	"time"
 )
 
-// TestCatchSignalsOutsideTask sends SIGHUP and SIGUSR1 to the test process
-// while no signals task runs, as during start-up and at stop: with the
-// default action either would kill it. They must be queued instead.
+// TestCatchSignalsOutsideTask sends SIGHUP, SIGUSR1 and SIGUSR2 to the test
+// process while no loop runs, as during start-up and at stop: with the
+// default action any of them would kill it. They must be queued instead.
 func TestCatchSignalsOutsideTask(t *testing.T) {
 	c := catchSignals()
-	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1} {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
 		if err := syscall.Kill(os.Getpid(), sig); err != nil {
 			t.Fatal(err)
 		}
@@ -32,48 +31,46 @@ func TestCatchSignalsOutsideTask(t *testing.T) {
 	}
 }
 
-// TestSignalQueuedBeforeTask wants a SIGHUP that came before the signals
-// task started (during start-up) to be handled once it runs: the log is
-// reopened and the reload logged.
-func TestSignalQueuedBeforeTask(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
-	log, out, err := newLogger(path, "text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	args := []string{"-l", path}
+// TestReloader: a reload re-reads the command line and config file, moves
+// the log to its new file, and names the options that take a restart; a
+// bad file keeps the running log, reopened.
+func TestReloader(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "faild.conf")
+	old, moved := filepath.Join(dir, "old.log"), filepath.Join(dir, "new.log")
+	os.WriteFile(conf, []byte("log-file = "+old+"\nport = 4117\n"), 0o644)
+	args := []string{"-c", conf}
 	opts, _, err := loadOptions(args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := opts.validate(); err != nil {
+	cfg, err := opts.validate()
+	if err != nil {
 		t.Fatal(err)
 	}
-	sigs := make(chan os.Signal, 4)
-	sigs <- syscall.SIGHUP // queued before the task runs
-	opts.session = &session{args: args, log: out, signals: sigs}
-	d := &daemon{opts: opts, log: log, hooks: newHooks(log, "", time.Second)}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.signals(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, _ := os.ReadFile(path)
-		if strings.Contains(string(b), "msg=reload") {
-			if !strings.Contains(string(b), "needs_restart=none") {
-				t.Errorf("reload line: %s", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload logged; log:\n%s", b)
-		}
-		time.Sleep(10 * time.Millisecond)
+	log, out, err := newLogger(opts.LogFile, opts.Ops.LogFormat)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("signals = %v", err)
+	defer out.Close()
+	reload := reloader(args, out, opts, cfg.Keys)
+
+	os.WriteFile(conf, []byte("log-file = "+moved+"\nport = 5000\non-change = /bin/true\n"), 0o644)
+	r, err := reload()
+	if err != nil || r.LogFile != moved || r.OnChange != "/bin/true" || strings.Join(r.NeedsRestart, ",") != "port" {
+		t.Fatalf("reload = %+v, %v; want the new log and hook, port needing a restart", r, err)
+	}
+	log.Info("after")
+	if b, _ := os.ReadFile(moved); !strings.Contains(string(b), "msg=after") {
+		t.Errorf("new log %q; want the line written after the reload", b)
+	}
+
+	os.WriteFile(conf, []byte("port = 70000\n"), 0o644)
+	if _, err := reload(); err == nil || !strings.Contains(err.Error(), "port") {
+		t.Errorf("bad file: %v; want an error naming port", err)
+	}
+	log.Info("still")
+	if b, _ := os.ReadFile(moved); !strings.Contains(string(b), "msg=still") {
+		t.Errorf("log after a bad reload %q; want it still written", b)
 	}
 }

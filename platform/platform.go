@@ -1,9 +1,11 @@
 package platform
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 )
 
 // Protocol is the route protocol number that marks every route faild
@@ -27,6 +29,7 @@ type LAN struct {
 	// Broadcast was derived from the prefix.
 	NoBroadcast bool
 	Up          bool // administratively up and with carrier
+	Loopback    bool
 }
 
 // Prefixes lists the LAN's addresses, IPv4 first, for logs.
@@ -52,26 +55,110 @@ func (r Route) String() string {
 	return fmt.Sprintf("%s via %s dev %s", r.Dst, r.Via, r.Dev)
 }
 
+// KernelRoute is one host route of the kernel's main routing table, faild's
+// or anyone else's.
+type KernelRoute struct {
+	Route  // Via is invalid for a route without a gateway (dev only, blackhole)
+	Ours   bool
+	Proto  int // the route's protocol number (Linux); 0 where the system has none
+	Metric int
+}
+
+func (r KernelRoute) String() string {
+	s := r.Dst.String()
+	if r.Via.IsValid() {
+		s += " via " + r.Via.String()
+	}
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	if r.Proto != 0 {
+		s += " proto " + protoName(r.Proto)
+	}
+	if r.Metric != 0 {
+		s += fmt.Sprintf(" metric %d", r.Metric)
+	}
+	return s
+}
+
+// protoName names a route protocol as ip-route(8) does.
+func protoName(p int) string {
+	switch p {
+	case 2:
+		return "kernel"
+	case 3:
+		return "boot"
+	case 4:
+		return "static"
+	case Protocol:
+		return "faild"
+	}
+	return strconv.Itoa(p)
+}
+
+// RouteChange is one change to the kernel's host routes: Route appeared or
+// changed, or with Deleted went. Lost says changes may have been missed
+// (a resubscription after an overrun, or the first subscription): every
+// route must be read again.
+type RouteChange struct {
+	Route   KernelRoute
+	Deleted bool
+	Lost    bool
+}
+
 // ErrForeign means a route to the destination exists that faild did not
 // create; faild leaves it alone rather than replace or shadow it.
 var ErrForeign = errors.New("a route faild did not create exists for this destination")
 
-// Writer changes the kernel routing table, touching only faild's routes.
+// Writer is faild's access to the kernel's routing table. It writes only
+// faild's own routes and reads everyone's, so that the caller can keep its
+// view of the kernel true (Routes, WatchRoutes) and decide from it what to
+// write; it never replaces, deletes or shadows a route faild did not
+// create on its own account.
 type Writer interface {
-	// Installed lists every route that carries faild's protocol mark.
-	Installed() ([]Route, error)
-	// Add installs r, or updates faild's own route to r.Dst. If any other
-	// route to r.Dst exists it returns an error wrapping ErrForeign.
+	// Routes lists every host route of the main table, faild's (Ours)
+	// and others'.
+	Routes() ([]KernelRoute, error)
+	// Add installs r as a new route of faild's. Where the kernel holds
+	// another route in its place it changes nothing and returns an error
+	// wrapping ErrForeign.
 	Add(r Route) error
+	// Replace points faild's own route to r.Dst at r's gateway and
+	// interface; call it only for a destination where faild's route is.
+	Replace(r Route) error
 	// Delete removes faild's route r; a route that is already gone is not
 	// an error.
 	Delete(r Route) error
+	// WatchRoutes reports every change to the kernel's host routes to fn
+	// until ctx ends, starting with a Lost change once it is subscribed.
+	// Receive errors go to onErr; it subscribes again after them.
+	WatchRoutes(ctx context.Context, fn func(RouteChange), onErr func(error)) error
 }
 
-// Refresher is a Writer that can read the kernel's table once ahead of a
-// batch of Adds instead of once per Add; callers refresh before each batch.
-type Refresher interface {
-	Refresh() error
+// Interfaces is the system's network interfaces as faild sees them.
+type Interfaces interface {
+	// Discover finds the LAN interfaces: with names, those (see
+	// Options of the OS's discover function); without, every interface
+	// that qualifies.
+	Discover(names []string) ([]LAN, error)
+	// Lookup describes the interface called name as a LAN as it is now:
+	// Index 0 when there is no such interface, no addresses when it has
+	// none. The error is for the system failing to answer.
+	Lookup(name string) (LAN, error)
+	// WatchLinks reports interface and address changes to fn until ctx
+	// ends.
+	WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) error
+}
+
+// Host is this system's Interfaces.
+var Host Interfaces = host{}
+
+type host struct{}
+
+func (host) Discover(names []string) ([]LAN, error) { return discover(names) }
+func (host) Lookup(name string) (LAN, error)        { return lookup(name) }
+func (host) WatchLinks(ctx context.Context, fn func(LinkChange), onErr func(error)) error {
+	return watchLinks(ctx, fn, onErr)
 }
 
 // LinkChange says that the kernel changed an interface (Index and Name), or
@@ -81,7 +168,6 @@ type Refresher interface {
 type LinkChange struct {
 	Index int
 	Name  string
-	Addr  bool
 	Lost  bool
 }
 

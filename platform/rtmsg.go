@@ -21,6 +21,7 @@ const (
 	rtmAdd    = 0x1
 	rtmDelete = 0x2
 	rtmGet    = 0x4
+	rtmChange = 0x3
 
 	rtfUp      = 0x1
 	rtfGateway = 0x2
@@ -201,7 +202,6 @@ type rtMsg struct {
 	Errno int32
 	Dst   netip.Addr // invalid unless the destination is IPv4
 	Gw    netip.Addr // invalid unless the gateway is IPv4
-	GwFam uint8      // the gateway's address family (AF_LINK for connected routes)
 	Mask  int        // prefix length of RTA_NETMASK; -1 without one
 }
 
@@ -331,9 +331,6 @@ func (l *rtLayout) parseRoute(b []byte) (rtMsg, error) {
 		case rtaDst:
 			m.Dst = inet4(sa)
 		case rtaGateway:
-			if n >= 2 {
-				m.GwFam = sa[1]
-			}
 			m.Gw = inet4(sa)
 		case rtaNetmask:
 			m.Mask = maskBits(sa)

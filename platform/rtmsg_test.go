@@ -147,7 +147,7 @@ func TestParseRoute(t *testing.T) {
 			656d31 020000000001    | "em1", the MAC
 			z7                     | padding to 24`,
 			rtMsg{Type: rtmGet, Flags: 0x8847, Index: 2, Pid: 1234, Seq: 7,
-				Dst: netip.MustParseAddr("192.0.2.2"), Gw: netip.MustParseAddr("198.51.100.2"), GwFam: afInet, Mask: -1}},
+				Dst: netip.MustParseAddr("192.0.2.2"), Gw: netip.MustParseAddr("198.51.100.2"), Mask: -1}},
 		{"openbsd with a longer header", openbsdLayout, `
 			9000 05 04 | msglen 144, RTM_GET
 			6800       | hdrlen 104: a later kernel's larger header
@@ -161,7 +161,7 @@ func TestParseRoute(t *testing.T) {
 			07 00 0000 ffffff | netmask /24, trimmed to 7 bytes
 			00                | padding to 8`,
 			rtMsg{Type: rtmGet, Flags: 0x803, Index: 3, Seq: 1,
-				Dst: netip.MustParseAddr("192.0.2.0"), Gw: netip.MustParseAddr("198.51.100.2"), GwFam: afInet, Mask: 24}},
+				Dst: netip.MustParseAddr("192.0.2.0"), Gw: netip.MustParseAddr("198.51.100.2"), Mask: 24}},
 		{"darwin connected route, zero-length netmask", darwinLayout, `
 			8400 05 04 | msglen 132
 			0400 0000 01010000 07000000 | index 4, flags UP|CLONING, addrs DST|GATEWAY|NETMASK
@@ -170,7 +170,7 @@ func TestParseRoute(t *testing.T) {
 			14 12 0400 06 03 06 00 656e30 020000000004 z3 | sockaddr_dl en0, 20 bytes
 			00 z3      | netmask 0.0.0.0: sa_len 0 still takes 4 bytes`,
 			rtMsg{Type: rtmGet, Flags: 0x101, Index: 4,
-				Dst: netip.MustParseAddr("0.0.0.0"), GwFam: afLink, Mask: 0}},
+				Dst: netip.MustParseAddr("0.0.0.0"), Mask: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,29 +10,29 @@ import (
 // msgCtrunc is the receive flag that says control messages were cut short.
 const msgCtrunc = unix.MSG_CTRUNC
 
-// parseControl4 reads the arrival interface and TTL of an IPv4 packet from
-// its control messages into cm, without allocating
-// (ipv4.ControlMessage.Parse allocates for every packet).
-func parseControl4(b []byte, cm *control) bool {
-	return walkControl(b, cm, unix.IPPROTO_IP, unix.IP_TTL, unix.IP_PKTINFO, 0)
+// parseControl reads the arrival interface and the TTL or hop limit of a
+// datagram from its control messages into m, without allocating
+// (ipv4.ControlMessage.Parse allocates for every packet). IPv4 has them in
+// IP_TTL and IP_PKTINFO (struct in_pktinfo: the interface index first);
+// IPv6 in IPV6_HOPLIMIT and IPV6_PKTINFO (struct in6_pktinfo: the 16-byte
+// address, then the interface index). A field that is missing stays as it
+// was (0, -1).
+func parseControl(b []byte, v6 bool, m *Message) {
+	if v6 {
+		walkControl(b, m, unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, unix.IPV6_PKTINFO, 16)
+		return
+	}
+	walkControl(b, m, unix.IPPROTO_IP, unix.IP_TTL, unix.IP_PKTINFO, 0)
 }
 
-// parseControl6 does the same for IPv6: the hop limit, and the interface
-// from IPV6_PKTINFO (struct in6_pktinfo: the 16-byte address, then the
-// interface index).
-func parseControl6(b []byte, cm *control) bool {
-	return walkControl(b, cm, unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, unix.IPV6_PKTINFO, 16)
-}
-
-// walkControl fills cm from the control messages of one level: hopsType
+// walkControl fills m from the control messages of one level: hopsType
 // carries an int, infoType a packet info struct whose interface index (a
-// 32-bit int) sits at ifOff. It reports false when either is missing.
-func walkControl(b []byte, cm *control, level, hopsType, infoType int32, ifOff int) bool {
+// 32-bit int) sits at ifOff.
+func walkControl(b []byte, m *Message, level, hopsType, infoType int32, ifOff int) {
 	const (
 		hdrLen = int(unsafe.Sizeof(unix.Cmsghdr{}))
 		align  = int(unsafe.Sizeof(uintptr(0)))
 	)
-	var gotIf, gotHops bool
 	for len(b) >= hdrLen {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
 		n := int(h.Len)
@@ -43,9 +43,9 @@ func walkControl(b []byte, cm *control, level, hopsType, infoType int32, ifOff i
 		if h.Level == level {
 			switch {
 			case h.Type == hopsType && len(data) >= 4:
-				cm.hops, gotHops = int(binary.NativeEndian.Uint32(data)), true
+				m.Hops = int(binary.NativeEndian.Uint32(data))
 			case h.Type == infoType && len(data) >= ifOff+4:
-				cm.ifIndex, gotIf = int(int32(binary.NativeEndian.Uint32(data[ifOff:]))), true
+				m.IfIndex = int(int32(binary.NativeEndian.Uint32(data[ifOff:])))
 			}
 		}
 		n = (n + align - 1) &^ (align - 1)
@@ -54,7 +54,6 @@ func walkControl(b []byte, cm *control, level, hopsType, infoType int32, ifOff i
 		}
 		b = b[n:]
 	}
-	return gotIf && gotHops
 }
 
 // setReceiveBuffer asks for a receive buffer of n bytes. SO_RCVBUFFORCE

@@ -128,22 +128,6 @@ func (p *Packet) Lists(id uint32) bool {
 	return false
 }
 
-// Len is the encoded size of p.
-func (p *Packet) Len() int {
-	n := HeaderLen + 1 + 4*len(p.Deaf)
-	for _, a := range p.Addrs {
-		if a.Addr().Is4() {
-			n += addr4Len
-		} else {
-			n += addr6Len
-		}
-	}
-	if p.Auth {
-		n += TagLen
-	}
-	return n
-}
-
 // Append encodes p onto b and returns the extended slice.
 func (p *Packet) Append(b []byte) ([]byte, error) {
 	if p.Type != INQ && p.Type != ACK {

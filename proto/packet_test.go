@@ -75,9 +75,6 @@ func TestCodec(t *testing.T) {
 			if !bytes.Equal(b, tt.bytes) {
 				t.Errorf("Append (-want +got):\n- % x\n+ % x", tt.bytes, b)
 			}
-			if n := tt.pkt.Len(); n != len(b) {
-				t.Errorf("Len = %d, encoded %d bytes", n, len(b))
-			}
 		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/faild/faild/routes"
 )
 
 // Replay protection. A packet counts as evidence only if it is new: per
@@ -168,7 +170,7 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 		if !t.room(now) {
 			if !t.fullLogged && t.log != nil {
 				t.fullLogged = true
-				t.log.Warn("peer-limit", "node", nodeString(p.NodeID), "lan", lanName(lan), "from", from.String(),
+				t.log.Warn("peer-limit", "node", routes.PeerID(p.NodeID).String(), "lan", routes.LANName(lan), "from", from.String(),
 					"max_peers", t.max, "detail", "peer table full; ignoring new peers until one is forgotten")
 			}
 			return DropPeers
@@ -187,7 +189,7 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 	if a := st.addr[lan]; a.IsValid() && a != from && now.Sub(st.addrAt[lan]) < t.rebind(st) {
 		if t.log != nil && now.Sub(st.movedLog) >= movedLogEvery {
 			st.movedLog = now
-			t.log.Warn("id-moved", "node", nodeString(p.NodeID), "lan", lanName(lan), "addr", a.String(), "from", from.String(),
+			t.log.Warn("id-moved", "node", routes.PeerID(p.NodeID).String(), "lan", routes.LANName(lan), "addr", a.String(), "from", from.String(),
 				"detail", "another address claims this node id; ignoring it")
 		}
 		return DropIDAddr
@@ -239,11 +241,3 @@ func (t *peerTable) room(now time.Time) bool {
 	delete(t.m, oldID)
 	return true
 }
-
-// nodeString shows a node id in dotted-quad form, as routes.PeerID does.
-func nodeString(id uint32) string {
-	return netip.AddrFrom4([4]byte{byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}).String()
-}
-
-// lanName names LAN i as operators do: A, B, C...
-func lanName(i int) string { return string(rune('A' + i)) }

@@ -11,15 +11,16 @@ import (
 
 // State is the health of one path, that is one (peer, LAN) pair.
 //
-//	         -f intervals without evidence
+//	         -f intervals without evidence: invalidate
 //	┌───────┐ ───────────────────────────► ┌─────────┐
 //	│ Valid │                              │ Invalid │
 //	└───────┘ ◄─────────────────────────── └─────────┘
-//	         -s consecutive intervals with evidence
+//	         -s consecutive intervals with evidence: validate
 //
 // A path starts Valid when the peer is discovered, with its deadline one
 // full detection time away, so a LAN that is already broken when faild starts
-// fails over like one that breaks later.
+// fails over like one that breaks later. Until the path itself has carried
+// evidence it is not Heard, and no route goes through it.
 type State uint8
 
 const (
@@ -42,12 +43,24 @@ const (
 	// Reachable: some path to an unreachable peer is valid again.
 	Reachable
 	// Rerouted: a path that stays invalid has a new Route (or none now)
-	// because another path of the peer changed state.
+	// because another path of the peer changed.
 	Rerouted
 	// Forgotten: the peer was silent on every LAN for its forget time
 	// (see Config.Forget); it is gone from the table with any route it had.
 	Forgotten
 )
+
+// MaxLANs is the most LANs one node can watch.
+const MaxLANs = 8
+
+// LANName names LAN i as operators do: A, B, C...; "-" for no LAN (the -1
+// of peer-wide events).
+func LANName(i int) string {
+	if i < 0 || i >= MaxLANs {
+		return "-"
+	}
+	return string(rune('A' + i))
+}
 
 // PeerID is a node's stable identity on the wire (by default its LAN-A
 // IPv4 address), shown in dotted-quad form.
@@ -71,7 +84,7 @@ func (r Route) String() string {
 	if r.IsZero() {
 		return "none"
 	}
-	return fmt.Sprintf("%s via %s lan %d", r.Dst, r.Via, r.LAN)
+	return fmt.Sprintf("%s via %s lan %s", r.Dst, r.Via, LANName(r.LAN))
 }
 
 // Event is one change worth logging and acting on.
@@ -93,7 +106,7 @@ const MinInterval = 10 * time.Millisecond
 
 // Config holds the detection settings.
 type Config struct {
-	LANs      int           // number of LANs, in priority order
+	LANs      int           // number of LANs, in priority order; at most MaxLANs
 	Interval  time.Duration // our INQ interval; 0 when we only respond
 	Misses    int           // -f: intervals without evidence before a path is invalid
 	Successes int           // -s: consecutive good intervals before it is valid again
@@ -104,12 +117,7 @@ type Config struct {
 	// MaxPeers bounds the table: evidence from further peers is ignored
 	// until one is forgotten. 0: no bound.
 	MaxPeers int
-	// DampWindow and DampMax damp a flapping path, as corosync backs off a
-	// flapping link: each failover of a path within DampWindow of its
-	// previous one doubles the good intervals it needs to switch back
-	// (Successes × 2^k, at most Successes × DampMax), and the doubling is
-	// undone one step per DampWindow in which the path showed no trouble.
-	// DampWindow 0 turns damping off; DampMax below 2 means no doubling.
+	// DampWindow and DampMax damp a flapping path (see damp.go).
 	DampWindow time.Duration
 	DampMax    int
 }
@@ -125,13 +133,20 @@ type Observation struct {
 	Interval time.Duration
 	// RTT is the round trip of our INQ that this ACK answers, 0 for an INQ.
 	RTT time.Duration
-	At  time.Time
+	// Deaf: the sender cannot hear us on LAN (it lists us in its INQ). The
+	// packet makes the peer and its addresses known, but is no evidence
+	// for the path.
+	Deaf bool
+	At   time.Time
 }
 
 // Path is the exported view of one path, for status reports.
 type Path struct {
-	State        State
-	Addr         netip.Addr
+	State State
+	Addr  netip.Addr
+	// Heard: the path has carried evidence from Addr itself; only such a
+	// path carries another's traffic.
+	Heard        bool
 	LastEvidence time.Time
 	Goods        int           // consecutive good intervals so far
 	RTT          time.Duration // last measured round trip
@@ -154,17 +169,10 @@ type path struct {
 	// come from the queue (LANDown) dies instead of living on beside the
 	// next one.
 	gen uint32
-	// heard: the peer was heard from Addr itself, so its claim on the
-	// address is as strong as it gets (see Table.claim).
-	heard bool
-
-	// Damping (see Config.DampWindow): penalty doublings of the good
-	// intervals needed, as of trouble, the last time the path went bad
-	// (a failover, or a run of good intervals broken while invalid);
-	// lastFailover tells whether a failover came within the window.
-	penalty      int
-	trouble      time.Time
-	lastFailover time.Time
+	// claimed: the peer was heard from Addr itself, so its claim on the
+	// address is as strong as it gets (see claim.go).
+	claimed bool
+	damping
 }
 
 type peer struct {
@@ -179,59 +187,25 @@ type Table struct {
 	cfg    Config
 	peers  map[PeerID]*peer
 	queue  deadlines
-	claims map[netip.Addr]claim // which peer an address belongs to
+	claims map[netip.Addr]claim // which peer an address belongs to (claim.go)
+	// failed holds peer addresses whose paths start Invalid (see
+	// StartInvalid).
+	failed map[netip.Addr]bool
 	// Refused counts announced addresses refused because another peer
 	// claims them.
 	Refused uint64
 }
 
-// claim says which peer uses an address for its paths, and whether that
-// peer was heard from the address itself or only announced it.
-type claim struct {
-	p     *peer
-	heard bool
-}
-
 // New returns an empty table.
 func New(cfg Config) *Table {
-	return &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim)}
+	return &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim), failed: make(map[netip.Addr]bool)}
 }
 
-// claim reports whether p may use a as its address on a LAN, and records
-// it. Every route faild installs is for a peer's address, so two peers
-// must never share one: a peer heard from a (the packet's source on its
-// LAN) always may, taking a from a peer that only announced it; an
-// announced address may be used only while no other peer claims it, so a
-// host cannot, by announcing it, point faild's routes at an address that
-// is someone else's. A peer that loses an address loses the routes for it,
-// reported as Rerouted events appended to evs.
-func (t *Table) claim(p *peer, a netip.Addr, heard bool, at time.Time, evs []Event) (bool, []Event) {
-	c, ok := t.claims[a]
-	switch {
-	case !ok || c.p == p:
-		t.claims[a] = claim{p: p, heard: heard || (ok && c.heard)}
-		return true, evs
-	case heard && !c.heard:
-		before := t.routesOf(c.p)
-		for _, pa := range c.p.paths {
-			if pa != nil && pa.Addr == a {
-				pa.Addr, pa.heard = netip.Addr{}, false
-			}
-		}
-		evs = t.rerouted(c.p, -1, before, at, evs)
-		t.claims[a] = claim{p: p, heard: true}
-		return true, evs
-	}
-	t.Refused++
-	return false, evs
-}
-
-// release gives up p's claim on a.
-func (t *Table) release(p *peer, a netip.Addr) {
-	if c, ok := t.claims[a]; ok && c.p == p {
-		delete(t.claims, a)
-	}
-}
+// StartInvalid makes the path to the peer address a start Invalid when it
+// is learnt, as an earlier run left it: that run failed it over and its
+// route is still in place, so the path must earn its switchback (-s good
+// intervals) as it would have had the run gone on.
+func (t *Table) StartInvalid(a netip.Addr) { t.failed[a] = true }
 
 // interval is the expected spacing of evidence on a path to p: our INQs
 // bring ACKs at our interval and the peer's INQs come at its own; the faster
@@ -263,7 +237,9 @@ func (t *Table) detection(p *peer) time.Duration {
 	return time.Duration(t.cfg.Misses)*iv + grace(iv)
 }
 
-// Observe records evidence and appends any resulting events to evs.
+// Observe records evidence and appends any resulting events to evs: the
+// peer's discovery, the paths its addresses change (claim.go), and the
+// switchback when the path's good intervals reach what it needs.
 func (t *Table) Observe(o Observation, evs []Event) []Event {
 	if o.LAN < 0 || o.LAN >= t.cfg.LANs {
 		return evs
@@ -273,68 +249,25 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		if t.cfg.MaxPeers > 0 && len(t.peers) >= t.cfg.MaxPeers {
 			return evs
 		}
-		p = &peer{id: o.Peer, paths: make([]*path, t.cfg.LANs)}
-		t.peers[o.Peer] = p
-		evs = append(evs, Event{Kind: Discovered, Peer: o.Peer, LAN: o.LAN, Addr: addrAt(o.Addrs, o.LAN), At: o.At})
-		p.interval, p.heard = o.Interval, o.At
-		if t.cfg.Forget > 0 {
-			heap.Push(&t.queue, deadline{at: t.forgetAt(p), peer: p, lan: forgetLAN})
-		}
+		p, evs = t.discover(o, evs)
 	}
-	p.interval = o.Interval
-	p.heard = o.At
-	// Learn or refresh the peer's addresses; a LAN seen for the first time
-	// gets a path that must prove itself within one detection time.
-	for lan := range p.paths {
-		a := addrAt(o.Addrs, lan)
-		if !a.IsValid() {
-			continue
-		}
-		heard := lan == o.LAN
-		if pa := p.paths[lan]; pa != nil && pa.Addr == a && (pa.heard || !heard) {
-			continue // a path's address is always claimed by its peer
-		}
-		var ok bool
-		if ok, evs = t.claim(p, a, heard, o.At, evs); !ok {
-			continue
-		}
-		if p.paths[lan] == nil {
-			p.paths[lan] = &path{Path: Path{State: Valid, Addr: a, LastEvidence: o.At}}
-			t.arm(p, lan, o.At)
-		}
-		if old := p.paths[lan].Addr; old != a {
-			t.release(p, old)
-			p.paths[lan].Addr, p.paths[lan].heard = a, false
-		}
-		p.paths[lan].heard = p.paths[lan].heard || heard
-	}
+	p.interval, p.heard = o.Interval, o.At
+	evs = t.learnAddrs(p, o, evs)
 	pa := p.paths[o.LAN]
-	if pa == nil {
-		return evs // the peer announced no address on the LAN it spoke on
+	if pa == nil || o.Deaf {
+		return evs // no address on the LAN it spoke on, or no evidence
 	}
-	iv := t.interval(p)
+	if !pa.Heard {
+		// The first evidence on the path: it may carry another's traffic
+		// from now on.
+		before := t.routesOf(p)
+		pa.Heard = true
+		evs = t.rerouted(p, o.LAN, before, o.At, evs)
+	}
 	if o.RTT > 0 {
 		pa.RTT = o.RTT
 	}
-	gap := o.At.Sub(pa.LastEvidence)
-	last := pa.LastEvidence
-	pa.LastEvidence = o.At
-	switch {
-	case gap > iv+iv/2:
-		// An interval went by without evidence: the run starts over. For
-		// damping, the path was last good just after the previous evidence.
-		if pa.State == Invalid && last.After(pa.trouble) {
-			pa.trouble = last
-		}
-		pa.Goods, pa.lastGood = 1, o.At
-	case o.At.Sub(pa.lastGood) >= iv-iv/4:
-		// A new interval. ACKs to our INQs and the peer's own INQs arrive
-		// at different phases of the interval; both in one interval count
-		// once, or -s would be met in half the time. The quarter interval
-		// of slack absorbs jitter.
-		pa.Goods++
-		pa.lastGood = o.At
-	}
+	t.countGood(p, pa, o.At)
 	if pa.State == Valid {
 		pa.deadline = o.At.Add(t.detection(p))
 		return evs
@@ -342,17 +275,76 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	if pa.Goods < t.needs(pa, o.At) {
 		return evs
 	}
+	return t.validate(p, o.LAN, o.At, evs)
+}
+
+// discover adds the peer of o's first packet to the table.
+func (t *Table) discover(o Observation, evs []Event) (*peer, []Event) {
+	p := &peer{id: o.Peer, paths: make([]*path, t.cfg.LANs), interval: o.Interval, heard: o.At}
+	t.peers[o.Peer] = p
+	if t.cfg.Forget > 0 {
+		heap.Push(&t.queue, deadline{at: t.forgetAt(p), peer: p, lan: forgetLAN})
+	}
+	return p, append(evs, Event{Kind: Discovered, Peer: o.Peer, LAN: o.LAN, Addr: addrAt(o.Addrs, o.LAN), At: o.At})
+}
+
+// countGood counts the interval of evidence at `at` towards the path's run
+// of good intervals.
+func (t *Table) countGood(p *peer, pa *path, at time.Time) {
+	iv := t.interval(p)
+	gap := at.Sub(pa.LastEvidence)
+	last := pa.LastEvidence
+	pa.LastEvidence = at
+	switch {
+	case gap > iv+iv/2:
+		// An interval went by without evidence: the run starts over. For
+		// damping, the path was last good just after the previous evidence.
+		if pa.State == Invalid && last.After(pa.trouble) {
+			pa.trouble = last
+		}
+		pa.Goods, pa.lastGood = 1, at
+	case at.Sub(pa.lastGood) >= iv-iv/4:
+		// A new interval. ACKs to our INQs and the peer's own INQs arrive
+		// at different phases of the interval; both in one interval count
+		// once, or -s would be met in half the time. The quarter interval
+		// of slack absorbs jitter.
+		pa.Goods++
+		pa.lastGood = at
+	}
+}
+
+// validate turns an invalid path valid (a switchback) and appends what that
+// changes; invalidate is its counterpart.
+func (t *Table) validate(p *peer, lan int, at time.Time, evs []Event) []Event {
+	pa := p.paths[lan]
 	wasUnreachable := !p.anyValid()
-	before := t.routeFor(p, o.LAN)
+	before := t.routeFor(p, lan)
 	others := t.routesOf(p)
 	pa.State = Valid
 	pa.Switchbacks++
-	t.arm(p, o.LAN, o.At)
-	evs = append(evs, Event{Kind: Switchback, Peer: p.id, LAN: o.LAN, Addr: pa.Addr, Route: before, At: o.At})
+	t.arm(p, lan, at)
+	evs = append(evs, Event{Kind: Switchback, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: before, At: at})
 	if wasUnreachable {
-		evs = append(evs, Event{Kind: Reachable, Peer: p.id, LAN: -1, At: o.At})
+		evs = append(evs, Event{Kind: Reachable, Peer: p.id, LAN: -1, At: at})
 	}
-	return t.rerouted(p, o.LAN, others, o.At, evs)
+	return t.rerouted(p, lan, others, at, evs)
+}
+
+// invalidate turns a valid path invalid (a failover) and appends what that
+// changes. Its queue entry goes stale and is dropped when it comes up.
+func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event {
+	pa := p.paths[lan]
+	others := t.routesOf(p)
+	pa.State = Invalid
+	pa.Goods = 0
+	pa.Failovers++
+	t.damp(pa, at)
+	evs = append(evs, Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at,
+		Needs: t.needs(pa, at)})
+	if !p.anyValid() {
+		evs = append(evs, Event{Kind: Unreachable, Peer: p.id, LAN: -1, At: at})
+	}
+	return t.rerouted(p, lan, others, at, evs)
 }
 
 // routesOf is the route of each of p's paths, to compare after a change.
@@ -395,8 +387,9 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 	return t.queue[0].at, true
 }
 
-// Expire invalidates every path whose deadline has passed by now and
-// appends the resulting events to evs.
+// Expire invalidates every path whose deadline has passed by now, forgets
+// the peers silent for their forget time, and appends the resulting events
+// to evs.
 func (t *Table) Expire(now time.Time, evs []Event) []Event {
 	for len(t.queue) > 0 && !t.queue[0].at.After(now) {
 		d := heap.Pop(&t.queue).(deadline)
@@ -418,11 +411,13 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 	return evs
 }
 
-// Invalid appends to dst the peers whose path on lan is invalid: those this
-// node cannot hear there.
-func (t *Table) Invalid(lan int, dst []uint32) []uint32 {
+// Deaf appends to dst the peers this node cannot hear on lan: those whose
+// path there is invalid, or has carried no evidence yet. A node that has
+// just started cannot yet tell a peer that its packets on a LAN are lost;
+// listing the peers it has not heard says so until it hears them.
+func (t *Table) Deaf(lan int, dst []uint32) []uint32 {
 	for _, p := range t.peers {
-		if lan < len(p.paths) && p.paths[lan] != nil && p.paths[lan].State == Invalid {
+		if lan < len(p.paths) && p.paths[lan] != nil && (p.paths[lan].State == Invalid || !p.paths[lan].Heard) {
 			dst = append(dst, uint32(p.id))
 		}
 	}
@@ -444,92 +439,15 @@ func (t *Table) LANDown(lan int, now time.Time, evs []Event) []Event {
 	return evs
 }
 
-// invalidate turns a valid path invalid and appends what that changes. Its
-// queue entry goes stale and is dropped when it comes up.
-func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event {
-	pa := p.paths[lan]
-	others := t.routesOf(p)
-	pa.State = Invalid
-	pa.Goods = 0
-	pa.Failovers++
-	t.damp(pa, at)
-	evs = append(evs, Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at,
-		Needs: t.needs(pa, at)})
-	if !p.anyValid() {
-		evs = append(evs, Event{Kind: Unreachable, Peer: p.id, LAN: -1, At: at})
+// EachPeer calls fn with every peer's id.
+func (t *Table) EachPeer(fn func(PeerID)) {
+	for id := range t.peers {
+		fn(id)
 	}
-	return t.rerouted(p, lan, others, at, evs)
 }
 
-// damp updates a path's penalty for a failover at: one more doubling if
-// the previous failover was within the window, after the decay for the
-// quiet windows since the last trouble.
-func (t *Table) damp(pa *path, at time.Time) {
-	if t.cfg.DampWindow <= 0 {
-		return
-	}
-	k := t.penalty(pa, at)
-	if !pa.lastFailover.IsZero() && at.Sub(pa.lastFailover) < t.cfg.DampWindow {
-		k = min(k+1, maxPenalty(t.cfg.DampMax))
-	}
-	pa.penalty, pa.trouble, pa.lastFailover = k, at, at
-}
-
-// penalty is the path's doublings at now: one fewer for each whole window
-// without trouble since the last.
-func (t *Table) penalty(pa *path, now time.Time) int {
-	if t.cfg.DampWindow <= 0 || pa.penalty == 0 {
-		return 0
-	}
-	quiet := int(now.Sub(pa.trouble) / t.cfg.DampWindow)
-	return max(pa.penalty-quiet, 0)
-}
-
-// needs is how many consecutive good intervals the path needs at now to
-// switch back.
-func (t *Table) needs(pa *path, now time.Time) int {
-	return t.cfg.Successes * min(1<<t.penalty(pa, now), max(t.cfg.DampMax, 1))
-}
-
-// maxPenalty is the fewest doublings that reach the factor dampMax, so
-// that the penalty never grows past what it can matter.
-func maxPenalty(dampMax int) int {
-	k := 0
-	for 1<<k < dampMax && k < 20 {
-		k++
-	}
-	return k
-}
-
-// forgetLAN marks the one queue entry per peer that is its forget time.
-const forgetLAN = -1
-
-// forgetAt is when p is forgotten without further evidence.
-func (t *Table) forgetAt(p *peer) time.Time {
-	return p.heard.Add(max(t.cfg.Forget, 10*t.detection(p)))
-}
-
-// forget drops d's peer if it has been silent for its forget time, and
-// requeues it otherwise.
-func (t *Table) forget(d deadline, now time.Time, evs []Event) []Event {
-	if t.peers[d.peer.id] != d.peer {
-		return evs
-	}
-	if at := t.forgetAt(d.peer); at.After(now) {
-		heap.Push(&t.queue, deadline{at: at, peer: d.peer, lan: forgetLAN})
-		return evs
-	}
-	for _, pa := range d.peer.paths {
-		if pa != nil {
-			t.release(d.peer, pa.Addr)
-		}
-	}
-	delete(t.peers, d.peer.id)
-	return append(evs, Event{Kind: Forgotten, Peer: d.peer.id, LAN: -1, At: now})
-}
-
-// Len is the number of peers in the table.
-func (t *Table) Len() int { return len(t.peers) }
+// Has reports whether the table holds the peer id.
+func (t *Table) Has(id PeerID) bool { return t.peers[id] != nil }
 
 // Counts returns how many peers and paths the table holds and how many of
 // the paths are invalid, without building a report: cheap enough to run
@@ -560,14 +478,16 @@ func (p *peer) anyValid() bool {
 
 // routeFor is the host route for the peer's address on lan: none while that
 // path is valid, else via the first valid LAN (in priority order) on which
-// the peer has an address of the same family; none when there is no such LAN.
+// the peer was heard at an address of the same family; none when there is
+// no such LAN. An address only announced, never heard from, carries no
+// traffic: nobody has shown that the peer is there.
 func (t *Table) routeFor(p *peer, lan int) Route {
 	broken := p.paths[lan]
 	if broken == nil || broken.State == Valid || !broken.Addr.IsValid() {
 		return Route{}
 	}
 	for m, pa := range p.paths {
-		if m == lan || pa == nil || pa.State != Valid || !pa.Addr.IsValid() || pa.Addr.Is4() != broken.Addr.Is4() {
+		if m == lan || pa == nil || pa.State != Valid || !pa.Heard || !pa.Addr.IsValid() || pa.Addr.Is4() != broken.Addr.Is4() {
 			continue
 		}
 		return Route{Dst: netip.PrefixFrom(broken.Addr, broken.Addr.BitLen()), Via: pa.Addr, LAN: m}
@@ -599,6 +519,35 @@ func (t *Table) Paths(now time.Time, fn func(id PeerID, lan int, p Path, route R
 			}
 		}
 	}
+}
+
+// Path returns the path whose peer address is a, if any.
+func (t *Table) Path(a netip.Addr) (Path, bool) {
+	if p, lan, ok := t.path(a); ok {
+		return p.paths[lan].Path, true
+	}
+	return Path{}, false
+}
+
+// Owner returns the peer and LAN of the path whose peer address is a.
+func (t *Table) Owner(a netip.Addr) (PeerID, int, bool) {
+	if p, lan, ok := t.path(a); ok {
+		return p.id, lan, true
+	}
+	return 0, 0, false
+}
+
+func (t *Table) path(a netip.Addr) (*peer, int, bool) {
+	c, ok := t.claims[a]
+	if !ok {
+		return nil, 0, false
+	}
+	for lan, pa := range c.p.paths {
+		if pa != nil && pa.Addr == a {
+			return c.p, lan, true
+		}
+	}
+	return nil, 0, false
 }
 
 func addrAt(addrs []netip.Addr, i int) netip.Addr {

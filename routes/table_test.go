@@ -244,13 +244,23 @@ func TestLANDown(t *testing.T) {
 	}
 }
 
-func TestInvalid(t *testing.T) {
+// TestDeaf: a peer is listed as one this node cannot hear on a LAN while
+// its path there is invalid, and while it has carried no evidence yet.
+func TestDeaf(t *testing.T) {
 	tab, evs := run(t, Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3}, 100*time.Millisecond, 10, cut(0, 5, 100))
-	if got := tab.Invalid(0, nil); len(got) != 1 || got[0] != uint32(peerID) {
-		t.Errorf("Invalid(A) = %v after %v, want the peer", got, evs)
+	if got := tab.Deaf(0, nil); len(got) != 1 || got[0] != uint32(peerID) {
+		t.Errorf("Deaf(A) = %v after %v, want the peer", got, evs)
 	}
-	if got := tab.Invalid(1, nil); len(got) != 0 {
-		t.Errorf("Invalid(B) = %v, want none", got)
+	if got := tab.Deaf(1, nil); len(got) != 0 {
+		t.Errorf("Deaf(B) = %v, want none", got)
+	}
+	fresh := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})
+	fresh.Observe(Observation{Peer: peerID, LAN: 1, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}, nil)
+	if got := fresh.Deaf(0, nil); len(got) != 1 {
+		t.Errorf("Deaf(A) = %v with the peer heard on LAN B only, want it listed", got)
+	}
+	if got := fresh.Deaf(1, nil); len(got) != 0 {
+		t.Errorf("Deaf(B) = %v with the peer heard there, want none", got)
 	}
 }
 

@@ -1,0 +1,190 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/faild/faild/faild/daemon"
+)
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestLoadOptions checks that a config file sets options by their long
+// names, that the command line wins, and that a bad file is one error
+// naming file, line and key.
+func TestLoadOptions(t *testing.T) {
+	good := "# a comment\nrequestor = true\ninterval = 0.25\nport = 5000\ninterface = eth1\ninterface = eth2\non-change = /bin/true\nlog-format = json\n"
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		check   func(o *options) string
+		wantErr string
+	}{
+		{name: "file sets", file: good, check: func(o *options) string {
+			if !o.Requestor || o.Interval != seconds(250*time.Millisecond) || o.Port != 5000 ||
+				!reflect.DeepEqual(o.Interfaces, []string{"eth1", "eth2"}) || o.Ops.OnChange != "/bin/true" || o.Ops.LogFormat != "json" {
+				return fmt.Sprintf("%+v", o)
+			}
+			return ""
+		}},
+		{name: "flags win", file: good, args: []string{"-p", "6000", "-i", "eth7", "-i", "eth8", "--log-format", "text"}, check: func(o *options) string {
+			if o.Port != 6000 || !reflect.DeepEqual(o.Interfaces, []string{"eth7", "eth8"}) || o.Ops.LogFormat != "text" || o.Interval != seconds(250*time.Millisecond) {
+				return fmt.Sprintf("%+v", o)
+			}
+			return ""
+		}},
+		{name: "defaults stay", file: "port = 5000\n", check: func(o *options) string {
+			if o.Misses != 3 || o.Ops.HookTimeout != 10*time.Second || o.Ops.StatusSocket != daemon.DefaultStatusSocket {
+				return fmt.Sprintf("%+v", o)
+			}
+			return ""
+		}},
+		{name: "unknown key", file: "port = 5000\nbogus = 1\n", wantErr: ":2: unknown option: bogus"},
+		{name: "bad value", file: "\nport = abc\n", wantErr: ":2: port: "},
+		{name: "bad choice", file: "log-format = xml\n", wantErr: ":1: Invalid value `xml' for option `--log-format'"},
+		{name: "missing file", wantErr: "failed to read config file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "missing.conf")
+			if tt.file != "" {
+				path = writeFile(t, "faild.conf", tt.file)
+			}
+			o, _, err := loadOptions(append([]string{"-c", path}, tt.args...))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("err %v; want one naming %s and %q", err, path, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tt.check(o); msg != "" {
+				t.Errorf("options %s", msg)
+			}
+			if _, err := o.validate(); err != nil {
+				t.Errorf("validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateOps(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"defaults", nil, true},
+		{"hook timeout", []string{"--hook-timeout", "250ms"}, true},
+		{"zero hook timeout", []string{"--hook-timeout", "0s"}, false},
+		{"empty socket", []string{"--status-socket", ""}, false},
+		{"unknown status group", []string{"--status-group", "faild-no-such-group"}, false},
+	}
+	if g, err := user.LookupGroupId("0"); err == nil {
+		tests = append(tests, struct {
+			name string
+			args []string
+			ok   bool
+		}{"gid 0 by name", []string{"--status-group", g.Name}, true})
+	}
+	for _, tt := range tests {
+		o, _, err := loadOptions(tt.args)
+		if err == nil {
+			_, err = o.validate()
+		}
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: %v: err %v, want ok=%v", tt.name, tt.args, err, tt.ok)
+		}
+	}
+}
+
+func TestRestartOnly(t *testing.T) {
+	a, _, _ := loadOptions([]string{"-p", "4117", "-l", "/a"})
+	b, _, _ := loadOptions([]string{"-p", "5000", "-l", "/b", "--on-change", "/x", "--status-group", "adm"})
+	got := restartOnly(a, b, nil, nil)
+	if want := []string{"port", "status-group"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("restartOnly = %v, want %v", got, want)
+	}
+}
+
+// TestRestartOnlyKeys: a reload does not apply new keys, so a key file
+// whose keys changed is reported under needs_restart, also when its path
+// did not change; the same keys are not.
+func TestRestartOnlyKeys(t *testing.T) {
+	const k1, k2 = "0123456789abcdef", "fedcba9876543210"
+	path := keyFile(t, k1+"\n", 0o600)
+	load := func(args ...string) (*options, [][]byte) {
+		t.Helper()
+		o, _, err := loadOptions(args)
+		var cfg daemon.Config
+		if err == nil {
+			cfg, err = o.validate()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o, cfg.Keys
+	}
+	running, keys := load("--key-file", path)
+	if o, k := load("--key-file", path); len(restartOnly(running, o, keys, k)) != 0 {
+		t.Errorf("same keys: restartOnly = %v, want none", restartOnly(running, o, keys, k))
+	}
+	if err := os.WriteFile(path, []byte(k1+"\n"+k2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o, k := load("--key-file", path); !reflect.DeepEqual(restartOnly(running, o, keys, k), []string{"key-file"}) {
+		t.Errorf("next key added: restartOnly = %v, want [key-file]", restartOnly(running, o, keys, k))
+	}
+	if o, k := load(); !reflect.DeepEqual(restartOnly(running, o, keys, k), []string{"key-file"}) {
+		t.Errorf("key file dropped: restartOnly = %v, want [key-file]", restartOnly(running, o, keys, k))
+	}
+}
+
+func TestLogFormats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	log, out, err := newLogger(path, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.With("k", "v").Info("failover", "peer", "192.0.2.2")
+	if err := out.reopen(path, "text"); err != nil {
+		t.Fatal(err)
+	}
+	log.Info("switchback", "peer", "192.0.2.2")
+	out.Close()
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var m map[string]any
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &m) != nil || m["msg"] != "failover" || m["k"] != "v" ||
+		!strings.Contains(lines[1], "msg=switchback peer=192.0.2.2") {
+		t.Errorf("log:\n%s", b)
+	}
+
+	t.Setenv("JOURNAL_STREAM", "8:1234")
+	var buf bytes.Buffer
+	slog.New(newHandler(&buf, "text", true)).Info("start")
+	if got := buf.String(); strings.Contains(got, "time=") || !strings.Contains(got, "msg=start") {
+		t.Errorf("under journald: %q; want no timestamp", got)
+	}
+}

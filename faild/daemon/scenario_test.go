@@ -1,0 +1,183 @@
+package daemon
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/faild/faild/platform"
+	"github.com/faild/faild/proto"
+)
+
+// The findings of a hostile try of the reconciler, each as a scripted
+// scenario on the simulated cluster, with the invariants on throughout:
+// the in-process twins of the lab's tests of the same.
+
+// scripted is a healthy three-node cluster on two IPv4 LANs, at -t 0.1
+// -f 3 -s 3, one second after start.
+func scripted(t *testing.T) *sim {
+	t.Helper()
+	s := &sim{now: simEpoch, lans: 2, v4: true}
+	s.rng = newSim(1).rng
+	cfg := Config{Version: "sim", Requestor: true, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3,
+		Port: 4117, MaxPeers: 256, DampMax: 16, HookTimeout: time.Second, OnChange: "sim-hook"}
+	for range 3 {
+		s.addNode(cfg).start()
+	}
+	s.run(s.now.Add(time.Second))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(s.report())
+		}
+	})
+	return s
+}
+
+// lines returns the node's log lines of one event.
+func (n *simNode) lines(msg string) []string {
+	var out []string
+	for _, l := range strings.Split(n.log.String(), "\n") {
+		if strings.Contains(l, " msg="+msg+" ") || strings.HasSuffix(l, " msg="+msg) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+var (
+	node2A = platform.Route{Dst: netip.MustParsePrefix("192.0.2.2/32"), Via: netip.MustParseAddr("198.51.100.2"), Dev: "e1", Index: 3}
+	admin  = platform.KernelRoute{Route: platform.Route{Dst: netip.MustParsePrefix("192.0.2.2/32"),
+		Via: netip.MustParseAddr("198.51.100.3"), Dev: "e1", Index: 3}, Proto: 4, Metric: 10}
+)
+
+// failOver cuts node2's port on LAN A and waits for node1's route to it.
+func failOver(t *testing.T, s *sim) *simNode {
+	t.Helper()
+	s.net.cutIn[0][2], s.net.cutOut[0][2] = true, true
+	s.run(s.now.Add(500 * time.Millisecond))
+	n1 := s.node(1)
+	if got := n1.kernel.Ours(); !slices.Equal(got, []platform.Route{node2A}) || s.err != nil {
+		t.Fatalf("after the cut: routes %v, %v; want %v", got, s.err, node2A)
+	}
+	return n1
+}
+
+// TestAdminRouteWins: a route an administrator adds during a failover to
+// the destination of faild's takes over at once (faild withdraws its own
+// and says so); when the administrator deletes it, faild's is back at
+// once. Status says which, and the hooks run for both.
+func TestAdminRouteWins(t *testing.T) {
+	s := scripted(t)
+	n1 := failOver(t, s)
+	n1.kernel.AddForeign(admin)
+	s.run(s.now.Add(100 * time.Millisecond))
+	if got := n1.kernel.Ours(); len(got) != 0 || s.err != nil {
+		t.Fatalf("100ms after the admin's route: faild's %v, %v; want none", got, s.err)
+	}
+	if l := n1.lines("foreign-route"); len(l) != 1 || !strings.Contains(l[0], "removed") {
+		t.Errorf("foreign-route lines %q; want one saying faild removed its own", l)
+	}
+	if p := pathTo(n1, "192.0.2.2"); p.RouteState != "blocked" || !strings.Contains(p.Route, "198.51.100.3") {
+		t.Errorf("status of the path: %q %q; want blocked by the admin's route", p.RouteState, p.Route)
+	}
+	n1.kernel.DeleteForeign(admin.Dst, admin.Metric)
+	s.run(s.now.Add(100 * time.Millisecond))
+	if got := n1.kernel.Ours(); !slices.Equal(got, []platform.Route{node2A}) || s.err != nil {
+		t.Fatalf("100ms after the admin's route went: %v, %v; want faild's back", got, s.err)
+	}
+	if l := n1.lines("foreign-route-gone"); len(l) != 1 {
+		t.Errorf("foreign-route-gone lines %q; want one", l)
+	}
+	if p := pathTo(n1, "192.0.2.2"); p.RouteState != "installed" {
+		t.Errorf("status of the path: %q %q; want installed", p.RouteState, p.Route)
+	}
+}
+
+// TestReplacedRouteSwitchback: an administrator's `ip route replace` over
+// faild's route makes it someone else's; the switchback then names no
+// removed route and runs no hook, and the administrator's route stays.
+func TestReplacedRouteSwitchback(t *testing.T) {
+	s := scripted(t)
+	n1 := failOver(t, s)
+	n1.kernel.DeleteForeign(node2A.Dst, 0)
+	replaced := admin
+	replaced.Metric = 0
+	n1.kernel.AddForeign(replaced)
+	s.run(s.now.Add(100 * time.Millisecond))
+	s.healAll()
+	s.run(s.now.Add(time.Second))
+	sb := n1.lines("switchback")
+	if len(sb) != 1 || !strings.Contains(sb[0], `route="none"`) || s.err != nil {
+		t.Errorf("switchback lines %q, %v; want one naming no route", sb, s.err)
+	}
+	if rs := mustRoutes(n1.kernel); len(rs) != 1 || rs[0].Ours || rs[0].Via != admin.Via {
+		t.Errorf("routes %v; want the administrator's alone", rs)
+	}
+}
+
+// TestSpoofedStranger: one INQ with a fresh node id, from a LAN-A address,
+// announcing a LAN-B address nobody was heard from, moves no route, logs
+// no failover naming one, and runs no hook.
+func TestSpoofedStranger(t *testing.T) {
+	s := scripted(t)
+	n1 := s.node(1)
+	p := proto.Packet{Type: proto.INQ, NodeID: 0xc0000232, BootID: 1, Seq: 1, Interval: 100 * time.Millisecond,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.50/24"), netip.MustParsePrefix("198.51.100.50/24")}}
+	b, _ := p.Append(nil)
+	n1.receive(&simFrame{lan: 0, src: netip.MustParseAddr("192.0.2.50"), b: b})
+	s.run(s.now.Add(2 * time.Second))
+	if rs := n1.kernel.Ours(); len(rs) != 0 || s.err != nil {
+		t.Errorf("routes %v, %v; want none", rs, s.err)
+	}
+	for _, l := range n1.lines("failover") {
+		if !strings.Contains(l, `route="none"`) {
+			t.Errorf("failover line names a route: %s", l)
+		}
+	}
+	if len(n1.lines("discovered")) != 3 {
+		t.Errorf("discovered lines %q; want node2, node3 and the stranger", n1.lines("discovered"))
+	}
+}
+
+// TestRestartKeepsRoute: a crash and restart, or a stop by SIGUSR2 (as
+// systemctl restart sends it) and a start, during a failover never take
+// the route away; a stop for good does.
+func TestRestartKeepsRoute(t *testing.T) {
+	for _, how := range []string{"crash", "handover"} {
+		t.Run(how, func(t *testing.T) {
+			s := scripted(t)
+			n1 := failOver(t, s)
+			gone := 0
+			cancel := n1.kernel.Subscribe(func(c platform.RouteChange) {
+				if c.Deleted {
+					gone++
+				}
+			})
+			n1.stop(how)
+			n1.start()
+			s.run(s.now.Add(2 * time.Second))
+			cancel()
+			if got := n1.kernel.Ours(); gone != 0 || !slices.Equal(got, []platform.Route{node2A}) || s.err != nil {
+				t.Errorf("after the restart: %d deletions, routes %v, %v; want none and %v", gone, got, s.err, node2A)
+			}
+			if l := n1.lines("adopt"); len(l) != 1 {
+				t.Errorf("adopt lines %q; want one", l)
+			}
+			n1.stop("clean")
+			if got := n1.kernel.Ours(); len(got) != 0 {
+				t.Errorf("after a stop for good: %v", got)
+			}
+		})
+	}
+}
+
+func pathTo(n *simNode, addr string) StatusPath {
+	for _, p := range n.d.snapshot(n.s.now).Paths {
+		if p.Addr == addr {
+			return p
+		}
+	}
+	return StatusPath{}
+}

@@ -1,0 +1,196 @@
+package proto
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/faild/faild/routes"
+)
+
+// Heard is the fact one packet establishes: the peer spoke to us on LAN.
+type Heard struct {
+	LAN      int // index into the exchange's LANs
+	Type     Type
+	Node     routes.PeerID
+	Addrs    [MaxLANs]netip.Addr // the peer's address on each of our LANs
+	Interval time.Duration       // the peer's INQ interval; 0 for a responder
+	Echo     uint64              // for an ACK: the sequence number of the INQ it answers
+	// Deaf: an INQ whose sender lists us as a peer it cannot hear on this
+	// LAN. It makes the sender known but is no evidence: the path is
+	// broken in our direction, so it must fail over here too.
+	Deaf bool
+	At   time.Time
+}
+
+// Receiver turns the datagrams that arrive into Heard facts and answers
+// every INQ with an ACK. It keeps the replay windows and address bindings
+// of the exchange's peers (replay.go), so one goroutine owns it: the one
+// that reads the socket.
+type Receiver struct {
+	x       *Exchange
+	mac     *MAC // this goroutine's own HMAC state
+	peers   *peerTable
+	in, ack Packet
+	// crossLogged holds, per (arrival LAN, source's LAN), when a
+	// cross-wired packet was last logged.
+	crossLogged [MaxLANs][MaxLANs]time.Time
+}
+
+// NewReceiver returns the exchange's Receiver; an exchange has one.
+func (x *Exchange) NewReceiver() (*Receiver, error) {
+	mac, err := x.newMAC()
+	if err != nil {
+		return nil, err
+	}
+	return &Receiver{x: x, mac: mac, peers: newPeerTable(&x.cfg)}, nil
+}
+
+// Receive handles one datagram m that arrived at now. A packet from a peer
+// fills h and reports heard; h.Deaf says whether it is evidence. An INQ is
+// answered all the same (our ACKs are how a peer that cannot hear us finds
+// the path again): the ACK is encoded into reply, whose Buf must have room
+// for MaxLen bytes, and replied is set. Bad packets are counted by reason
+// and dropped.
+func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) (heard, replied bool) {
+	x := r.x
+	if m.IfIndex == 0 || m.Hops < 0 {
+		x.drops[DropControl].Add(1)
+		return false, false
+	}
+	b := m.Buf[:m.N]
+	if r.in.Decode(b) != nil {
+		x.drops[DropDecode].Add(1)
+		return false, false
+	}
+	if d := r.authenticate(b); d >= 0 {
+		x.drops[d].Add(1)
+		return false, false
+	}
+	lans := x.LANs()
+	lan, from, d := x.check(lans, &r.in, m)
+	if d == DropCross {
+		r.logCross(lans, lan, from, now)
+	}
+	if d < 0 {
+		d = r.peers.admit(&r.in, lan, from, now)
+	}
+	if d >= 0 {
+		x.drops[d].Add(1)
+		return false, false
+	}
+	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, At: now}
+	x.peerAddrs(lans, &r.in, h)
+	h.Addrs[lan] = from // where it really came from is where ACKs go
+	if r.in.Type == ACK {
+		h.Echo = r.in.Echo
+		return true, false
+	}
+	h.Deaf = r.in.Lists(x.cfg.Node)
+	return true, r.answer(&lans[lan], from, reply)
+}
+
+// answer encodes the ACK to the INQ in r.in into reply, to from on l.
+func (r *Receiver) answer(l *LAN, from netip.Addr, reply *Message) bool {
+	r.x.packet(&r.ack, ACK, r.mac)
+	r.ack.Echo = r.in.Seq
+	b, err := encode(&r.ack, r.mac, reply.Buf[:0])
+	if err != nil {
+		return false // cannot happen with our own packet; nothing to send
+	}
+	*reply = r.x.message(b, l, from)
+	return true
+}
+
+// authenticate returns the drop reason for a decoded packet whose tag is
+// missing or wrong, or -1. Without a key, a signed packet is dropped too:
+// it comes from a node configured with a key that we cannot check.
+func (r *Receiver) authenticate(b []byte) int {
+	switch {
+	case r.mac == nil && r.in.Auth:
+		return DropAuth
+	case r.mac == nil:
+		return -1
+	case !r.in.Auth:
+		return DropNoTag
+	case r.mac.Verify(b) != nil:
+		return DropAuth
+	}
+	return -1
+}
+
+// logCross logs a cross-wired packet, at most once a minute per pair of
+// LANs. faild does not act on it: the operator must look.
+func (r *Receiver) logCross(lans []LAN, arrived int, from netip.Addr, now time.Time) {
+	log := r.x.cfg.Log
+	if log == nil {
+		return
+	}
+	src := -1
+	for i, l := range lans {
+		if i != arrived && l.Addr.IsValid() && l.Addr.Masked().Contains(from) {
+			src = i
+			break
+		}
+	}
+	if src < 0 {
+		return
+	}
+	last := &r.crossLogged[arrived][src]
+	if !last.IsZero() && now.Sub(*last) < crossLogEvery {
+		return
+	}
+	*last = now
+	log.Warn("cross-wired", "lan", routes.LANName(arrived), "dev", lans[arrived].Name,
+		"from", from.String(), "from_lan", routes.LANName(src),
+		"detail", fmt.Sprintf("packets for LAN %s arrive on %s (LAN %s): are the cables swapped? Dropped; logged once a minute",
+			routes.LANName(src), lans[arrived].Name, routes.LANName(arrived)))
+}
+
+// Serve reads batches of datagrams from c until c is closed, answers the
+// INQs among them with one batch of ACKs, and hands what each batch heard
+// to heard, which must not keep the slice: Serve reuses it. An ACK
+// that cannot be sent goes to failed with its LAN, and Serve goes on. It
+// returns nil once c is closed.
+func (r *Receiver) Serve(c Conn, heard func([]Heard), failed func(lan int, err error)) error {
+	in := make([]Message, BatchSize)
+	for i := range in {
+		in[i].Buf = make([]byte, MaxLen+1) // one byte more shows an oversized datagram
+	}
+	out := make([]Message, BatchSize)
+	bufs := make([][]byte, BatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 0, MaxLen)
+	}
+	hs := make([]Heard, 0, BatchSize)
+	onFail := func(m *Message, err error) { failed(r.x.LANOf(m.IfIndex), err) }
+	for {
+		n, err := c.ReadBatch(in)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("failed to read: %w", err)
+		}
+		now := time.Now()
+		hs, replies := hs[:0], 0
+		for i := range in[:n] {
+			out[replies].Buf = bufs[replies]
+			hs = append(hs, Heard{})
+			heard, replied := r.Receive(&in[i], now, &hs[len(hs)-1], &out[replies])
+			if !heard {
+				hs = hs[:len(hs)-1]
+			}
+			if replied {
+				bufs[replies] = out[replies].Buf
+				replies++
+			}
+		}
+		WriteAll(c, out[:replies], onFail)
+		if len(hs) > 0 {
+			heard(hs)
+		}
+	}
+}
