@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// Replay protection. A packet counts as evidence only if it is new: per
-// peer node id, the pair (boot id, sequence number) must move forward.
+// Replay protection, with --key-file only. A packet counts as evidence
+// only if it is new: per peer node id, the pair (boot id, sequence number)
+// must move forward.
 //
 // Each exchange (the IPv4 one of Listen, the IPv6 one of Listen6) numbers
 // all the packets it sends (INQs and ACKs, on every LAN) from a counter of
@@ -32,15 +33,27 @@ import (
 //     table was full), or silent for Config.Forget (its state is forgotten
 //     then, see admit), is accepted as it comes.
 //
-// With --key-file every packet that reaches this check is authenticated,
-// so no one without the key can move a peer's window, and the rule above is
-// the whole story. Without a key it is best effort: anyone on the LAN can
-// forge a packet with any id, boot and sequence, and so both inject
-// evidence and push a peer's window ahead of its real packets. Known limits
-// with a key: a peer whose clock stepped back across a restart is ignored
-// until it has been silent (no packet accepted) for Config.Forget, then
-// heard again; state is kept for Config.Forget of silence, so a capture of
-// a peer that has been silent that long is taken as new.
+// With a key every packet that reaches this check is authenticated, so no
+// one without the key can move a peer's window. Known limits: a peer whose
+// clock stepped back across a restart is ignored until it has been silent
+// (no packet accepted) for Config.Forget, then heard again; state is kept
+// for Config.Forget of silence, so a capture of a peer that has been
+// silent that long is taken as new.
+//
+// Without a key there is no replay state at all. Anyone on a LAN can
+// forge a packet with any id, boot and sequence number, so a replay is no
+// more than a forgery, and a window that unsigned packets can move is a
+// lever for one: with one window per peer, one forged INQ 10^12 ahead,
+// sent on LAN A only, had every real packet of the peer on every LAN
+// dropped as a replay until the peer was forgotten (60 s: both LANs
+// failed over, the peer unreachable, 2,441 packets lost); with a window
+// per LAN the same packet failed LAN A over for as long as the forged
+// sequence number stayed ahead of the peer's (far beyond 90 s, since LAN
+// B kept the peer from being forgotten); and a jump held back until a
+// second packet confirmed it fell to two forged packets (issue 15). So
+// without a key a packet that passes the other checks counts, whatever
+// its sequence number: a stranger can add evidence for a peer on its LAN
+// (impersonate it), and cannot take any away.
 const (
 	ringBlocks = 16
 	// ReplayWindow is how far below the highest sequence number a packet
@@ -86,7 +99,7 @@ func (w *window) reset(seq uint64) {
 
 // peerState is what the exchange remembers of one peer node id.
 type peerState struct {
-	boot     uint32
+	boot     uint32 // with a key only, as win
 	win      window
 	last     time.Time     // last packet accepted
 	interval time.Duration // its announced INQ interval
@@ -119,6 +132,7 @@ const (
 // peerTable holds the replay windows and address bindings of at most max
 // peers. Only the responder goroutine uses it.
 type peerTable struct {
+	keyed    bool // packets are authenticated: keep replay state
 	max      int
 	forget   time.Duration
 	interval time.Duration // ours
@@ -133,7 +147,7 @@ type peerTable struct {
 }
 
 func newPeerTable(cfg *Config) *peerTable {
-	t := &peerTable{max: cfg.MaxPeers, forget: cfg.Forget, interval: cfg.Interval, log: cfg.Log, m: make(map[uint32]*peerState)}
+	t := &peerTable{keyed: len(cfg.Keys) > 0, max: cfg.MaxPeers, forget: cfg.Forget, interval: cfg.Interval, log: cfg.Log, m: make(map[uint32]*peerState)}
 	if t.max <= 0 {
 		t.max = DefaultMaxPeers
 	}
@@ -143,15 +157,19 @@ func newPeerTable(cfg *Config) *peerTable {
 	return t
 }
 
-// admit applies the replay rule and the address binding to a packet that
-// passed every other check, and records it when it passes. It returns the
-// drop reason, or -1 when the packet counts.
+// admit applies the replay rule (with a key) and the address binding to a
+// packet that passed every other check, and records it when it passes. It
+// returns the drop reason, or -1 when the packet counts.
 //
 // The address binding: a node id that speaks on a LAN from one source
 // address is bound to it; the same id from another address on that LAN is
 // dropped, counted and logged (at most once a minute per id) until the bound
 // address has been silent for max(5 s, 5 of the peer's intervals), after
-// which the id moves to the new address (a node renumbered).
+// which the id moves to the new address (a node renumbered). With a key
+// the id moves at once when the packet shows the peer itself was
+// renumbered (see renumbered); without one the hold-down stays, since a
+// stranger could copy the boot id and addresses of a broadcast INQ and
+// take the id to its own address.
 func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) int {
 	st := t.m[p.NodeID]
 	if st != nil && now.Sub(st.last) >= t.forget {
@@ -159,8 +177,8 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 		// its place. A peer whose clock stepped back across a restart
 		// sends lower sequence numbers than the table holds, and every
 		// one is a replay until then; dropped packets do not refresh last.
-		*st = peerState{boot: p.BootID}
-		st.win.reset(p.Seq)
+		*st = peerState{}
+		t.start(st, p)
 		t.bind(st, p, lan, from, now)
 		return -1
 	}
@@ -174,17 +192,18 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 			return DropPeers
 		}
 		t.fullLogged = false
-		st = &peerState{boot: p.BootID}
-		st.win.reset(p.Seq)
+		st = &peerState{}
+		t.start(st, p)
 		t.m[p.NodeID] = st
 		t.bind(st, p, lan, from, now)
 		return -1
 	}
 	newBoot := p.BootID != st.boot
-	if newBoot && p.Seq <= st.win.top || !newBoot && !st.win.fresh(p.Seq) {
+	if t.keyed && (newBoot && p.Seq <= st.win.top || !newBoot && !st.win.fresh(p.Seq)) {
 		return DropReplay
 	}
-	if a := st.addr[lan]; a.IsValid() && a != from && now.Sub(st.addrAt[lan]) < t.rebind(st) {
+	if a := st.addr[lan]; a.IsValid() && a != from && now.Sub(st.addrAt[lan]) < t.rebind(st) &&
+		!(t.keyed && !newBoot && renumbered(p, a, from)) {
 		if t.log != nil && now.Sub(st.movedLog) >= movedLogEvery {
 			st.movedLog = now
 			t.log.Warn("id-moved", "node", nodeString(p.NodeID), "lan", lanName(lan), "addr", a.String(), "from", from.String(),
@@ -192,14 +211,39 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 		}
 		return DropIDAddr
 	}
-	if newBoot {
-		st.boot = p.BootID
-		st.win.reset(p.Seq)
-	} else {
+	if t.keyed && newBoot {
+		t.start(st, p)
+	} else if t.keyed {
 		st.win.mark(p.Seq)
 	}
 	t.bind(st, p, lan, from, now)
 	return -1
+}
+
+// start begins st's replay state at p.
+func (t *peerTable) start(st *peerState, p *Packet) {
+	if t.keyed {
+		st.boot = p.BootID
+		st.win.reset(p.Seq)
+	}
+}
+
+// renumbered reports whether p, from the bound id's boot, shows that its
+// sender moved from address old to from on one subnet: it announces from
+// with a prefix that holds old, and no longer announces old. With a key
+// only the peer itself can say so; a relay of its packets from another
+// address announces the peer's own address, not the relay's.
+func renumbered(p *Packet, old, from netip.Addr) bool {
+	moved := false
+	for _, a := range p.Addrs {
+		switch a.Addr() {
+		case old:
+			return false
+		case from:
+			moved = a.Contains(old)
+		}
+	}
+	return moved
 }
 
 func (t *peerTable) bind(st *peerState, p *Packet, lan int, from netip.Addr, now time.Time) {
