@@ -165,11 +165,7 @@ func newPeerTable(cfg *Config) *peerTable {
 // address is bound to it; the same id from another address on that LAN is
 // dropped, counted and logged (at most once a minute per id) until the bound
 // address has been silent for max(5 s, 5 of the peer's intervals), after
-// which the id moves to the new address (a node renumbered). With a key
-// the id moves at once when the packet shows the peer itself was
-// renumbered (see renumbered); without one the hold-down stays, since a
-// stranger could copy the boot id and addresses of a broadcast INQ and
-// take the id to its own address.
+// which the id moves to the new address (a node renumbered).
 func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) int {
 	st := t.m[p.NodeID]
 	if st != nil && now.Sub(st.last) >= t.forget {
@@ -202,8 +198,7 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 	if t.keyed && (newBoot && p.Seq <= st.win.top || !newBoot && !st.win.fresh(p.Seq)) {
 		return DropReplay
 	}
-	if a := st.addr[lan]; a.IsValid() && a != from && now.Sub(st.addrAt[lan]) < t.rebind(st) &&
-		!(t.keyed && !newBoot && renumbered(p, a, from)) {
+	if a := st.addr[lan]; a.IsValid() && a != from && now.Sub(st.addrAt[lan]) < t.rebind(st) {
 		if t.log != nil && now.Sub(st.movedLog) >= movedLogEvery {
 			st.movedLog = now
 			t.log.Warn("id-moved", "node", nodeString(p.NodeID), "lan", lanName(lan), "addr", a.String(), "from", from.String(),
@@ -228,30 +223,20 @@ func (t *peerTable) start(st *peerState, p *Packet) {
 	}
 }
 
-// renumbered reports whether p, from the bound id's boot, shows that its
-// sender moved from address old to from on one subnet: it announces from
-// with a prefix that holds old, and no longer announces old. With a key
-// only the peer itself can say so; a relay of its packets from another
-// address announces the peer's own address, not the relay's.
-func renumbered(p *Packet, old, from netip.Addr) bool {
-	moved := false
-	for _, a := range p.Addrs {
-		switch a.Addr() {
-		case old:
-			return false
-		case from:
-			moved = a.Contains(old)
-		}
-	}
-	return moved
-}
-
 func (t *peerTable) bind(st *peerState, p *Packet, lan int, from netip.Addr, now time.Time) {
 	st.last = now
 	st.interval = p.Interval
 	st.addr[lan], st.addrAt[lan] = from, now
 }
 
+// rebind is how long an id stays bound to an address after its last
+// packet from there. It is not cut short for a peer that looks renumbered
+// (same boot, announcing the new address): without a key anyone can copy
+// those fields from a broadcast INQ; with one, the routes through the
+// peer's path on that LAN follow a new address only when the path fails
+// and comes back, and the hold-down is what makes it fail (issue 15:
+// following at once left a LAN-A failover route pointing at the old LAN-B
+// address for good).
 func (t *peerTable) rebind(st *peerState) time.Duration {
 	return max(minRebind, 5*max(st.interval, t.interval))
 }

@@ -260,55 +260,6 @@ func TestAdmitKeyless(t *testing.T) {
 	}
 }
 
-// TestAdmitRenumbered: with a key, a peer whose address on a LAN changed
-// within its subnet (same boot, announcing the new address and not the
-// old) is followed at once; anything less waits for the hold-down, and
-// without a key, where anyone could copy those fields, so does that.
-func TestAdmitRenumbered(t *testing.T) {
-	old, moved := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.22")
-	pfx := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-	tests := []struct {
-		name  string
-		keyed bool
-		boot  uint32
-		addrs []netip.Prefix
-		want  int
-	}{
-		{"renumbered", true, 1, []netip.Prefix{pfx("192.0.2.2/24"), pfx("198.51.100.22/24")}, -1},
-		{"without a key", false, 1, []netip.Prefix{pfx("192.0.2.2/24"), pfx("198.51.100.22/24")}, DropIDAddr},
-		{"another boot", true, 2, []netip.Prefix{pfx("192.0.2.2/24"), pfx("198.51.100.22/24")}, DropIDAddr},
-		{"still announces the old address", true, 1, []netip.Prefix{pfx("198.51.100.2/24"), pfx("198.51.100.22/24")}, DropIDAddr},
-		{"does not announce the new one", true, 1, []netip.Prefix{pfx("192.0.2.2/24"), pfx("198.51.100.23/24")}, DropIDAddr},
-		{"old address outside the new prefix", true, 1, []netip.Prefix{pfx("192.0.2.2/24"), pfx("198.51.100.22/28")}, DropIDAddr},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config{Interval: 100 * time.Millisecond}
-			if tt.keyed {
-				cfg.Keys = keys
-			}
-			tb := newPeerTable(&cfg)
-			t0 := time.Unix(1e9, 0)
-			p := &Packet{Type: INQ, NodeID: 2, BootID: 1, Seq: 100, Interval: 100 * time.Millisecond,
-				Addrs: []netip.Prefix{pfx("192.0.2.2/24"), pfx("198.51.100.2/24")}}
-			if r := tb.admit(p, 1, old, t0); r >= 0 {
-				t.Fatalf("first packet: %v", dropName(r))
-			}
-			p = &Packet{Type: INQ, NodeID: 2, BootID: tt.boot, Seq: 101, Interval: 100 * time.Millisecond, Addrs: tt.addrs}
-			if got := tb.admit(p, 1, moved, t0.Add(100*time.Millisecond)); got != tt.want {
-				t.Fatalf("admit from %v = %v, want %v", moved, dropName(got), dropName(tt.want))
-			}
-			if tt.want < 0 {
-				// Bound to the new address now: the old one is refused.
-				p.Seq++
-				if got := tb.admit(p, 1, old, t0.Add(200*time.Millisecond)); got != DropIDAddr {
-					t.Errorf("the old address after the move: %v, want %v", dropName(got), dropName(DropIDAddr))
-				}
-			}
-		})
-	}
-}
-
 // FuzzAdmitKeyless plays a stranger on LAN A against the keyless rule:
 // between any two steps of node 2's real packets (on LAN A from
 // 192.0.2.2, on LAN B from 198.51.100.2, sequence numbers counting up),
