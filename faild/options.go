@@ -33,6 +33,7 @@ type options struct {
 
 	keys  [][]byte     // read from KeyFile by validate
 	peers []netip.Addr // parsed from Peers by validate
+	src   *fileLines   // where the config file set each option; nil without -c
 
 	Ops opsOptions `group:"Operation Options"`
 
@@ -64,47 +65,80 @@ func (s seconds) MarshalFlag() (string, error) {
 	return strconv.FormatFloat(time.Duration(s).Seconds(), 'f', -1, 64), nil
 }
 
-// validate checks every option once, after flags (and later a config file)
-// are merged, and before anything is touched.
+// validate checks every option once, after flags and config file are
+// merged, and before anything is touched. A bad value that came from the
+// config file is named with its file and line.
 func (o *options) validate() error {
+	if err := o.check(); err != nil {
+		return o.src.place(err)
+	}
+	return nil
+}
+
+// optionError is a bad value of the option with long name long; index
+// picks the value of a list (-1 for a scalar), and first, for a value
+// given twice, the earlier one (-1 if none). It lets validate say where in
+// a config file the value was.
+type optionError struct {
+	long         string
+	index, first int
+	err          error
+}
+
+func (e *optionError) Error() string { return e.err.Error() }
+func (e *optionError) Unwrap() error { return e.err }
+
+// bad is the error for a bad value of a scalar option, formatted as by
+// fmt.Errorf.
+func bad(long, format string, args ...any) error {
+	return &optionError{long: long, index: -1, first: -1, err: fmt.Errorf(format, args...)}
+}
+
+// badAt is the error for value i of a list option; first is the earlier
+// copy of a value given twice, or -1.
+func badAt(long string, i, first int, format string, args ...any) error {
+	return &optionError{long: long, index: i, first: first, err: fmt.Errorf(format, args...)}
+}
+
+func (o *options) check() error {
 	if err := o.Ops.validate(); err != nil {
 		return err
 	}
 	switch {
 	case time.Duration(o.Interval) < routes.MinInterval:
-		return fmt.Errorf("invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
+		return bad("interval", "invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
 	case o.Misses < 1 || o.Misses > 1000:
-		return fmt.Errorf("invalid -f/--misses %d: must be 1 to 1000", o.Misses)
+		return bad("misses", "invalid -f/--misses %d: must be 1 to 1000", o.Misses)
 	case o.Successes < 1 || o.Successes > 1000:
-		return fmt.Errorf("invalid -s/--successes %d: must be 1 to 1000", o.Successes)
+		return bad("successes", "invalid -s/--successes %d: must be 1 to 1000", o.Successes)
 	case o.Port < 1 || o.Port > 65535:
-		return fmt.Errorf("invalid -p/--port %d: must be 1 to 65535", o.Port)
+		return bad("port", "invalid -p/--port %d: must be 1 to 65535", o.Port)
 	case len(o.Interfaces) > proto.MaxLANs:
-		return fmt.Errorf("invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
+		return badAt("interface", proto.MaxLANs, -1, "invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
 	}
-	seen := map[string]bool{}
-	for _, name := range o.Interfaces {
+	seen := map[string]int{}
+	for i, name := range o.Interfaces {
 		if name == "" || len(name) > 15 {
-			return fmt.Errorf("invalid -i/--interface %q: not an interface name", name)
+			return badAt("interface", i, -1, "invalid -i/--interface %q: not an interface name", name)
 		}
-		if seen[name] {
-			return fmt.Errorf("invalid -i/--interface %s: given twice", name)
+		if first, ok := seen[name]; ok {
+			return badAt("interface", i, first, "invalid -i/--interface %s: given twice", name)
 		}
-		seen[name] = true
+		seen[name] = i
 	}
 	if o.MaxPeers < 1 || o.MaxPeers > 65536 {
-		return fmt.Errorf("invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
+		return bad("max-peers", "invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
 	}
 	if o.DampWindow < 0 || o.DampWindow > 24*time.Hour {
-		return fmt.Errorf("invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
+		return bad("damp-window", "invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
 	}
 	if o.DampMax < 1 || o.DampMax > 1024 {
-		return fmt.Errorf("invalid --damp-max %d: must be 1 to 1024", o.DampMax)
+		return bad("damp-max", "invalid --damp-max %d: must be 1 to 1024", o.DampMax)
 	}
 	if o.KeyFile != "" {
 		keys, err := readKeyFile(o.KeyFile)
 		if err != nil {
-			return fmt.Errorf("invalid --key-file %s: %w", o.KeyFile, err)
+			return bad("key-file", "invalid --key-file %s: %w", o.KeyFile, err)
 		}
 		o.keys = keys
 	}
@@ -115,7 +149,7 @@ func (o *options) validate() error {
 	o.peers = peers
 	if o.NodeID != "" {
 		if a, err := netip.ParseAddr(o.NodeID); err != nil || !a.Is4() || a.IsUnspecified() {
-			return fmt.Errorf("invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
+			return bad("node-id", "invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
 		}
 	}
 	return nil
@@ -126,19 +160,19 @@ func (o *options) validate() error {
 // subnet, and fe80::/64 is on every LAN.
 func parsePeers(args []string) ([]netip.Addr, error) {
 	var peers []netip.Addr
-	for _, s := range args {
+	for i, s := range args {
 		a, err := netip.ParseAddr(s)
 		switch {
 		case err != nil || a.Zone() != "":
-			return nil, fmt.Errorf("invalid --peer %q: want an IPv4 or IPv6 address such as 192.0.2.2 or 2001:db8:a::2", s)
+			return nil, badAt("peer", i, -1, "invalid --peer %q: want an IPv4 or IPv6 address such as 192.0.2.2 or 2001:db8:a::2", s)
 		case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return nil, fmt.Errorf("invalid --peer %s: not a unicast address of a peer", s)
+			return nil, badAt("peer", i, -1, "invalid --peer %s: not a unicast address of a peer", s)
 		case a.IsLinkLocalUnicast():
-			return nil, fmt.Errorf("invalid --peer %s: link-local; give the peer's global or unique-local address", s)
+			return nil, badAt("peer", i, -1, "invalid --peer %s: link-local; give the peer's global or unique-local address", s)
 		}
 		a = a.Unmap()
-		if slices.Contains(peers, a) {
-			return nil, fmt.Errorf("invalid --peer %s: given twice", s)
+		if first := slices.Index(peers, a); first >= 0 {
+			return nil, badAt("peer", i, first, "invalid --peer %s: given twice", s)
 		}
 		peers = append(peers, a)
 	}

@@ -61,6 +61,8 @@ func TestOptions(t *testing.T) {
 		{"damping window not a duration", strings.Fields("--damp-window 30"), false, "--damp-window"},
 		{"zero damp max", strings.Fields("--damp-max 0"), false, "--damp-max"},
 		{"unknown flag", strings.Fields("-x"), false, "unknown flag"},
+		{"status socket as long as can be", []string{"--status-socket", "/" + strings.Repeat("s", maxSocketPath-1)}, true, ""},
+		{"status socket too long", []string{"--status-socket", "/" + strings.Repeat("s", maxSocketPath)}, false, "--status-socket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +99,7 @@ func TestExitStatus(t *testing.T) {
 		"-t 0.001":                      2,
 		"--bogus=1":                     2,
 		"-l /nonexistent-dir/faild.log": 1,
+		"--status-socket /" + strings.Repeat("s", maxSocketPath): 2,
 	} {
 		if got := faild(strings.Fields(args)); got != want {
 			t.Errorf("faild %s = %d, want %d", args, got, want)
