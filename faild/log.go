@@ -59,11 +59,7 @@ func (o *logOutput) reopen(path, format string) error {
 		}
 		if _, err := f.Write(nil); err != nil {
 			f.Close()
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return fmt.Errorf("%s cannot be written: %w", path, err)
+			return fmt.Errorf("%s cannot be written: %w", path, unwrapPath(err))
 		}
 		w = f
 	}
@@ -127,15 +123,25 @@ func (o *logOutput) noteWrite(err error) {
 		if !o.failing {
 			o.failing, o.lost = true, n-1
 			if o.f != nil {
-				fmt.Fprintf(o.warn, "faild: failed to write the log to %s: %v; counting the lines lost until it works again\n", o.path, err)
+				fmt.Fprintf(o.warn, "faild: failed to write the log to %s: %v; counting the lines lost until it works again\n", o.path, unwrapPath(err))
 			}
 		}
 	case o.failing:
 		o.failing = false
 		if o.f != nil {
-			fmt.Fprintf(o.warn, "faild: writing the log to %s again; %d lines lost\n", o.path, o.failures.Load()-o.lost)
+			fmt.Fprintf(o.warn, "faild: writing the log to %s again; lines lost: %d\n", o.path, o.failures.Load()-o.lost)
 		}
 	}
+}
+
+// unwrapPath drops the "write PATH: " of an *os.PathError, for messages
+// that name the path already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // WriteFailures is how many log lines were lost to write errors since

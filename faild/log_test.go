@@ -90,7 +90,7 @@ func TestLogWriteFailures(t *testing.T) {
 			t.Errorf("standard error line %d = %q, want it to start %q", i, lines[i], w)
 		}
 	}
-	if !strings.Contains(lines[0], "no space left on device") || !strings.Contains(lines[1], "again; 3 lines lost") {
+	if !strings.Contains(lines[0], "no space left on device") || !strings.Contains(lines[1], "again; lines lost: 3") {
 		t.Errorf("standard error:\n%s", warn.String())
 	}
 }
