@@ -98,3 +98,39 @@ func TestUnwritableLog(t *testing.T) {
 	t.Logf("node1 standard error:\n%s", n1.Output())
 	stopAll(t, l)
 }
+
+// TestFailedStartLog: a bad option (exit 2) touches no log file; a start
+// that fails later (exit 1: one LAN only) has created the log file and
+// left one msg=failed line in it, as faild(8) says.
+func TestFailedStartLog(t *testing.T) {
+	t.Parallel()
+	l, _ := newLab(t, 1, 30*time.Second)
+	n := l.Node(1)
+	exit := func() int {
+		t.Helper()
+		err := n.Wait(5 * time.Second)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("faild: %v, want it to fail", err)
+		}
+		return ee.ExitCode()
+	}
+	must(t, n.Start("-f", "0"))
+	if code := exit(); code != 2 {
+		t.Errorf("faild -f 0: exit %d, want 2", code)
+	}
+	if _, err := os.Stat(n.LogPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("faild -f 0 touched its log file: %v", err)
+	}
+	must(t, n.Start("-i", "eth0"))
+	if code := exit(); code != 1 {
+		t.Errorf("faild -i eth0: exit %d, want 1", code)
+	}
+	failed := lab.Find(n.Events(), "msg", "failed")
+	if len(failed) != 1 || len(n.Events()) != 1 || !strings.Contains(failed[0]["err"], "need at least two") {
+		t.Errorf("log of the failed start:\n%s\nwant one msg=failed line", n.Log())
+	}
+	if out := n.Output(); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "faild: failed to find LAN interfaces") {
+		t.Errorf("faild -i eth0 said %q, want one line", out)
+	}
+}
