@@ -115,6 +115,7 @@ func udpChecksum(src, dst [4]byte, seg []byte) uint16 {
 type forgedJump struct {
 	name string
 	make func(p proto.Packet, raw []byte) [][]byte
+	own  bool // sent from the stranger's own address, not node 2's
 }
 
 // jump is the forgery of issue 15: node 2's INQ, its sequence number
@@ -148,7 +149,8 @@ func thirdBoot(b uint32) uint32 { return b ^ 0xa5a5a5a5 }
 // TTL 255, each made from a fresh INQ: its sequence number 10^12 ahead;
 // the same again as two packets in a row (the second confirms the
 // first); both under a new boot id; and the captured bytes as they were
-// (with a key also the signed bytes with the sequence number changed).
+// (with a key also the signed bytes with the sequence number changed); and
+// node 2's next INQ from the stranger's own address.
 // No key must not make them more than an impersonation of node 2 on LAN
 // A, which adds evidence but takes none away: node 1 must not fail over
 // on either LAN, never call node 2 unreachable, and drop none of node 2's
@@ -157,11 +159,12 @@ func thirdBoot(b uint32) uint32 { return b ^ 0xa5a5a5a5 }
 func TestForgedJump(t *testing.T) {
 	t.Parallel()
 	forgeries := []forgedJump{
-		{"jump", jump(sameBoot, 1e12, 1)},
-		{"jump, confirmed", jump(sameBoot, 2e12, 2)},
-		{"new boot, jump", jump(otherBoot, 3e12, 1)},
-		{"new boot, jump, confirmed", jump(thirdBoot, 4e12, 2)},
-		{"replay", func(_ proto.Packet, raw []byte) [][]byte { return [][]byte{raw} }},
+		{"jump", jump(sameBoot, 1e12, 1), false},
+		{"jump, confirmed", jump(sameBoot, 2e12, 2), false},
+		{"new boot, jump", jump(otherBoot, 3e12, 1), false},
+		{"new boot, jump, confirmed", jump(thirdBoot, 4e12, 2), false},
+		{"replay", func(_ proto.Packet, raw []byte) [][]byte { return [][]byte{raw} }, false},
+		{"node 2's next INQ, from the stranger's own address", jump(sameBoot, 1, 1), true},
 	}
 	for _, keyed := range []bool{false, true} {
 		name := "no key"
@@ -176,7 +179,7 @@ func TestForgedJump(t *testing.T) {
 					b := append([]byte(nil), raw...)
 					binary.BigEndian.PutUint64(b[16:], p.Seq+1e12)
 					return [][]byte{b}
-				}})
+				}, false})
 			}
 			forgedJumpScenario(t, keyed, fs)
 		})
@@ -200,8 +203,12 @@ func forgedJumpScenario(t *testing.T, keyed bool, fs []forgedJump) {
 	start := time.Now()
 	for i, fj := range fs {
 		p, raw := f.sniff(node2, n2.Addr(lab.A), 2*time.Second)
+		src := n2.Addr(lab.A)
+		if fj.own {
+			src = f.h.Addr
+		}
 		for _, b := range fj.make(p, raw) {
-			f.send(n2.Addr(lab.A), n1.Addr(lab.A), b)
+			f.send(src, n1.Addr(lab.A), b)
 		}
 		t.Logf("forgery %d (%s) sent, from node 2's INQ seq %d boot %08x", i+1, fj.name, p.Seq, p.BootID)
 		time.Sleep(10 * interval)
@@ -253,7 +260,7 @@ func forgedJumpScenario(t *testing.T, keyed bool, fs []forgedJump) {
 	}
 	if keyed {
 		// Each forgery dropped for what it is, and nothing else.
-		want := map[string]int{"no-tag": 6, "replay": 1, "auth": 1}
+		want := map[string]int{"no-tag": 7, "replay": 1, "auth": 1}
 		for k, v := range want {
 			if drops1[k] != v {
 				t.Errorf("node1 drops %s=%d, want %d (drops %v)", k, drops1[k], v, drops1)
@@ -261,11 +268,13 @@ func forgedJumpScenario(t *testing.T, keyed bool, fs []forgedJump) {
 		}
 		return
 	}
-	// Without a key node 1 takes the forgeries as packets of node 2 (an
-	// impersonation: it answers them, and node 2 gets ACKs for INQs it
-	// never sent), and drops none of node 2's real ones.
-	if drops1["replay"] != 0 || drops1["id-addr"] != 0 {
-		t.Errorf("node1 dropped node 2's real packets: drops %v", drops1)
+	// Without a key node 1 takes the forgeries from node 2's address as
+	// node 2's packets (an impersonation: it answers them, and node 2 gets
+	// ACKs for INQs it never sent), and drops none of node 2's real ones;
+	// the one from the stranger's own address it drops, bound as node 2's
+	// id is to node 2's address.
+	if drops1["replay"] != 0 || drops1["id-addr"] != 1 {
+		t.Errorf("node1 drops %v; want no replay (node 2's real packets) and id-addr=1 (the stranger's claim from its own address)", drops1)
 	}
 	if drops2["stale-ack"] == 0 {
 		t.Errorf("node2 drops %v: no stale ACK, so node 1 never took a forgery as node 2's INQ (the test did not attack)", drops2)
