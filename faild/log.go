@@ -2,29 +2,41 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // logOutput is the event log's destination. SIGHUP reopens it so that
 // logrotate can move the file away: lines written before the reopen land in
 // the moved file, lines after it in the new one, none are lost because every
 // write and the swap hold the same lock.
+//
+// A log that fails at run time (a full disk) does not stop faild: each
+// line lost is counted (WriteFailures), and standard error says so once,
+// and again only after the log has worked and failed anew.
 type logOutput struct {
 	mu   sync.Mutex
 	w    io.Writer // the open file, or standard error
 	f    *os.File  // nil when writing to standard error
 	path string
 	h    slog.Handler // formats into the locked writer
+
+	failures atomic.Uint64 // lines lost to write errors
+	failing  bool          // the last write failed
+	lost     uint64        // failures when the current failing run began
+	warn     io.Writer     // where failing is told: standard error
 }
 
 // newLogger opens the event log: one line an event, text (key=value) or
 // JSON, to path or, without one, to standard error. Without a path under
 // systemd (JOURNAL_STREAM set) it leaves timestamps to journald.
 func newLogger(path, format string) (*slog.Logger, *logOutput, error) {
-	o := &logOutput{w: os.Stderr}
+	o := &logOutput{w: os.Stderr, warn: os.Stderr}
 	if err := o.reopen(path, format); err != nil {
 		return nil, nil, err
 	}
@@ -32,7 +44,9 @@ func newLogger(path, format string) (*slog.Logger, *logOutput, error) {
 }
 
 // reopen points the log at path (standard error if empty) in format,
-// opening the new file before closing the old one.
+// opening the new file before closing the old one. A file that refuses a
+// write of nothing (/dev/full, say) is refused: the log could not be
+// written, and faild would run silent.
 func (o *logOutput) reopen(path, format string) error {
 	var w io.Writer = os.Stderr
 	var f *os.File
@@ -41,6 +55,10 @@ func (o *logOutput) reopen(path, format string) error {
 		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			return err
+		}
+		if _, err := f.Write(nil); err != nil {
+			f.Close()
+			return fmt.Errorf("%s cannot be written: %w", path, unwrapPath(err))
 		}
 		w = f
 	}
@@ -85,10 +103,49 @@ func newHandler(w io.Writer, format string, noTime bool) slog.Handler {
 }
 
 // lockedWriter writes to the log's current destination; handlers call it
-// with o.mu already held by Handle.
+// with o.mu already held by Handle, one line a call.
 type lockedWriter struct{ o *logOutput }
 
-func (l lockedWriter) Write(b []byte) (int, error) { return l.o.w.Write(b) }
+func (l lockedWriter) Write(b []byte) (int, error) {
+	n, err := l.o.w.Write(b)
+	l.o.noteWrite(err)
+	return n, err
+}
+
+// noteWrite counts a failed write and tells standard error when the log
+// starts or stops failing; o.mu is held. A log on standard error that
+// fails is only counted: there is nowhere else to tell.
+func (o *logOutput) noteWrite(err error) {
+	switch {
+	case err != nil:
+		n := o.failures.Add(1)
+		if !o.failing {
+			o.failing, o.lost = true, n-1
+			if o.f != nil {
+				fmt.Fprintf(o.warn, "faild: failed to write the log to %s: %v; counting the lines lost until it works again\n", o.path, unwrapPath(err))
+			}
+		}
+	case o.failing:
+		o.failing = false
+		if o.f != nil {
+			fmt.Fprintf(o.warn, "faild: writing the log to %s again; lines lost: %d\n", o.path, o.failures.Load()-o.lost)
+		}
+	}
+}
+
+// unwrapPath drops the "write PATH: " of an *os.PathError, for messages
+// that name the path already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// WriteFailures is how many log lines were lost to write errors since
+// start, for faild status.
+func (o *logOutput) WriteFailures() uint64 { return o.failures.Load() }
 
 // Enabled implements slog.Handler.
 func (o *logOutput) Enabled(context.Context, slog.Level) bool { return true }

@@ -34,6 +34,10 @@ type options struct {
 	DampWindow time.Duration `long:"damp-window" value-name:"DURATION" default:"30s" description:"Anti-flap damping: each failover of a path within DURATION of its previous one doubles the good intervals (-s) it needs to switch back; one doubling is undone per quiet DURATION; 0 turns damping off"`
 	DampMax    int           `long:"damp-max" value-name:"N" default:"16" description:"Damping never makes a switchback need more than N times -s good intervals"`
 
+	// src is where the config file set each option, so that an error can
+	// name its line; nil without -c.
+	src *fileLines
+
 	Ops opsOptions `group:"Operation Options"`
 }
 
@@ -63,8 +67,42 @@ func (s seconds) MarshalFlag() (string, error) {
 
 // validate checks every option once, after flags and config file are
 // merged and before anything is touched, and returns the daemon's
-// configuration they make.
+// configuration they make. A bad value that came from the config file is
+// named with its file and line.
 func (o *options) validate() (daemon.Config, error) {
+	cfg, err := o.check()
+	if err != nil {
+		return cfg, o.src.place(err)
+	}
+	return cfg, nil
+}
+
+// optionError is a bad value of the option with long name long; index
+// picks the value of a list (-1 for a scalar), and first, for a value
+// given twice, the earlier one (-1 if none). It lets validate say where in
+// a config file the value was.
+type optionError struct {
+	long         string
+	index, first int
+	err          error
+}
+
+func (e *optionError) Error() string { return e.err.Error() }
+func (e *optionError) Unwrap() error { return e.err }
+
+// bad is the error for a bad value of a scalar option, formatted as by
+// fmt.Errorf.
+func bad(long, format string, args ...any) error {
+	return &optionError{long: long, index: -1, first: -1, err: fmt.Errorf(format, args...)}
+}
+
+// badAt is the error for value i of a list option; first is the earlier
+// copy of a value given twice, or -1.
+func badAt(long string, i, first int, format string, args ...any) error {
+	return &optionError{long: long, index: i, first: first, err: fmt.Errorf(format, args...)}
+}
+
+func (o *options) check() (daemon.Config, error) {
 	cfg := daemon.Config{Version: version, Requestor: o.Requestor, Interval: time.Duration(o.Interval),
 		Misses: o.Misses, Successes: o.Successes, Port: o.Port, Interfaces: o.Interfaces,
 		MaxPeers: o.MaxPeers, DampWindow: o.DampWindow, DampMax: o.DampMax}
@@ -73,41 +111,41 @@ func (o *options) validate() (daemon.Config, error) {
 	}
 	switch {
 	case time.Duration(o.Interval) < routes.MinInterval:
-		return cfg, fmt.Errorf("invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
+		return cfg, bad("interval", "invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
 	case o.Misses < 1 || o.Misses > 1000:
-		return cfg, fmt.Errorf("invalid -f/--misses %d: must be 1 to 1000", o.Misses)
+		return cfg, bad("misses", "invalid -f/--misses %d: must be 1 to 1000", o.Misses)
 	case o.Successes < 1 || o.Successes > 1000:
-		return cfg, fmt.Errorf("invalid -s/--successes %d: must be 1 to 1000", o.Successes)
+		return cfg, bad("successes", "invalid -s/--successes %d: must be 1 to 1000", o.Successes)
 	case o.Port < 1 || o.Port > 65535:
-		return cfg, fmt.Errorf("invalid -p/--port %d: must be 1 to 65535", o.Port)
+		return cfg, bad("port", "invalid -p/--port %d: must be 1 to 65535", o.Port)
 	case len(o.Interfaces) > proto.MaxLANs:
-		return cfg, fmt.Errorf("invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
+		return cfg, badAt("interface", proto.MaxLANs, -1, "invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
 	case len(o.Interfaces) == 1:
-		return cfg, fmt.Errorf("invalid -i/--interface %s: one LAN; name at least two, LAN A first", o.Interfaces[0])
+		return cfg, badAt("interface", 0, -1, "invalid -i/--interface %s: one LAN; name at least two, LAN A first", o.Interfaces[0])
 	}
-	seen := map[string]bool{}
-	for _, name := range o.Interfaces {
+	seen := map[string]int{}
+	for i, name := range o.Interfaces {
 		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t") {
-			return cfg, fmt.Errorf("invalid -i/--interface %q: not an interface name", name)
+			return cfg, badAt("interface", i, -1, "invalid -i/--interface %q: not an interface name", name)
 		}
-		if seen[name] {
-			return cfg, fmt.Errorf("invalid -i/--interface %s: given twice", name)
+		if first, ok := seen[name]; ok {
+			return cfg, badAt("interface", i, first, "invalid -i/--interface %s: given twice", name)
 		}
-		seen[name] = true
+		seen[name] = i
 	}
 	if o.MaxPeers < 1 || o.MaxPeers > 65536 {
-		return cfg, fmt.Errorf("invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
+		return cfg, bad("max-peers", "invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
 	}
 	if o.DampWindow < 0 || o.DampWindow > 24*time.Hour {
-		return cfg, fmt.Errorf("invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
+		return cfg, bad("damp-window", "invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
 	}
 	if o.DampMax < 1 || o.DampMax > 1024 {
-		return cfg, fmt.Errorf("invalid --damp-max %d: must be 1 to 1024", o.DampMax)
+		return cfg, bad("damp-max", "invalid --damp-max %d: must be 1 to 1024", o.DampMax)
 	}
 	if o.KeyFile != "" {
 		keys, err := proto.ReadKeyFile(o.KeyFile)
 		if err != nil {
-			return cfg, fmt.Errorf("invalid --key-file %s: %w", o.KeyFile, err)
+			return cfg, bad("key-file", "invalid --key-file %s: %w", o.KeyFile, err)
 		}
 		cfg.Keys = keys
 	}
@@ -119,7 +157,7 @@ func (o *options) validate() (daemon.Config, error) {
 	if o.NodeID != "" {
 		a, err := netip.ParseAddr(o.NodeID)
 		if err != nil || !a.Is4() || a.IsUnspecified() {
-			return cfg, fmt.Errorf("invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
+			return cfg, bad("node-id", "invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
 		}
 		b := a.As4()
 		cfg.NodeID = binary.BigEndian.Uint32(b[:])
@@ -132,19 +170,19 @@ func (o *options) validate() (daemon.Config, error) {
 // subnet, and fe80::/64 is on every LAN.
 func parsePeers(args []string) ([]netip.Addr, error) {
 	var peers []netip.Addr
-	for _, s := range args {
+	for i, s := range args {
 		a, err := netip.ParseAddr(s)
 		switch {
 		case err != nil || a.Zone() != "":
-			return nil, fmt.Errorf("invalid --peer %q: want an IPv4 or IPv6 address such as 192.0.2.2 or 2001:db8:a::2", s)
+			return nil, badAt("peer", i, -1, "invalid --peer %q: want an IPv4 or IPv6 address such as 192.0.2.2 or 2001:db8:a::2", s)
 		case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return nil, fmt.Errorf("invalid --peer %s: not a unicast address of a peer", s)
+			return nil, badAt("peer", i, -1, "invalid --peer %s: not a unicast address of a peer", s)
 		case a.IsLinkLocalUnicast():
-			return nil, fmt.Errorf("invalid --peer %s: link-local; give the peer's global or unique-local address", s)
+			return nil, badAt("peer", i, -1, "invalid --peer %s: link-local; give the peer's global or unique-local address", s)
 		}
 		a = a.Unmap()
-		if slices.Contains(peers, a) {
-			return nil, fmt.Errorf("invalid --peer %s: given twice", s)
+		if first := slices.Index(peers, a); first >= 0 {
+			return nil, badAt("peer", i, first, "invalid --peer %s: given twice", s)
 		}
 		peers = append(peers, a)
 	}

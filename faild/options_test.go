@@ -68,6 +68,8 @@ func TestOptions(t *testing.T) {
 		{"damping window not a duration", strings.Fields("--damp-window 30"), false, "--damp-window"},
 		{"zero damp max", strings.Fields("--damp-max 0"), false, "--damp-max"},
 		{"unknown flag", strings.Fields("-x"), false, "unknown flag"},
+		{"status socket as long as can be", []string{"--status-socket", "/" + strings.Repeat("s", maxSocketPath-1)}, true, ""},
+		{"status socket too long", []string{"--status-socket", "/" + strings.Repeat("s", maxSocketPath)}, false, "--status-socket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +110,7 @@ func TestExitStatus(t *testing.T) {
 		"--bogus=1":                     78,
 		"-i eth0":                       78,
 		"-l /nonexistent-dir/faild.log": 1,
+		"--status-socket /" + strings.Repeat("s", maxSocketPath): 78,
 	} {
 		if got := faild(strings.Fields(args)); got != want {
 			t.Errorf("faild %s = %d, want %d", args, got, want)

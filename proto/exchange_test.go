@@ -315,9 +315,28 @@ func TestReceive(t *testing.T) {
 		t.Errorf("ACK on LAN A: evidence %v, answered %v, heard %+v", ev, replied, h)
 	}
 
-	before := x.Drops()[DropReplay]
-	if _, ev, replied, _ := receive(peer, 3, "198.51.100.2"); ev || replied || x.Drops()[DropReplay] != before+1 {
-		t.Errorf("replayed INQ: evidence %v, answered %v; want dropped as a replay", ev, replied)
+}
+
+// TestReceiveReplay: with a key, a packet heard before is dropped as a
+// replay and not answered.
+func TestReceiveReplay(t *testing.T) {
+	x, err := NewExchange(Config{Port: 4117, Node: testNode, Boot: testBoot, Interval: time.Second, Keys: [][]byte{testKey},
+		LANs: testExchange(t).LANs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := x.NewReceiver()
+	b := signed(t, [][]byte{testKey}, Packet{Type: INQ, NodeID: 0xc0000202, BootID: 1, Seq: 50, Interval: time.Second,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24")}})
+	for i, want := range []bool{true, false} {
+		m := arrived(b, "192.0.2.2", 2, 255)
+		heard, replied := r.Receive(&m, time.Now(), &Heard{}, &Message{Buf: make([]byte, 0, MaxLen)})
+		if heard != want || replied != want {
+			t.Errorf("copy %d: heard %v, answered %v; want %v", i+1, heard, replied, want)
+		}
+	}
+	if n := x.Drops()[DropReplay]; n != 1 {
+		t.Errorf("%d replay drops, want 1", n)
 	}
 }
 

@@ -8,8 +8,9 @@ import (
 	"github.com/faild/faild/routes"
 )
 
-// Replay protection. A packet counts as evidence only if it is new: per
-// peer node id, the pair (boot id, sequence number) must move forward.
+// Replay protection, with --key-file only. A packet counts as evidence
+// only if it is new: per peer node id, the pair (boot id, sequence number)
+// must move forward.
 //
 // Each exchange (the IPv4 one of Listen, the IPv6 one of Listen6) numbers
 // all the packets it sends (INQs and ACKs, on every LAN) from a counter of
@@ -34,15 +35,27 @@ import (
 //     table was full), or silent for Config.Forget (its state is forgotten
 //     then, see admit), is accepted as it comes.
 //
-// With --key-file every packet that reaches this check is authenticated,
-// so no one without the key can move a peer's window, and the rule above is
-// the whole story. Without a key it is best effort: anyone on the LAN can
-// forge a packet with any id, boot and sequence, and so both inject
-// evidence and push a peer's window ahead of its real packets. Known limits
-// with a key: a peer whose clock stepped back across a restart is ignored
-// until it has been silent (no packet accepted) for Config.Forget, then
-// heard again; state is kept for Config.Forget of silence, so a capture of
-// a peer that has been silent that long is taken as new.
+// With a key every packet that reaches this check is authenticated, so no
+// one without the key can move a peer's window. Known limits: a peer whose
+// clock stepped back across a restart is ignored until it has been silent
+// (no packet accepted) for Config.Forget, then heard again; state is kept
+// for Config.Forget of silence, so a capture of a peer that has been
+// silent that long is taken as new.
+//
+// Without a key there is no replay state at all. Anyone on a LAN can
+// forge a packet with any id, boot and sequence number, so a replay is no
+// more than a forgery, and a window that unsigned packets can move is a
+// lever for one: with one window per peer, one forged INQ 10^12 ahead,
+// sent on LAN A only, had every real packet of the peer on every LAN
+// dropped as a replay until the peer was forgotten (60 s: both LANs
+// failed over, the peer unreachable, 2,441 packets lost); with a window
+// per LAN the same packet failed LAN A over for as long as the forged
+// sequence number stayed ahead of the peer's (far beyond 90 s, since LAN
+// B kept the peer from being forgotten); and a jump held back until a
+// second packet confirmed it fell to two forged packets (issue 15). So
+// without a key a packet that passes the other checks counts, whatever
+// its sequence number: a stranger can add evidence for a peer on its LAN
+// (impersonate it), and cannot take any away.
 const (
 	ringBlocks = 16
 	// ReplayWindow is how far below the highest sequence number a packet
@@ -88,7 +101,7 @@ func (w *window) reset(seq uint64) {
 
 // peerState is what the exchange remembers of one peer node id.
 type peerState struct {
-	boot     uint32
+	boot     uint32 // with a key only, as win
 	win      window
 	last     time.Time     // last packet accepted
 	interval time.Duration // its announced INQ interval
@@ -121,6 +134,7 @@ const (
 // peerTable holds the replay windows and address bindings of at most max
 // peers. Only the responder goroutine uses it.
 type peerTable struct {
+	keyed    bool // packets are authenticated: keep replay state
 	max      int
 	forget   time.Duration
 	interval time.Duration // ours
@@ -135,7 +149,7 @@ type peerTable struct {
 }
 
 func newPeerTable(cfg *Config) *peerTable {
-	t := &peerTable{max: cfg.MaxPeers, forget: cfg.Forget, interval: cfg.Interval, log: cfg.Log, m: make(map[uint32]*peerState)}
+	t := &peerTable{keyed: len(cfg.Keys) > 0, max: cfg.MaxPeers, forget: cfg.Forget, interval: cfg.Interval, log: cfg.Log, m: make(map[uint32]*peerState)}
 	if t.max <= 0 {
 		t.max = DefaultMaxPeers
 	}
@@ -145,9 +159,9 @@ func newPeerTable(cfg *Config) *peerTable {
 	return t
 }
 
-// admit applies the replay rule and the address binding to a packet that
-// passed every other check, and records it when it passes. It returns the
-// drop reason, or -1 when the packet counts.
+// admit applies the replay rule (with a key) and the address binding to a
+// packet that passed every other check, and records it when it passes. It
+// returns the drop reason, or -1 when the packet counts.
 //
 // The address binding: a node id that speaks on a LAN from one source
 // address is bound to it; the same id from another address on that LAN is
@@ -161,8 +175,8 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 		// its place. A peer whose clock stepped back across a restart
 		// sends lower sequence numbers than the table holds, and every
 		// one is a replay until then; dropped packets do not refresh last.
-		*st = peerState{boot: p.BootID}
-		st.win.reset(p.Seq)
+		*st = peerState{}
+		t.start(st, p)
 		t.bind(st, p, lan, from, now)
 		return -1
 	}
@@ -176,14 +190,14 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 			return DropPeers
 		}
 		t.fullLogged = false
-		st = &peerState{boot: p.BootID}
-		st.win.reset(p.Seq)
+		st = &peerState{}
+		t.start(st, p)
 		t.m[p.NodeID] = st
 		t.bind(st, p, lan, from, now)
 		return -1
 	}
 	newBoot := p.BootID != st.boot
-	if newBoot && p.Seq <= st.win.top || !newBoot && !st.win.fresh(p.Seq) {
+	if t.keyed && (newBoot && p.Seq <= st.win.top || !newBoot && !st.win.fresh(p.Seq)) {
 		return DropReplay
 	}
 	if a := st.addr[lan]; a.IsValid() && a != from && now.Sub(st.addrAt[lan]) < t.rebind(st) {
@@ -194,14 +208,21 @@ func (t *peerTable) admit(p *Packet, lan int, from netip.Addr, now time.Time) in
 		}
 		return DropIDAddr
 	}
-	if newBoot {
-		st.boot = p.BootID
-		st.win.reset(p.Seq)
-	} else {
+	if t.keyed && newBoot {
+		t.start(st, p)
+	} else if t.keyed {
 		st.win.mark(p.Seq)
 	}
 	t.bind(st, p, lan, from, now)
 	return -1
+}
+
+// start begins st's replay state at p.
+func (t *peerTable) start(st *peerState, p *Packet) {
+	if t.keyed {
+		st.boot = p.BootID
+		st.win.reset(p.Seq)
+	}
 }
 
 func (t *peerTable) bind(st *peerState, p *Packet, lan int, from netip.Addr, now time.Time) {
@@ -210,6 +231,14 @@ func (t *peerTable) bind(st *peerState, p *Packet, lan int, from netip.Addr, now
 	st.addr[lan], st.addrAt[lan] = from, now
 }
 
+// rebind is how long an id stays bound to an address after its last
+// packet from there. It is not cut short for a peer that looks renumbered
+// (same boot, announcing the new address): without a key anyone can copy
+// those fields from a broadcast INQ; with one, the routes through the
+// peer's path on that LAN follow a new address only when the path fails
+// and comes back, and the hold-down is what makes it fail (issue 15:
+// following at once left a LAN-A failover route pointing at the old LAN-B
+// address for good).
 func (t *peerTable) rebind(st *peerState) time.Duration {
 	return max(minRebind, 5*max(st.interval, t.interval))
 }

@@ -634,19 +634,35 @@ func TestScenarioCrash(t *testing.T) {
 	stopAll(t, l)
 }
 
-// 9. A foreign host route to node2's LAN-A address on node1 is never
-// replaced, deleted or shadowed; faild says it left it alone.
+// 9. A foreign host route to node2's LAN-A address on node1, of every kind
+// (static, with another metric, the boot protocol of a plain "ip route
+// add", a link route without a gateway, blackhole, unreachable,
+// prohibit), is never replaced, deleted or shadowed; faild says it left
+// it alone. The last three make node 2 unreachable from node 1 whatever
+// faild does, so for them only node 1's side is checked.
 func TestScenarioForeignRoute(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ name, metric string }{{"same-metric", ""}, {"metric-100", "100"}} {
+	for _, tc := range []struct {
+		name    string
+		route   []string // after "ip route add"; DST is node2's LAN-A /32
+		deadEnd bool
+	}{
+		{"same-metric", []string{"DST", "via", "198.51.100.2", "dev", "eth1", "proto", "static"}, false},
+		{"metric-100", []string{"DST", "via", "198.51.100.2", "dev", "eth1", "proto", "static", "metric", "100"}, false},
+		{"proto-boot", []string{"DST", "via", "198.51.100.2", "dev", "eth1"}, false},
+		{"link", []string{"DST", "dev", "eth1", "scope", "link", "proto", "static"}, false},
+		{"blackhole", []string{"blackhole", "DST", "proto", "static"}, true},
+		{"unreachable", []string{"unreachable", "DST"}, true},
+		{"prohibit", []string{"prohibit", "DST", "proto", "dhcp"}, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			l, b := newLab(t, 2, 30*time.Second)
 			n1, n2 := l.Node(1), l.Node(2)
 			dst := n2.Addr(lab.A) + "/32"
-			add := []string{"route", "add", dst, "via", n2.Addr(lab.B), "dev", lab.B.Iface(), "proto", "static"}
-			if tc.metric != "" {
-				add = append(add, "metric", tc.metric)
+			add := []string{"route", "add"}
+			for _, a := range tc.route {
+				add = append(add, strings.ReplaceAll(a, "DST", dst))
 			}
 			_, err := n1.IP(add...)
 			must(t, err)
@@ -658,7 +674,7 @@ func TestScenarioForeignRoute(t *testing.T) {
 				return out
 			}
 			before := foreign()
-			if !strings.Contains(before, `"protocol":"static"`) {
+			if !strings.Contains(before, `"dst":"`+n2.Addr(lab.A)+`"`) {
 				t.Fatalf("%v: foreign route not in place: %s", n1, before)
 			}
 			check := func(when string) {
@@ -673,6 +689,26 @@ func TestScenarioForeignRoute(t *testing.T) {
 			}
 			startAll(t, b, l, requestor(fast...))
 			check("after start")
+			watch := func(when string) {
+				t.Helper()
+				for end := time.Now().Add(5 * interval); time.Now().Before(end) && !t.Failed(); time.Sleep(20 * time.Millisecond) {
+					check(when)
+				}
+			}
+			if tc.deadEnd {
+				// Node 1 cannot send to node 2's LAN-A address at all, so
+				// it fails node 2 over on LAN A at once and must leave the
+				// route alone all along.
+				waitEvent(b, n1, time.Time{}, fastLimit, "msg", "foreign-route", "dst", dst)
+				watch("while failed over")
+				must(t, l.CutPort(lab.A, 2, lab.Both))
+				watch("while cut")
+				must(t, l.Heal())
+				watch("after the heal")
+				stopAll(t, l)
+				check("after stop")
+				return
+			}
 
 			cut := time.Now()
 			must(t, l.CutPort(lab.A, 2, lab.Both))
@@ -683,11 +719,7 @@ func TestScenarioForeignRoute(t *testing.T) {
 				t.Errorf("%v: foreign-route event %v; want it to say the route was not overridden", n1, e)
 			}
 			// Watch for a shadowing route while failed over.
-			end := time.Now().Add(5 * interval)
-			for time.Now().Before(end) && !t.Failed() {
-				check("while failed over")
-				time.Sleep(20 * time.Millisecond)
-			}
+			watch("while failed over")
 
 			heal := time.Now()
 			must(t, l.Heal())

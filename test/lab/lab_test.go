@@ -338,3 +338,83 @@ time=2026-11-22T10:00:01Z level=WARN msg="odd \"thing\"" n=3
 		t.Errorf("Find: %v", got)
 	}
 }
+
+// TestHost checks that a host added on LAN A hears broadcasts there and
+// reaches the nodes' LAN-A addresses, that it has no way to LAN B, and that
+// Close removes its namespace.
+func TestHost(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 2})
+	if _, err := l.AddHost(A, 2); err == nil {
+		t.Error("host with a node's number accepted")
+	}
+	h, err := l.AddHost(A, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Addr != "192.0.2.200" {
+		t.Errorf("host address %s, want 192.0.2.200", h.Addr)
+	}
+	port := int(flowPort.Add(1))
+	var rx net.PacketConn
+	if err := h.Do(func() (err error) {
+		rx, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	heard := func(lan LAN) bool {
+		var tx net.PacketConn
+		if err := inNS(l.Node(1).NS, func() (err error) {
+			tx, err = net.ListenPacket("udp4", lan.Addr(1)+":0")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Close()
+		buf := make([]byte, 16)
+		for range 5 {
+			if _, err := tx.WriteTo([]byte("probe"), &net.UDPAddr{IP: net.ParseIP(lan.net() + "255"), Port: port}); err != nil {
+				t.Fatal(err)
+			}
+			_ = rx.SetReadDeadline(time.Now().Add(60 * time.Millisecond))
+			if _, _, err := rx.ReadFrom(buf); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	if !heard(A) {
+		t.Error("host on LAN A does not hear node1's LAN-A broadcast")
+	}
+	if heard(B) {
+		t.Error("host on LAN A hears node1's LAN-B broadcast")
+	}
+	// It reaches node2 on LAN A and has no route to LAN B at all.
+	if err := h.Do(func() error {
+		c, err := net.DialTimeout("tcp", "198.51.100.2:9", time.Second)
+		if err == nil {
+			c.Close()
+			return fmt.Errorf("host reached LAN B")
+		}
+		if !strings.Contains(err.Error(), "unreachable") {
+			return fmt.Errorf("dial to LAN B: %v, want network unreachable", err)
+		}
+		c, err = net.DialTimeout("tcp", "192.0.2.2:9", 2*time.Second)
+		if err == nil {
+			c.Close()
+		} else if !strings.Contains(err.Error(), "refused") {
+			return fmt.Errorf("dial to node2 on LAN A: %v, want connection refused (reached, nothing listening)", err)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	prefix := l.Prefix()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := ListNamespaces(prefix); len(left) > 0 {
+		t.Errorf("namespaces left after Close: %v", left)
+	}
+}

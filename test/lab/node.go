@@ -57,8 +57,10 @@ func (n *Node) Addr(lan LAN) string {
 func (n *Node) Addr6(lan LAN) string { return lan.Addr6(n.ID) }
 
 // Start runs the lab's faild binary in the node's namespace as
-// "faild --status-socket <socket> args... -l <log file>". faild gets SIGKILL should the calling process die, so it
-// never outlives a crashed test.
+// "faild --status-socket <socket> args... -l <log file>", or without the
+// -l when args give one (-l PATH, --log-file PATH or --log-file=PATH),
+// which is then the log Log reads. faild gets SIGKILL should the calling
+// process die, so it never outlives a crashed test.
 func (n *Node) Start(args ...string) error {
 	if n.lab.Bin == "" {
 		return errors.New("failed to start faild: lab has no binary (Options.Bin)")
@@ -79,7 +81,11 @@ func (n *Node) Start(args ...string) error {
 	// Each node its own status socket, never the host's default one;
 	// first, so that args may still name another.
 	argv := append([]string{"netns", "exec", n.NS, n.lab.Bin, "--status-socket", p.sock}, args...)
-	argv = append(argv, "-l", p.log)
+	if path, ok := logArg(args); ok {
+		p.log = path
+	} else {
+		argv = append(argv, "-l", p.log)
+	}
 	// "ip netns exec" execs in place, so the pid is faild's own and signals
 	// reach it directly. Its own process group keeps a terminal's Ctrl-C
 	// for us: the lab decides how faild ends.
@@ -95,6 +101,19 @@ func (n *Node) Start(args ...string) error {
 	}()
 	n.proc = p
 	return nil
+}
+
+// logArg returns the log file that args give faild, if any.
+func logArg(args []string) (string, bool) {
+	for i, a := range args {
+		if path, ok := strings.CutPrefix(a, "--log-file="); ok {
+			return path, true
+		}
+		if (a == "-l" || a == "--log-file") && i+1 < len(args) {
+			return args[i+1], true
+		}
+	}
+	return "", false
 }
 
 func (p *process) exited() bool {
