@@ -3,10 +3,7 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -158,34 +155,6 @@ func TestRestartOnlyKeys(t *testing.T) {
 	}
 	if o, k := load(); !reflect.DeepEqual(restartOnly(running, o, keys, k), []string{"key-file"}) {
 		t.Errorf("key file dropped: restartOnly = %v, want [key-file]", restartOnly(running, o, keys, k))
-	}
-}
-
-func TestLogFormats(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
-	log, out, err := newLogger(path, "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.With("k", "v").Info("failover", "peer", "192.0.2.2")
-	if err := out.reopen(path, "text"); err != nil {
-		t.Fatal(err)
-	}
-	log.Info("switchback", "peer", "192.0.2.2")
-	out.Close()
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	var m map[string]any
-	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &m) != nil || m["msg"] != "failover" || m["k"] != "v" ||
-		!strings.Contains(lines[1], "msg=switchback peer=192.0.2.2") {
-		t.Errorf("log:\n%s", b)
-	}
-
-	t.Setenv("JOURNAL_STREAM", "8:1234")
-	var buf bytes.Buffer
-	slog.New(newHandler(&buf, "text", true)).Info("start")
-	if got := buf.String(); strings.Contains(got, "time=") || !strings.Contains(got, "msg=start") {
-		t.Errorf("under journald: %q; want no timestamp", got)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jessevdk/go-flags"
 
 	"github.com/faild/faild/faild/daemon"
+	"github.com/faild/faild/faild/eventlog"
 	"github.com/faild/faild/platform"
 	"github.com/faild/faild/proto"
 )
@@ -70,7 +71,7 @@ func faild(args []string) int {
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
 		return exitConfig
 	}
-	log, out, err := newLogger(opts.LogFile, opts.Ops.LogFormat)
+	log, out, err := eventlog.Open(opts.LogFile, opts.Ops.LogFormat)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faild: failed to open log file: %v\n", err)
 		return exitFailure
@@ -86,7 +87,7 @@ func faild(args []string) int {
 		log.Warn("watchdog-disabled", "err", err)
 	}
 	d, err := daemon.New(cfg, daemon.Deps{Log: log, Routes: w, Interfaces: platform.Host, Listen: proto.Listen,
-		Notify: notify, Watchdog: watchdog, Reload: reloader(args, out, opts, cfg.Keys), Signals: sigs})
+		Notify: notify, Watchdog: watchdog, Reload: reloader(args, out, opts, cfg.Keys), Signals: sigs, LogLost: out.WriteFailures})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
 		if errors.Is(err, daemon.ErrConfig) {
@@ -110,7 +111,7 @@ func faild(args []string) int {
 // with, on SIGHUP or "faild reload": it reopens the log (so that logrotate
 // never stalls, with the old settings when the new ones are bad) and
 // returns what the daemon applies. The loop calls it, so cur is the loop's.
-func reloader(args []string, out *logOutput, running *options, runningKeys [][]byte) func() (daemon.Reloaded, error) {
+func reloader(args []string, out *eventlog.Output, running *options, runningKeys [][]byte) func() (daemon.Reloaded, error) {
 	cur := *running
 	return func() (daemon.Reloaded, error) {
 		next, rest, err := loadOptions(args)
@@ -122,12 +123,12 @@ func reloader(args []string, out *logOutput, running *options, runningKeys [][]b
 			cfg, err = next.validate()
 		}
 		if err != nil {
-			if rerr := out.reopen(cur.LogFile, cur.Ops.LogFormat); rerr != nil {
+			if rerr := out.Reopen(cur.LogFile, cur.Ops.LogFormat); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("failed to reopen the log file %s: %w", cur.LogFile, rerr))
 			}
 			return daemon.Reloaded{}, err
 		}
-		if err := out.reopen(next.LogFile, next.Ops.LogFormat); err != nil {
+		if err := out.Reopen(next.LogFile, next.Ops.LogFormat); err != nil {
 			return daemon.Reloaded{}, fmt.Errorf("failed to open the log file %s: %w (still logging to the old one)", next.LogFile, err)
 		}
 		cur = *next

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jessevdk/go-flags"
 
+	"github.com/faild/faild/faild/conffile"
 	"github.com/faild/faild/faild/daemon"
 	"github.com/faild/faild/proto"
 	"github.com/faild/faild/routes"
@@ -36,7 +37,7 @@ type options struct {
 
 	// src is where the config file set each option, so that an error can
 	// name its line; nil without -c.
-	src *fileLines
+	src *conffile.Lines
 
 	Ops opsOptions `group:"Operation Options"`
 }
@@ -72,34 +73,9 @@ func (s seconds) MarshalFlag() (string, error) {
 func (o *options) validate() (daemon.Config, error) {
 	cfg, err := o.check()
 	if err != nil {
-		return cfg, o.src.place(err)
+		return cfg, o.src.Place(err)
 	}
 	return cfg, nil
-}
-
-// optionError is a bad value of the option with long name long; index
-// picks the value of a list (-1 for a scalar), and first, for a value
-// given twice, the earlier one (-1 if none). It lets validate say where in
-// a config file the value was.
-type optionError struct {
-	long         string
-	index, first int
-	err          error
-}
-
-func (e *optionError) Error() string { return e.err.Error() }
-func (e *optionError) Unwrap() error { return e.err }
-
-// bad is the error for a bad value of a scalar option, formatted as by
-// fmt.Errorf.
-func bad(long, format string, args ...any) error {
-	return &optionError{long: long, index: -1, first: -1, err: fmt.Errorf(format, args...)}
-}
-
-// badAt is the error for value i of a list option; first is the earlier
-// copy of a value given twice, or -1.
-func badAt(long string, i, first int, format string, args ...any) error {
-	return &optionError{long: long, index: i, first: first, err: fmt.Errorf(format, args...)}
 }
 
 func (o *options) check() (daemon.Config, error) {
@@ -111,41 +87,41 @@ func (o *options) check() (daemon.Config, error) {
 	}
 	switch {
 	case time.Duration(o.Interval) < routes.MinInterval:
-		return cfg, bad("interval", "invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
+		return cfg, conffile.Bad("interval", "invalid -t/--interval %s: below the minimum of %v", mustMarshal(o.Interval), routes.MinInterval)
 	case o.Misses < 1 || o.Misses > 1000:
-		return cfg, bad("misses", "invalid -f/--misses %d: must be 1 to 1000", o.Misses)
+		return cfg, conffile.Bad("misses", "invalid -f/--misses %d: must be 1 to 1000", o.Misses)
 	case o.Successes < 1 || o.Successes > 1000:
-		return cfg, bad("successes", "invalid -s/--successes %d: must be 1 to 1000", o.Successes)
+		return cfg, conffile.Bad("successes", "invalid -s/--successes %d: must be 1 to 1000", o.Successes)
 	case o.Port < 1 || o.Port > 65535:
-		return cfg, bad("port", "invalid -p/--port %d: must be 1 to 65535", o.Port)
+		return cfg, conffile.Bad("port", "invalid -p/--port %d: must be 1 to 65535", o.Port)
 	case len(o.Interfaces) > proto.MaxLANs:
-		return cfg, badAt("interface", proto.MaxLANs, -1, "invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
+		return cfg, conffile.BadAt("interface", proto.MaxLANs, -1, "invalid -i/--interface: %d interfaces, at most %d", len(o.Interfaces), proto.MaxLANs)
 	case len(o.Interfaces) == 1:
-		return cfg, badAt("interface", 0, -1, "invalid -i/--interface %s: one LAN; name at least two, LAN A first", o.Interfaces[0])
+		return cfg, conffile.BadAt("interface", 0, -1, "invalid -i/--interface %s: one LAN; name at least two, LAN A first", o.Interfaces[0])
 	}
 	seen := map[string]int{}
 	for i, name := range o.Interfaces {
 		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t") {
-			return cfg, badAt("interface", i, -1, "invalid -i/--interface %q: not an interface name", name)
+			return cfg, conffile.BadAt("interface", i, -1, "invalid -i/--interface %q: not an interface name", name)
 		}
 		if first, ok := seen[name]; ok {
-			return cfg, badAt("interface", i, first, "invalid -i/--interface %s: given twice", name)
+			return cfg, conffile.BadAt("interface", i, first, "invalid -i/--interface %s: given twice", name)
 		}
 		seen[name] = i
 	}
 	if o.MaxPeers < 1 || o.MaxPeers > 65536 {
-		return cfg, bad("max-peers", "invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
+		return cfg, conffile.Bad("max-peers", "invalid --max-peers %d: must be 1 to 65536", o.MaxPeers)
 	}
 	if o.DampWindow < 0 || o.DampWindow > 24*time.Hour {
-		return cfg, bad("damp-window", "invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
+		return cfg, conffile.Bad("damp-window", "invalid --damp-window %v: must be 0 (off) to 24h", o.DampWindow)
 	}
 	if o.DampMax < 1 || o.DampMax > 1024 {
-		return cfg, bad("damp-max", "invalid --damp-max %d: must be 1 to 1024", o.DampMax)
+		return cfg, conffile.Bad("damp-max", "invalid --damp-max %d: must be 1 to 1024", o.DampMax)
 	}
 	if o.KeyFile != "" {
 		keys, err := proto.ReadKeyFile(o.KeyFile)
 		if err != nil {
-			return cfg, bad("key-file", "invalid --key-file %s: %w", o.KeyFile, err)
+			return cfg, conffile.Bad("key-file", "invalid --key-file %s: %w", o.KeyFile, err)
 		}
 		cfg.Keys = keys
 	}
@@ -157,7 +133,7 @@ func (o *options) check() (daemon.Config, error) {
 	if o.NodeID != "" {
 		a, err := netip.ParseAddr(o.NodeID)
 		if err != nil || !a.Is4() || a.IsUnspecified() {
-			return cfg, bad("node-id", "invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
+			return cfg, conffile.Bad("node-id", "invalid --node-id %q: want a dotted quad such as 192.0.2.1", o.NodeID)
 		}
 		b := a.As4()
 		cfg.NodeID = binary.BigEndian.Uint32(b[:])
@@ -174,15 +150,15 @@ func parsePeers(args []string) ([]netip.Addr, error) {
 		a, err := netip.ParseAddr(s)
 		switch {
 		case err != nil || a.Zone() != "":
-			return nil, badAt("peer", i, -1, "invalid --peer %q: want an IPv4 or IPv6 address such as 192.0.2.2 or 2001:db8:a::2", s)
+			return nil, conffile.BadAt("peer", i, -1, "invalid --peer %q: want an IPv4 or IPv6 address such as 192.0.2.2 or 2001:db8:a::2", s)
 		case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return nil, badAt("peer", i, -1, "invalid --peer %s: not a unicast address of a peer", s)
+			return nil, conffile.BadAt("peer", i, -1, "invalid --peer %s: not a unicast address of a peer", s)
 		case a.IsLinkLocalUnicast():
-			return nil, badAt("peer", i, -1, "invalid --peer %s: link-local; give the peer's global or unique-local address", s)
+			return nil, conffile.BadAt("peer", i, -1, "invalid --peer %s: link-local; give the peer's global or unique-local address", s)
 		}
 		a = a.Unmap()
 		if first := slices.Index(peers, a); first >= 0 {
-			return nil, badAt("peer", i, first, "invalid --peer %s: given twice", s)
+			return nil, conffile.BadAt("peer", i, first, "invalid --peer %s: given twice", s)
 		}
 		peers = append(peers, a)
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/faild/faild/faild/eventlog"
 )
 
 // TestCatchSignalsOutsideTask sends SIGHUP, SIGUSR1 and SIGUSR2 to the test
@@ -48,7 +50,7 @@ func TestReloader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, out, err := newLogger(opts.LogFile, opts.Ops.LogFormat)
+	log, out, err := eventlog.Open(opts.LogFile, opts.Ops.LogFormat)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,9 @@ type Deps struct {
 	// Signals delivers SIGHUP (reload), SIGUSR1 (status to the log) and
 	// SIGUSR2 (stop, keeping the routes for the next start to adopt).
 	Signals <-chan os.Signal
+	// LogLost counts the log lines lost to write errors, for the status
+	// report; nil for none.
+	LogLost func() uint64
 }
 
 // Reloaded is what a reload changed, for the loop to apply and log.

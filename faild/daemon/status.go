@@ -46,6 +46,9 @@ type Status struct {
 	// (see routes/claim.go): a misconfigured or hostile node.
 	AddrRefused uint64      `json:"addr_refused"`
 	Hooks       StatusHooks `json:"hooks"`
+	// LogLinesLost counts the event log's lines lost to write errors (a
+	// full disk, say) since start.
+	LogLinesLost uint64 `json:"log_lines_lost"`
 }
 
 // StatusLAN is one of this node's LANs.
@@ -166,6 +169,9 @@ func (d *Daemon) snapshot(now time.Time) *Status {
 	}
 	s.AddrRefused = d.refused()
 	s.Hooks = d.hooks.counts()
+	if d.deps.LogLost != nil {
+		s.LogLinesLost = d.deps.LogLost()
+	}
 	return s
 }
 
@@ -450,6 +456,9 @@ func (s *Status) WriteTable(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(w, "\ndrops %s\naddresses refused %d\nhooks run=%d failed=%d dropped=%d\n",
 		formatDrops(s.Drops), s.AddrRefused, s.Hooks.Run, s.Hooks.Failed, s.Hooks.Dropped)
+	if s.LogLinesLost > 0 {
+		fmt.Fprintf(w, "log lines lost %d (the log cannot be written; see standard error)\n", s.LogLinesLost)
+	}
 }
 
 // FormatSeconds shows a duration rounded for reading: 312µs, 1.25s; "-"

@@ -1,4 +1,8 @@
-package main
+// Package eventlog is faild's event log: one line an event, text
+// (key=value) or JSON, to a file or to standard error; reopened on reload
+// without losing a line; with journald's priorities and without timestamps
+// when standard error is the journal; and never silent about lines lost.
+package eventlog
 
 import (
 	"context"
@@ -9,9 +13,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
-// logOutput is the event log's destination. SIGHUP reopens it so that
+// Output is the event log's destination. SIGHUP reopens it so that
 // logrotate can move the file away: lines written before the reopen land in
 // the moved file, lines after it in the new one, none are lost because every
 // write and the swap hold the same lock.
@@ -19,7 +25,7 @@ import (
 // A log that fails at run time (a full disk) does not stop faild: each
 // line lost is counted (WriteFailures), and standard error says so once,
 // and again only after the log has worked and failed anew.
-type logOutput struct {
+type Output struct {
 	mu   sync.Mutex
 	w    io.Writer // the open file, or standard error
 	f    *os.File  // nil when writing to standard error
@@ -29,26 +35,37 @@ type logOutput struct {
 	failures atomic.Uint64 // lines lost to write errors
 	failing  bool          // the last write failed
 	lost     uint64        // failures when the current failing run began
-	warn     io.Writer     // where failing is told: standard error
+	stderr   io.Writer     // standard error: the log without a path, and where failing is told
+
+	// journal: standard error is journald's stream, so each line starts
+	// with its syslog priority (prio, set per record under mu).
+	journal bool
+	prio    []byte
 }
 
-// newLogger opens the event log: one line an event, text (key=value) or
-// JSON, to path or, without one, to standard error. Without a path under
-// systemd (JOURNAL_STREAM set) it leaves timestamps to journald.
-func newLogger(path, format string) (*slog.Logger, *logOutput, error) {
-	o := &logOutput{w: os.Stderr, warn: os.Stderr}
-	if err := o.reopen(path, format); err != nil {
+// Open opens the event log: one line an event, text (key=value) or JSON,
+// to path or, without one, to standard error. When standard error is
+// journald's stream (JOURNAL_STREAM names it), each line goes with its
+// priority (so journalctl -p warning finds the failovers) and without a
+// timestamp of faild's: journald adds its own.
+func Open(path, format string) (*slog.Logger, *Output, error) {
+	return open(path, format, os.Stderr)
+}
+
+func open(path, format string, stderr io.Writer) (*slog.Logger, *Output, error) {
+	o := &Output{w: stderr, stderr: stderr}
+	if err := o.Reopen(path, format); err != nil {
 		return nil, nil, err
 	}
 	return slog.New(o), o, nil
 }
 
-// reopen points the log at path (standard error if empty) in format,
+// Reopen points the log at path (standard error if empty) in format,
 // opening the new file before closing the old one. A file that refuses a
 // write of nothing (/dev/full, say) is refused: the log could not be
 // written, and faild would run silent.
-func (o *logOutput) reopen(path, format string) error {
-	var w io.Writer = os.Stderr
+func (o *Output) Reopen(path, format string) error {
+	w := o.stderr
 	var f *os.File
 	if path != "" {
 		var err error
@@ -62,11 +79,11 @@ func (o *logOutput) reopen(path, format string) error {
 		}
 		w = f
 	}
-	noTime := path == "" && os.Getenv("JOURNAL_STREAM") != ""
-	h := newHandler(lockedWriter{o}, format, noTime)
+	journal := path == "" && stderrIsJournal()
+	h := newHandler(lockedWriter{o}, format, journal)
 	o.mu.Lock()
 	old := o.f
-	o.w, o.f, o.path, o.h = w, f, path, h
+	o.w, o.f, o.path, o.h, o.journal = w, f, path, h, journal
 	o.mu.Unlock()
 	if old != nil {
 		return old.Close()
@@ -75,14 +92,14 @@ func (o *logOutput) reopen(path, format string) error {
 }
 
 // Close closes the log file, if any.
-func (o *logOutput) Close() error {
+func (o *Output) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.f == nil {
 		return nil
 	}
 	err := o.f.Close()
-	o.f, o.w = nil, os.Stderr
+	o.f, o.w = nil, o.stderr
 	return err
 }
 
@@ -104,9 +121,15 @@ func newHandler(w io.Writer, format string, noTime bool) slog.Handler {
 
 // lockedWriter writes to the log's current destination; handlers call it
 // with o.mu already held by Handle, one line a call.
-type lockedWriter struct{ o *logOutput }
+type lockedWriter struct{ o *Output }
 
 func (l lockedWriter) Write(b []byte) (int, error) {
+	if l.o.journal {
+		// One write a line, priority first, so that the journal's stream
+		// reader takes them together.
+		b = append(l.o.prio, b...)
+		l.o.prio = b[:len(l.o.prio)]
+	}
 	n, err := l.o.w.Write(b)
 	l.o.noteWrite(err)
 	return n, err
@@ -115,20 +138,20 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 // noteWrite counts a failed write and tells standard error when the log
 // starts or stops failing; o.mu is held. A log on standard error that
 // fails is only counted: there is nowhere else to tell.
-func (o *logOutput) noteWrite(err error) {
+func (o *Output) noteWrite(err error) {
 	switch {
 	case err != nil:
 		n := o.failures.Add(1)
 		if !o.failing {
 			o.failing, o.lost = true, n-1
 			if o.f != nil {
-				fmt.Fprintf(o.warn, "faild: failed to write the log to %s: %v; counting the lines lost until it works again\n", o.path, unwrapPath(err))
+				fmt.Fprintf(o.stderr, "faild: failed to write the log to %s: %v; counting the lines lost until it works again\n", o.path, unwrapPath(err))
 			}
 		}
 	case o.failing:
 		o.failing = false
 		if o.f != nil {
-			fmt.Fprintf(o.warn, "faild: writing the log to %s again; lines lost: %d\n", o.path, o.failures.Load()-o.lost)
+			fmt.Fprintf(o.stderr, "faild: writing the log to %s again; lines lost: %d\n", o.path, o.failures.Load()-o.lost)
 		}
 	}
 }
@@ -144,35 +167,61 @@ func unwrapPath(err error) error {
 }
 
 // WriteFailures is how many log lines were lost to write errors since
-// start, for faild status.
-func (o *logOutput) WriteFailures() uint64 { return o.failures.Load() }
+// start, for the status report.
+func (o *Output) WriteFailures() uint64 { return o.failures.Load() }
 
 // Enabled implements slog.Handler.
-func (o *logOutput) Enabled(context.Context, slog.Level) bool { return true }
+func (o *Output) Enabled(context.Context, slog.Level) bool { return true }
 
 // Handle implements slog.Handler: format and write under one lock, so a
 // reopen never splits or drops a line.
-func (o *logOutput) Handle(ctx context.Context, r slog.Record) error {
+func (o *Output) Handle(ctx context.Context, r slog.Record) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.setPriority(r.Level)
 	return o.h.Handle(ctx, r)
+}
+
+// setPriority prepares the journal's "<N>" prefix for a record of level;
+// o.mu is held.
+func (o *Output) setPriority(level slog.Level) {
+	if !o.journal {
+		return
+	}
+	// syslog(3) priorities, as sd-daemon(3) reads them.
+	p := byte('6') // info
+	switch {
+	case level >= slog.LevelError:
+		p = '3'
+	case level >= slog.LevelWarn:
+		p = '4'
+	case level < slog.LevelInfo:
+		p = '7'
+	}
+	o.prio = append(o.prio[:0], '<', p, '>')
+}
+
+// stderrIsJournal reports whether standard error is journald's stream.
+func stderrIsJournal() bool {
+	ok, err := journal.StderrIsJournalStream()
+	return ok && err == nil
 }
 
 // WithAttrs implements slog.Handler; faild logs flat lines, so derived
 // loggers apply their attributes to each record.
-func (o *logOutput) WithAttrs(as []slog.Attr) slog.Handler {
+func (o *Output) WithAttrs(as []slog.Attr) slog.Handler {
 	return &derived{o: o, attrs: as}
 }
 
 // WithGroup implements slog.Handler.
-func (o *logOutput) WithGroup(name string) slog.Handler {
+func (o *Output) WithGroup(name string) slog.Handler {
 	return &derived{o: o, group: name}
 }
 
 // derived is a logger made with With or WithGroup; it survives reopens
 // because it resolves the current handler on every record.
 type derived struct {
-	o      *logOutput
+	o      *Output
 	parent *derived
 	attrs  []slog.Attr
 	group  string
@@ -183,6 +232,7 @@ func (d *derived) Enabled(context.Context, slog.Level) bool { return true }
 func (d *derived) Handle(ctx context.Context, r slog.Record) error {
 	d.o.mu.Lock()
 	defer d.o.mu.Unlock()
+	d.o.setPriority(r.Level)
 	return d.apply(d.o.h).Handle(ctx, r)
 }
 
@@ -204,4 +254,4 @@ func (d *derived) WithGroup(name string) slog.Handler {
 	return &derived{o: d.o, parent: d, group: name}
 }
 
-var _ slog.Handler = (*logOutput)(nil)
+var _ slog.Handler = (*Output)(nil)

@@ -1,8 +1,10 @@
-package main
+package eventlog
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,17 +18,17 @@ func TestLogUnwritable(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full here")
 	}
-	_, _, err := newLogger("/dev/full", "text")
+	_, _, err := Open("/dev/full", "text")
 	if err == nil || !strings.Contains(err.Error(), "/dev/full cannot be written") || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("newLogger(/dev/full): %v; want it refused for ENOSPC", err)
+		t.Fatalf("Open(/dev/full): %v; want it refused for ENOSPC", err)
 	}
 	path := filepath.Join(t.TempDir(), "faild.log")
-	log, out, err := newLogger(path, "text")
+	log, out, err := Open(path, "text")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	if err := out.reopen("/dev/full", "text"); err == nil {
+	if err := out.Reopen("/dev/full", "text"); err == nil {
 		t.Fatal("reopen to /dev/full accepted")
 	}
 	log.Info("still-here")
@@ -52,7 +54,7 @@ func (w *failingWriter) Write(b []byte) (int, error) {
 // standard error hears of it once a run of failures, and when it works
 // again.
 func TestLogWriteFailures(t *testing.T) {
-	log, out, err := newLogger(filepath.Join(t.TempDir(), "faild.log"), "text")
+	log, out, err := Open(filepath.Join(t.TempDir(), "faild.log"), "text")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +62,7 @@ func TestLogWriteFailures(t *testing.T) {
 	var warn bytes.Buffer
 	fw := &failingWriter{fail: true}
 	out.mu.Lock()
-	out.w, out.warn = fw, &warn
+	out.w, out.stderr = fw, &warn
 	out.mu.Unlock()
 
 	for range 3 {
@@ -103,14 +105,14 @@ func TestLogDevFull(t *testing.T) {
 		t.Skip("no /dev/full here")
 	}
 	defer full.Close()
-	log, out, err := newLogger(filepath.Join(t.TempDir(), "faild.log"), "json")
+	log, out, err := Open(filepath.Join(t.TempDir(), "faild.log"), "json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close()
 	var warn bytes.Buffer
 	out.mu.Lock()
-	out.w, out.warn = full, &warn
+	out.w, out.stderr = full, &warn
 	out.mu.Unlock()
 	log.Warn("failover", "peer", "192.0.2.2")
 	log.Info("switchback", "peer", "192.0.2.2")
@@ -119,5 +121,65 @@ func TestLogDevFull(t *testing.T) {
 	}
 	if strings.Count(warn.String(), "\n") != 1 || !strings.Contains(warn.String(), "no space left on device") {
 		t.Errorf("standard error: %q, want one line saying why", warn.String())
+	}
+}
+
+func TestLogFormats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	log, out, err := Open(path, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.With("k", "v").Info("failover", "peer", "192.0.2.2")
+	if err := out.Reopen(path, "text"); err != nil {
+		t.Fatal(err)
+	}
+	log.Info("switchback", "peer", "192.0.2.2")
+	out.Close()
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var m map[string]any
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &m) != nil || m["msg"] != "failover" || m["k"] != "v" ||
+		!strings.Contains(lines[1], "msg=switchback peer=192.0.2.2") {
+		t.Errorf("log:\n%s", b)
+	}
+
+}
+
+// TestJournal: when standard error is journald's stream (JOURNAL_STREAM
+// names its device and inode), each line carries its syslog priority and
+// no timestamp; with another stream named, or a file, neither.
+func TestJournal(t *testing.T) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(syscall.Stderr, &st); err != nil {
+		t.Skip(err)
+	}
+	for _, tt := range []struct {
+		env     string
+		journal bool
+	}{
+		{fmt.Sprintf("%d:%d", st.Dev, st.Ino), true},
+		{fmt.Sprintf("%d:%d", st.Dev, st.Ino+1), false},
+		{"", false},
+	} {
+		t.Setenv("JOURNAL_STREAM", tt.env)
+		var buf bytes.Buffer
+		log, _, err := open("", "text", &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Warn("failover", "peer", "192.0.2.2")
+		log.With("k", "v").Error("route-failed")
+		log.Info("switchback")
+		log.Debug("detail")
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		if len(lines) != 4 {
+			t.Fatalf("JOURNAL_STREAM=%q: lines %q", tt.env, lines)
+		}
+		for i, prio := range []string{"<4>", "<3>", "<6>", "<7>"} {
+			if got := strings.HasPrefix(lines[i], prio+"level="); got != tt.journal || strings.Contains(lines[i], "time=") == tt.journal {
+				t.Errorf("JOURNAL_STREAM=%q: line %q; want priority and no time: %v", tt.env, lines[i], tt.journal)
+			}
+		}
 	}
 }
