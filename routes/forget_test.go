@@ -74,3 +74,31 @@ func TestMaxPeers(t *testing.T) {
 		t.Errorf("%d peers, want the limit of 2", tab.Len())
 	}
 }
+
+// TestForgetReleasesClaims: a forgotten peer gives up its addresses, so
+// when it is heard again (a new table entry) it gets its paths back, and
+// so would another peer announcing them.
+func TestForgetReleasesClaims(t *testing.T) {
+	cfg := Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3, Forget: 10 * time.Second}
+	tab := New(cfg)
+	obs := func(lan int, at time.Time) []Event {
+		return tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: cfg.Interval, At: at}, nil)
+	}
+	obs(0, t0)
+	obs(1, t0)
+	if evs := tab.Expire(t0.Add(time.Minute), nil); len(evs) == 0 || evs[len(evs)-1].Kind != Forgotten {
+		t.Fatalf("events %+v, want the peer forgotten", evs)
+	}
+	back := t0.Add(2 * time.Minute)
+	obs(1, back) // heard on LAN B, announcing its LAN-A address
+	paths := 0
+	tab.Paths(back, func(_ PeerID, lan int, p Path, _ Route) {
+		paths++
+		if p.Addr != peerAddrs[lan] {
+			t.Errorf("LAN %d path address %v, want %v", lan, p.Addr, peerAddrs[lan])
+		}
+	})
+	if paths != 2 || tab.Refused != 0 {
+		t.Errorf("peer heard again after forgetting: %d paths, %d refused; want 2 and 0", paths, tab.Refused)
+	}
+}
