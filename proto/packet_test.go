@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,6 +105,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"entry truncated v6", cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01}), ErrShort},
 		{"family 5", cat(hdr(1, 1), []byte{5, 24, 192, 0, 2, 1}), ErrAddrs},
 		{"prefix 33", cat(hdr(1, 1), []byte{4, 33, 192, 0, 2, 1}), ErrAddrs},
+		{"prefix 129", cat(hdr(1, 1), []byte{6, 129, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{0}), ErrAddrs},
 		{"no deaf count", hdr(1, 0), ErrShort},
 		{"deaf list truncated", cat(hdr(1, 0), []byte{2, 0xc0, 0, 2, 2}), ErrShort},
 		{"deaf list in an ACK", cat(hdr(2, 0), []byte{1, 0xc0, 0, 2, 2}), ErrDeaf},
@@ -120,17 +122,34 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestAppendErrors(t *testing.T) {
-	for _, p := range []Packet{
-		{Type: 0},
-		{Type: INQ, Interval: 2 * time.Hour},
-		{Type: INQ, Addrs: make([]netip.Prefix, MaxAddrs+1)},
-		{Type: INQ, Addrs: []netip.Prefix{{}}},
-		{Type: ACK, Deaf: []uint32{1}},
-		{Type: INQ, Deaf: make([]uint32, MaxDeaf+1)},
-	} {
-		if _, err := p.Append(nil); err == nil {
-			t.Errorf("Append(%+v) succeeded, want an error", p)
+	tests := []struct {
+		name string
+		p    Packet
+		want error // nil: an error without a sentinel, naming the field
+	}{
+		{"type 0", Packet{Type: 0}, ErrType},
+		{"interval past 32 bits of µs", Packet{Type: INQ, Interval: 2 * time.Hour}, nil},
+		{"negative interval", Packet{Type: INQ, Interval: -time.Millisecond}, nil},
+		{"too many addresses", Packet{Type: INQ, Addrs: make([]netip.Prefix, MaxAddrs+1)}, ErrAddrs},
+		{"invalid prefix", Packet{Type: INQ, Addrs: []netip.Prefix{{}}}, ErrAddrs},
+		{"deaf list in an ACK", Packet{Type: ACK, Deaf: []uint32{1}}, ErrDeaf},
+		{"deaf list too long", Packet{Type: INQ, Deaf: make([]uint32, MaxDeaf+1)}, ErrDeaf},
+	}
+	for _, tt := range tests {
+		_, err := tt.p.Append(nil)
+		switch {
+		case err == nil:
+			t.Errorf("%s: Append succeeded, want an error", tt.name)
+		case tt.want != nil && !errors.Is(err, tt.want):
+			t.Errorf("%s: Append error %v, want %v", tt.name, err, tt.want)
+		case tt.want == nil && !strings.Contains(err.Error(), "interval"):
+			t.Errorf("%s: Append error %q does not name the interval", tt.name, err)
 		}
+	}
+	// The largest interval that fits is accepted.
+	p := Packet{Type: INQ, Interval: (1<<32 - 1) * time.Microsecond}
+	if _, err := p.Append(nil); err != nil {
+		t.Errorf("Append with interval %v: %v", p.Interval, err)
 	}
 }
 

@@ -1,0 +1,71 @@
+package proto
+
+import (
+	"encoding/binary"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// cmsg builds one control message as the kernel lays it out: a Cmsghdr,
+// the data, and padding to the next aligned header.
+func cmsg(level, typ int32, data []byte) []byte {
+	b := make([]byte, unix.CmsgSpace(len(data)))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = level, typ
+	h.SetLen(unix.CmsgLen(len(data)))
+	copy(b[unix.CmsgLen(0):], data)
+	return b
+}
+
+// pktinfo4 is a struct in_pktinfo: the interface index, then the local and
+// the header destination addresses, each filled with bytes that no offset
+// other than 0 could read as ifIndex.
+func pktinfo4(ifIndex int32) []byte {
+	b := make([]byte, unix.SizeofInet4Pktinfo)
+	binary.NativeEndian.PutUint32(b, uint32(ifIndex))
+	copy(b[4:], []byte{192, 0, 2, 1, 192, 0, 2, 255})
+	return b
+}
+
+func int32Data(v int32) []byte {
+	return binary.NativeEndian.AppendUint32(nil, uint32(v))
+}
+
+// TestParseControl4 reads the interface and TTL back from the control
+// messages the kernel delivers with an IPv4 packet (IP_TTL, IP_PKTINFO),
+// in either order, and refuses them when one is missing.
+func TestParseControl4(t *testing.T) {
+	ttl := cmsg(unix.IPPROTO_IP, unix.IP_TTL, int32Data(254))
+	info := cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, pktinfo4(7))
+	tests := []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"TTL then pktinfo", cat(ttl, info), true},
+		{"pktinfo then TTL", cat(info, ttl), true},
+		{"no TTL", info, false},
+		{"no pktinfo", ttl, false},
+		{"IPv6 levels", cat(cmsg(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, int32Data(254)), cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, make([]byte, 20))), false},
+		{"truncated pktinfo", cat(ttl, cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, pktinfo4(7)[:3])), false},
+		{"header cut short", cat(ttl, info)[:len(ttl)+4], false},
+	}
+	for _, tt := range tests {
+		var cm control
+		ok := parseControl4(tt.b, &cm)
+		if ok != tt.ok {
+			t.Errorf("%s: parseControl4 = %v, want %v (%+v)", tt.name, ok, tt.ok, cm)
+			continue
+		}
+		if ok && (cm.ifIndex != 7 || cm.hops != 254) {
+			t.Errorf("%s: parseControl4 read interface %d TTL %d, want interface 7 TTL 254", tt.name, cm.ifIndex, cm.hops)
+		}
+	}
+	var cm control
+	b := cat(ttl, info)
+	if n := testing.AllocsPerRun(100, func() { parseControl4(b, &cm) }); n != 0 {
+		t.Errorf("parseControl4 allocates %v times per packet", n)
+	}
+}
