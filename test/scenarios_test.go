@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -98,25 +97,6 @@ func overB(peer *lab.Node) lab.Route {
 	return lab.Route{Dst: peer.Addr(lab.A), Via: peer.Addr(lab.B), Dev: lab.B.Iface()}
 }
 
-// routesAre reports whether n's faild routes are exactly want, in any order.
-func routesAre(n *lab.Node, want ...lab.Route) bool {
-	rs, err := n.Routes()
-	if err != nil || len(rs) != len(want) {
-		return false
-	}
-	got := make([]string, len(rs))
-	for i, r := range rs {
-		got[i] = r.String()
-	}
-	exp := make([]string, len(want))
-	for i, r := range want {
-		exp[i] = r.String()
-	}
-	sort.Strings(got)
-	sort.Strings(exp)
-	return strings.Join(got, "|") == strings.Join(exp, "|")
-}
-
 // since returns n's events at or after t that match kv.
 func since(n *lab.Node, t time.Time, kv ...string) []lab.Event {
 	var out []lab.Event
@@ -165,7 +145,7 @@ func failedOver(t *testing.T, b *budget, at time.Time, d time.Duration, want map
 			for _, p := range peers {
 				rs = append(rs, overB(p))
 			}
-			if !routesAre(n, rs...) {
+			if !n.RoutesAre(rs...) {
 				return false
 			}
 		}
@@ -180,7 +160,7 @@ func switchedBack(t *testing.T, b *budget, at time.Time, d time.Duration, want m
 	t.Helper()
 	b.wait("switchback: no faild routes", d, func() bool {
 		for n := range want {
-			if !routesAre(n) {
+			if !n.RoutesAre() {
 				return false
 			}
 		}
@@ -343,7 +323,7 @@ func TestScenarioCarrierLoss(t *testing.T) {
 	must(t, l.LinkDown(lab.A, 2))
 	lost := waitEvent(b, n2, down, 2*time.Second, "msg", "carrier-lost", "lan", "A", "dev", lab.A.Iface())
 	t.Logf("%v: carrier-lost logged %v after the link went down", n2, ms(lost.Time().Sub(down)))
-	b.wait(n2.String()+" fails over at once", 2*time.Second, func() bool { return routesAre(n2, overB(l.Node(1)), overB(l.Node(3))) })
+	b.wait(n2.String()+" fails over at once", 2*time.Second, func() bool { return n2.RoutesAre(overB(l.Node(1)), overB(l.Node(3))) })
 	for _, p := range others(l, n2) {
 		es := since(n2, down, "msg", "failover", "peer", p.Addr(lab.A), "lan", "A")
 		if len(es) != 1 {
@@ -411,7 +391,7 @@ func TestScenarioPeerUnreachable(t *testing.T) {
 	end := time.Now().Add(5 * interval)
 	for time.Now().Before(end) {
 		for _, n := range others(l, n3) {
-			if !routesAre(n) {
+			if !n.RoutesAre() {
 				rs, _ := n.Routes()
 				t.Fatalf("%v: faild routes %v while %v is unreachable on both LANs; want none", n, rs, n3)
 			}
@@ -429,9 +409,17 @@ func TestScenarioPeerUnreachable(t *testing.T) {
 		e := waitEvent(b, n, up, 3*time.Second, "msg", "reachable", "peer", peer)
 		record(t, n.String()+"_reachable_logged", ms(e.Time().Sub(up)))
 	}
-	b.wait("no faild routes once node3 is back", fastLimit, func() bool {
+	// Reachable comes with the first path back; the other may follow
+	// later, with a route over the first meanwhile. Only once both have
+	// switched back is "no route" the end state and not that interim.
+	for _, n := range others(l, n3) {
+		for _, lan := range []string{"A", "B"} {
+			waitEvent(b, n, up, 3*time.Second, "msg", "switchback", "peer", peer, "lan", lan)
+		}
+	}
+	b.wait("no faild routes once node3 is back on both LANs", fastLimit, func() bool {
 		for _, n := range l.Nodes {
-			if !routesAre(n) {
+			if !n.RoutesAre() {
 				return false
 			}
 		}
@@ -476,8 +464,17 @@ func TestScenarioLossHysteresis(t *testing.T) {
 	start := time.Now()
 	must(t, l.Loss(lab.A, 1, 20))
 	time.Sleep(lossFor)
+	dropped, err := l.Dropped()
+	must(t, err)
 	heal := time.Now()
 	must(t, l.Heal())
+	record(t, "loss20_frames_dropped", dropped)
+	// Node1 sends and gets some 20 frames an interval on LAN A: 300
+	// intervals at 20% drop hundreds. None would mean the rule matched
+	// nothing and the test proved nothing.
+	if dropped < 100 {
+		t.Errorf("the loss rule dropped %d frames in %v; want hundreds", dropped, lossFor)
+	}
 
 	failovers, switchbacks := 0, 0
 	for _, n := range l.Nodes {
@@ -502,7 +499,7 @@ func TestScenarioLossHysteresis(t *testing.T) {
 	}
 	b.wait("no faild routes after the heal", 5*time.Second, func() bool {
 		for _, n := range l.Nodes {
-			if !routesAre(n) {
+			if !n.RoutesAre() {
 				return false
 			}
 		}
@@ -535,15 +532,18 @@ func TestScenarioFlapping(t *testing.T) {
 	flapStart := time.Now()
 	var longest time.Duration
 	for range cycles {
+		// The good window runs from the flush to the cut, each one nft
+		// transaction: it is at most from before the first call to after
+		// the second returns.
 		h := time.Now()
-		must(t, l.Heal())
+		must(t, l.ClearRules())
 		time.Sleep(time.Until(h.Add(good)))
-		c := time.Now()
 		must(t, l.CutPort(lab.A, 2, lab.Both))
+		c := time.Now()
 		longest = max(longest, c.Sub(h))
 		time.Sleep(time.Until(c.Add(bad)))
 		for n, peers := range want {
-			if !routesAre(n, overB(peers[0])) {
+			if !n.RoutesAre(overB(peers[0])) {
 				rs, _ := n.Routes()
 				t.Errorf("%v: faild routes %v while LAN A flaps; want %v kept", n, rs, overB(peers[0]))
 			}
@@ -551,6 +551,11 @@ func TestScenarioFlapping(t *testing.T) {
 	}
 	flapEnd := time.Now()
 	record(t, "flap_longest_good_window", ms(longest))
+	// Three good intervals take two intervals and a bit: a window that
+	// long would make a switchback right, and the test void.
+	if longest >= 2*iv {
+		t.Fatalf("a good window lasted up to %v, -s 3 could be met in %v; the lab was too slow to hold it short", ms(longest), 2*iv)
+	}
 	for n := range want {
 		for _, e := range since(n, flapStart, "msg", "switchback") {
 			if e.Time().Before(flapEnd) {
@@ -587,42 +592,54 @@ func TestScenarioCrash(t *testing.T) {
 	must(t, l.CutPort(lab.A, 2, lab.Both))
 	failedOver(t, b, cut, 3*iv+2*time.Second, map[*lab.Node][]*lab.Node{n1: {n2}})
 	must(t, n1.Kill())
-	if !routesAre(n1, route) {
+	if !n1.RoutesAre(route) {
 		rs, _ := n1.Routes()
 		t.Fatalf("%v: routes %v after SIGKILL; want the stale %v left", n1, rs, route)
 	}
 
-	// Restart while healthy: the stale route goes at once.
+	// Restart while healthy: the stale route goes at once, long before
+	// the 3 intervals that detection would take.
 	must(t, l.Heal())
-	time.Sleep(iv)
+	if !n1.RoutesAre(route) {
+		t.Fatalf("%v: the stale route went with nothing running", n1)
+	}
+	w := watchRoutes(t, n1)
 	start := time.Now()
 	must(t, n1.Start(args...))
-	gone := b.wait("stale route removed", 5*time.Second, func() bool { return routesAre(n1) })
+	stale := waitEvent(b, n1, start, 5*time.Second, "msg", "stale-route")
+	b.wait("stale route removed", 5*time.Second, func() bool { _, ok := w.Removed(start, route); return ok })
+	removed, _ := w.Removed(start, route)
+	gone := removed.Sub(start)
 	record(t, "stale_route_gone_after_start", ms(gone))
-	if gone > iv {
-		t.Errorf("%v: stale route gone %v after start; want within one interval (%v)", n1, ms(gone), iv)
+	// At once means before any peer is judged: detection alone takes 3
+	// intervals, so 2 are room enough for a loaded machine to exec faild.
+	if gone > 2*iv {
+		t.Errorf("%v: stale route gone %v after start; want at once (bound %v)", n1, ms(gone), 2*iv)
 	}
-	stale := waitEvent(b, n1, start, 2*time.Second, "msg", "stale-route")
+	if !n1.RoutesAre() {
+		rs, _ := n1.Routes()
+		t.Errorf("%v: routes %v after the stale route went; want none", n1, rs)
+	}
 	if !strings.Contains(stale["route"], route.Dst) || !strings.Contains(stale["route"], "via "+route.Via) {
 		t.Errorf("%v: stale-route event %v; want it to name %v", n1, stale, route)
 	}
 	waitEvent(b, n1, start, 2*time.Second, "msg", "discovered", "peer", n2.Addr(lab.A))
 	// It must not come back while healthy.
 	time.Sleep(3 * iv)
-	if !routesAre(n1) {
+	if !n1.RoutesAre() {
 		rs, _ := n1.Routes()
 		t.Errorf("%v: routes %v after a healthy restart; want none", n1, rs)
 	}
 
 	// Fail over again, crash, restart while still cut: same route again.
 	must(t, l.CutPort(lab.A, 2, lab.Both))
-	b.wait("failover before the second crash", 3*iv+2*time.Second, func() bool { return routesAre(n1, route) })
+	b.wait("failover before the second crash", 3*iv+2*time.Second, func() bool { return n1.RoutesAre(route) })
 	must(t, n1.Kill())
 	start = time.Now()
 	must(t, n1.Start(args...))
 	waitEvent(b, n1, start, 2*time.Second, "msg", "stale-route")
 	rebuilt := b.wait("route rebuilt after restart while cut", 3*iv+3*time.Second, func() bool {
-		return routesAre(n1, route) && len(since(n1, start, "msg", "failover")) > 0
+		return n1.RoutesAre(route) && len(since(n1, start, "msg", "failover")) > 0
 	})
 	record(t, "route_rebuilt_after_start", ms(rebuilt))
 	e := since(n1, start, "msg", "failover", "peer", n2.Addr(lab.A), "lan", "A")
@@ -666,7 +683,7 @@ func TestScenarioForeignRoute(t *testing.T) {
 				if now := foreign(); now != before {
 					t.Errorf("%v: routes to %s %s:\n%s\nwant untouched:\n%s", n1, dst, when, now, before)
 				}
-				if !routesAre(n1) {
+				if !n1.RoutesAre() {
 					rs, _ := n1.Routes()
 					t.Errorf("%v: faild routes %v %s; want none beside the foreign route", n1, rs, when)
 				}

@@ -141,7 +141,7 @@ func (l *Lab) CarrierUp(lan LAN, n int) error {
 // Heal removes every injected rule and brings every node interface and
 // switch port up.
 func (l *Lab) Heal() error {
-	if err := nftIn(l.sw, "flush chain bridge faildlab forward\n"); err != nil {
+	if err := l.ClearRules(); err != nil {
 		return err
 	}
 	for _, n := range l.Nodes {
@@ -155,6 +155,20 @@ func (l *Lab) Heal() error {
 		}
 	}
 	return nil
+}
+
+// ClearRules removes every injected rule in one nft transaction, and
+// nothing else: the quick half of Heal, for a test that times the moment
+// frames pass again.
+func (l *Lab) ClearRules() error {
+	return nftIn(l.sw, "flush chain bridge faildlab forward\n")
+}
+
+// Dropped is how many frames the injected rules have dropped since they
+// were added (Heal and ClearRules reset it), so a test can tell that a
+// rule matched anything at all.
+func (l *Lab) Dropped() (int, error) {
+	return l.countChain("forward")
 }
 
 // Rules lists the injected nft rules, for logs of a failed test.
@@ -175,9 +189,9 @@ func (l *Lab) checkPorts(lan LAN, nodes ...int) error {
 }
 
 // rule builds one drop rule from nft matches, tagged with a comment so a
-// listing shows which injection it belongs to.
+// listing shows which injection it belongs to, and counting what it drops.
 func rule(comment string, match ...string) string {
-	return fmt.Sprintf("add rule bridge faildlab forward %s drop comment %q", strings.Join(match, " "), comment)
+	return fmt.Sprintf("add rule bridge faildlab forward %s counter drop comment %q", strings.Join(match, " "), comment)
 }
 
 // iif and oif match the switch port a frame comes in on or goes out of.
@@ -245,7 +259,12 @@ func (l *Lab) BlockBroadcast() error {
 
 // BlockedFrames is how many frames the BlockBroadcast rules dropped.
 func (l *Lab) BlockedFrames() (int, error) {
-	out, err := output("ip", "netns", "exec", l.sw, "nft", "list", "chain", "bridge", "faildlab", "block")
+	return l.countChain("block")
+}
+
+// countChain sums the packet counters of a chain's rules.
+func (l *Lab) countChain(chain string) (int, error) {
+	out, err := output("ip", "netns", "exec", l.sw, "nft", "list", "chain", "bridge", "faildlab", chain)
 	if err != nil {
 		return 0, err
 	}
