@@ -31,8 +31,8 @@ func TestForget(t *testing.T) {
 		t.Fatalf("peer forgotten before its forget time")
 	}
 	evs := tab.Expire(last.Add(cfg.Forget), nil)
-	if len(evs) != 1 || evs[0].Kind != Forgotten || evs[0].Peer != peerID {
-		t.Fatalf("events %v, want one Forgotten", evs)
+	if len(evs) != 1 || evs[0].Kind != Forgotten || evs[0].Peer != peerID || evs[0].LAN != -1 {
+		t.Fatalf("events %+v, want one Forgotten, peer-wide (LAN -1)", evs)
 	}
 	if tab.Len() != 0 || len(tab.Routes(nil)) != 0 {
 		t.Errorf("after forgetting: %d peers, routes %v; want none", tab.Len(), tab.Routes(nil))
@@ -100,5 +100,20 @@ func TestForgetReleasesClaims(t *testing.T) {
 	})
 	if paths != 2 || tab.Refused != 0 {
 		t.Errorf("peer heard again after forgetting: %d paths, %d refused; want 2 and 0", paths, tab.Refused)
+	}
+}
+
+// TestForgetOff: with Forget 0 a silent peer is kept for good, its routes
+// too.
+func TestForgetOff(t *testing.T) {
+	tab := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}, nil)
+	for _, e := range tab.Expire(t0.Add(24*time.Hour), nil) {
+		if e.Kind == Forgotten {
+			t.Fatalf("forgotten with Forget 0: %+v", e)
+		}
+	}
+	if tab.Len() != 1 {
+		t.Errorf("%d peers after a day of silence with Forget 0, want 1", tab.Len())
 	}
 }

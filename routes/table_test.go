@@ -392,3 +392,69 @@ func hasKind(evs []Event, k Kind) bool {
 	}
 	return false
 }
+
+// TestDetectionTime: a path fails over -f intervals after its last
+// evidence, plus a grace of a quarter interval, at most 5 ms; the interval
+// is the faster of ours and the peer's, where a responder peer (interval
+// 0) leaves ours.
+func TestDetectionTime(t *testing.T) {
+	tests := []struct {
+		name       string
+		ours, peer time.Duration
+		want       time.Duration // from the last evidence
+	}{
+		{"both 100 ms", 100 * time.Millisecond, 100 * time.Millisecond, 305 * time.Millisecond},
+		{"a responder peer: ours", 100 * time.Millisecond, 0, 305 * time.Millisecond},
+		{"a faster peer sets the pace", 100 * time.Millisecond, 50 * time.Millisecond, 155 * time.Millisecond},
+		{"we only respond: the peer's", 0, 200 * time.Millisecond, 605 * time.Millisecond},
+		{"a peer below the minimum is held to it", 0, time.Millisecond, 32500 * time.Microsecond},
+		{"10 ms: a grace of 2.5 ms", 10 * time.Millisecond, 10 * time.Millisecond, 32500 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		tab := New(Config{LANs: 2, Interval: tt.ours, Misses: 3, Successes: 3})
+		for lan := range 2 {
+			tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: tt.peer, At: t0}, nil)
+		}
+		if at, ok := tab.NextDeadline(); !ok || !at.Equal(t0.Add(tt.want)) {
+			t.Errorf("%s: next deadline %v after the evidence, want %v", tt.name, at.Sub(t0), tt.want)
+		}
+		if evs := tab.Expire(t0.Add(tt.want-time.Microsecond), nil); len(evs) != 0 {
+			t.Errorf("%s: events %+v before the deadline", tt.name, evs)
+		}
+		failovers := 0
+		for _, e := range tab.Expire(t0.Add(tt.want), nil) {
+			if e.Kind == Failover && e.At.Equal(t0.Add(tt.want)) {
+				failovers++
+			}
+		}
+		if failovers != 2 {
+			t.Errorf("%s: %d failovers at the deadline, want both paths", tt.name, failovers)
+		}
+	}
+}
+
+// TestRTTKeptAcrossINQs: an INQ (RTT 0) does not wipe the round trip the
+// last ACK measured.
+func TestRTTKeptAcrossINQs(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: iv, RTT: 3 * time.Millisecond, At: t0}, nil)
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: iv, At: t0.Add(iv / 2)}, nil)
+	tab.Paths(t0.Add(iv), func(_ PeerID, lan int, p Path, _ Route) {
+		if lan == 0 && p.RTT != 3*time.Millisecond {
+			t.Errorf("RTT %v after an INQ, want the ACK's 3ms", p.RTT)
+		}
+	})
+}
+
+// TestInvalidUnknownLAN: asking for a LAN the table does not have is no
+// panic and no peers.
+func TestInvalidUnknownLAN(t *testing.T) {
+	tab := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}, nil)
+	tab.LANDown(0, t0, nil)
+	tab.LANDown(1, t0, nil)
+	if got := tab.Invalid(2, nil); len(got) != 0 {
+		t.Errorf("Invalid(2) of 2 LANs = %v, want none", got)
+	}
+}
