@@ -51,6 +51,12 @@ func TestParseControl4(t *testing.T) {
 		{"IPv6 levels", cat(cmsg(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, int32Data(254)), cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, make([]byte, 20))), false},
 		{"truncated pktinfo", cat(ttl, cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, pktinfo4(7)[:3])), false},
 		{"header cut short", cat(ttl, info)[:len(ttl)+4], false},
+		// The kernel need not pad the last message: Len reaches the end.
+		{"no padding after the last", cat(ttl, info)[:len(ttl)+unix.CmsgLen(unix.SizeofInet4Pktinfo)], true},
+		// Messages of no interest are stepped over, whatever their size:
+		// one without data, one that needs no padding.
+		{"an empty message first", cat(cmsg(unix.IPPROTO_IP, unix.IP_TOS, nil), ttl, info), true},
+		{"an aligned message first", cat(cmsg(unix.SOL_SOCKET, unix.SO_TIMESTAMP, make([]byte, 16)), ttl, info), true},
 	}
 	for _, tt := range tests {
 		var cm control

@@ -146,10 +146,33 @@ func TestAppendErrors(t *testing.T) {
 			t.Errorf("%s: Append error %q does not name the interval", tt.name, err)
 		}
 	}
-	// The largest interval that fits is accepted.
-	p := Packet{Type: INQ, Interval: (1<<32 - 1) * time.Microsecond}
-	if _, err := p.Append(nil); err != nil {
-		t.Errorf("Append with interval %v: %v", p.Interval, err)
+	// The limits themselves are accepted, and decode back.
+	many := make([]netip.Prefix, MaxAddrs)
+	for i := range many {
+		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), 32)
+	}
+	many[0] = netip.MustParsePrefix("2001:db8::1/128")
+	for _, p := range []Packet{
+		{Type: INQ, Interval: (1<<32 - 1) * time.Microsecond},
+		{Type: INQ, Addrs: many},
+		{Type: INQ, Deaf: make([]uint32, MaxDeaf)},
+	} {
+		b, err := p.Append(nil)
+		if err != nil {
+			t.Errorf("Append at the limits (interval %v, %d addresses, %d deaf): %v", p.Interval, len(p.Addrs), len(p.Deaf), err)
+			continue
+		}
+		var got Packet
+		if err := got.Decode(b); err != nil || got.Interval != p.Interval || len(got.Addrs) != len(p.Addrs) || len(got.Deaf) != len(p.Deaf) {
+			t.Errorf("Decode at the limits: %v, %+v", err, got)
+		}
+		if len(p.Addrs) > 0 && (got.Addrs[0] != many[0] || got.Addrs[1] != many[1]) {
+			t.Errorf("Decode of /128 and /32 entries: %v, want %v", got.Addrs[:2], many[:2])
+		}
+	}
+	// One past the interval's 32 bits of µs wraps to 0 unless refused.
+	if _, err := (&Packet{Type: INQ, Interval: (1 << 32) * time.Microsecond}).Append(nil); err == nil {
+		t.Error("Append with an interval of 2^32 µs succeeded")
 	}
 }
 
