@@ -89,7 +89,9 @@ func TestStatusAndHooks(t *testing.T) {
 	record := writeScript(t, dir, "record", fmt.Sprintf(
 		`echo "$FAILD_EVENT $FAILD_PEER $FAILD_LAN $FAILD_DEV $FAILD_ADDR $FAILD_ROUTE" >> %s`+"\n", events))
 	hungPid := filepath.Join(dir, "hung.pid")
-	hang := writeScript(t, dir, "hang", fmt.Sprintf("echo $$ > %s\nexec sleep 1000\n", hungPid))
+	// The hook's child is what hangs: a stop must kill the hook's whole
+	// process group, not only the hook.
+	hang := writeScript(t, dir, "hang", fmt.Sprintf("sleep 1000 &\necho $! > %s\nwait\n", hungPid))
 
 	if err := n1.Start(append(coreArgs, "--on-change", record)...); err != nil {
 		t.Fatal(err)
@@ -172,9 +174,9 @@ func TestStatusAndHooks(t *testing.T) {
 	if err != nil || pid <= 0 {
 		t.Fatalf("node2's hook wrote pid %q: %v", pidText, err)
 	}
-	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) }) // should it outlive faild
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) }) // should it outlive faild
 	if !alive(pid) {
-		t.Fatalf("node2's hanging hook (pid %d) is gone before the stop", pid)
+		t.Fatalf("node2's hanging hook's child (pid %d) is gone before the stop", pid)
 	}
 	for _, n := range l.Nodes {
 		if err := n.Stop(); err != nil {
@@ -183,7 +185,7 @@ func TestStatusAndHooks(t *testing.T) {
 	}
 	// Killed with faild, it may linger a moment as a zombie until reaped.
 	if _, err := lab.WaitFor(2*time.Second, func() bool { return !alive(pid) }); err != nil {
-		t.Errorf("node2's hanging hook (pid %d) outlived faild", pid)
+		t.Errorf("node2's hanging hook's child (pid %d) outlived faild", pid)
 	}
 	if out, code := runStatus(t, bin, n1); code != 2 {
 		t.Errorf("faild status with the daemon stopped: exit %d, want 2:\n%s", code, out)
