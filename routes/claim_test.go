@@ -79,3 +79,30 @@ func TestReaddressReleasesClaim(t *testing.T) {
 		t.Errorf("LAN-B path addresses %v, want %v", got, want)
 	}
 }
+
+// TestClaimsOnLANB: the same as TestClaims with the LANs swapped, so the
+// announcer's path that loses the address is on LAN B: its Rerouted event
+// must come for that LAN too.
+func TestClaimsOnLANB(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	const p3, p9 = PeerID(3), PeerID(9)
+	// Peer 9, heard on LAN A only, announces peer 3's LAN-B address; its
+	// LAN-B path expires, routed via its LAN-A address.
+	for k := 0; k <= 5; k++ {
+		tab.Observe(Observation{Peer: p9, LAN: 0, Addrs: []netip.Addr{a("192.0.2.9"), a("198.51.100.3")}, Interval: iv, At: t0.Add(time.Duration(k) * iv)}, nil)
+	}
+	tab.Expire(t0.Add(5*iv), nil)
+	if rs := tab.Routes(nil); len(rs) != 1 || rs[0].Dst != netip.MustParsePrefix("198.51.100.3/32") {
+		t.Fatalf("routes %v; want 198.51.100.3 via peer 9", rs)
+	}
+	evs := tab.Observe(Observation{Peer: p3, LAN: 1, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.3")}, Interval: iv, At: t0.Add(6 * iv)}, nil)
+	want := []Event{
+		{Kind: Discovered, Peer: p3, LAN: 1, Addr: a("198.51.100.3"), At: t0.Add(6 * iv)},
+		{Kind: Rerouted, Peer: p9, LAN: 1, At: t0.Add(6 * iv)},
+	}
+	if !reflect.DeepEqual(evs, want) {
+		t.Errorf("events when the owner speaks (-want +got):\n- %+v\n+ %+v", want, evs)
+	}
+}
