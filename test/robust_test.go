@@ -14,15 +14,26 @@ import (
 
 // flapLAN cuts node2's LAN-A port for down, heals it for up, over and over
 // for d, and returns the number of cuts and the time of the last heal (just
-// after it was in force: nothing heard later can predate it).
+// after it was in force: nothing heard later can predate it). Each nft
+// process starts during the phase before the one it ends, so that a loaded
+// machine's process start does not stretch the phases.
 func flapLAN(t *testing.T, l *lab.Lab, down, up, d time.Duration) (n int, healed time.Time) {
 	t.Helper()
+	cut, err := l.PrepareCutPort(lab.A, 2, lab.Both)
+	must(t, err)
+	t.Cleanup(cut.Close)
 	for end := time.Now().Add(d); time.Now().Before(end); n++ {
 		c := time.Now()
-		must(t, l.CutPort(lab.A, 2, lab.Both))
+		must(t, cut.Fire())
+		heal, err := l.PrepareClearRules()
+		must(t, err)
+		t.Cleanup(heal.Close)
 		time.Sleep(time.Until(c.Add(down)))
-		must(t, l.ClearRules())
+		must(t, heal.Fire())
 		healed = time.Now()
+		cut, err = l.PrepareCutPort(lab.A, 2, lab.Both)
+		must(t, err)
+		t.Cleanup(cut.Close)
 		time.Sleep(time.Until(healed.Add(up)))
 	}
 	return n, healed

@@ -529,18 +529,31 @@ func TestScenarioFlapping(t *testing.T) {
 	must(t, l.CutPort(lab.A, 2, lab.Both))
 	failedOver(t, b, cut, 3*time.Second, want)
 
+	// The good window runs from the flush to the cut, each one nft
+	// transaction whose process was started a bad phase beforehand
+	// (starting one takes up to a few hundred ms on a loaded machine): it
+	// is at most from before the first fires to after the second returns.
+	prepare := func() (heal, cut *lab.Prepared) {
+		heal, err := l.PrepareClearRules()
+		must(t, err)
+		t.Cleanup(heal.Close)
+		cut, err = l.PrepareCutPort(lab.A, 2, lab.Both)
+		must(t, err)
+		t.Cleanup(cut.Close)
+		return heal, cut
+	}
+	heal, cutAgain := prepare()
+	time.Sleep(bad)
 	flapStart := time.Now()
 	var longest time.Duration
 	for range cycles {
-		// The good window runs from the flush to the cut, each one nft
-		// transaction: it is at most from before the first call to after
-		// the second returns.
 		h := time.Now()
-		must(t, l.ClearRules())
+		must(t, heal.Fire())
 		time.Sleep(time.Until(h.Add(good)))
-		must(t, l.CutPort(lab.A, 2, lab.Both))
+		must(t, cutAgain.Fire())
 		c := time.Now()
 		longest = max(longest, c.Sub(h))
+		heal, cutAgain = prepare()
 		time.Sleep(time.Until(c.Add(bad)))
 		for n, peers := range want {
 			if !n.RoutesAre(overB(peers[0])) {
@@ -566,9 +579,9 @@ func TestScenarioFlapping(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	heal := time.Now()
+	healed := time.Now()
 	must(t, l.Heal())
-	back := switchedBack(t, b, heal, 3*time.Second, want)
+	back := switchedBack(t, b, healed, 3*time.Second, want)
 	record(t, "switchback_after_stable_heal", ms(back))
 	if back < 2*iv {
 		t.Errorf("switched back %v after a stable heal; -s 3 needs at least 2 intervals (%v)", ms(back), 2*iv)

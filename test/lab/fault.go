@@ -1,8 +1,13 @@
 package lab
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"os/exec"
 	"strings"
+	"time"
 )
 
 // Failures are nftables rules in the switch's bridge-family forward chain
@@ -53,20 +58,94 @@ func (l *Lab) CutPair(lan LAN, n1, n2 int) error {
 // CutPort drops frames to and/or from node n's port on one LAN; the
 // node's carrier stays up.
 func (l *Lab) CutPort(lan LAN, n int, dir Direction) error {
-	if err := l.checkPorts(lan, n); err != nil {
+	rules, err := l.cutPortRules(lan, n, dir)
+	if err != nil {
 		return err
+	}
+	return l.addRules(rules...)
+}
+
+func (l *Lab) cutPortRules(lan LAN, n int, dir Direction) ([]string, error) {
+	if err := l.checkPorts(lan, n); err != nil {
+		return nil, err
 	}
 	p := lan.port(n)
 	c := fmt.Sprintf("cut-port %v %d %v", lan, n, dir)
 	switch dir {
 	case Both:
-		return l.addRules(rule(c, iif(p)), rule(c, oif(p)))
+		return []string{rule(c, iif(p)), rule(c, oif(p))}, nil
 	case ToNode:
-		return l.addRules(rule(c, oif(p)))
+		return []string{rule(c, oif(p))}, nil
 	case FromNode:
-		return l.addRules(rule(c, iif(p)))
+		return []string{rule(c, iif(p))}, nil
 	}
-	return fmt.Errorf("failed to cut port: bad direction %v", dir)
+	return nil, fmt.Errorf("failed to cut port: bad direction %v", dir)
+}
+
+// Prepared is an injection whose nft process already runs, waiting for its
+// script: Fire costs no process start, only the transaction. For tests
+// that time the moment a fault begins or ends on a loaded machine, where
+// starting "ip netns exec ... nft" takes up to a few hundred milliseconds.
+type Prepared struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    bytes.Buffer
+	script string
+}
+
+// PrepareCutPort is CutPort, prepared.
+func (l *Lab) PrepareCutPort(lan LAN, n int, dir Direction) (*Prepared, error) {
+	rules, err := l.cutPortRules(lan, n, dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.prepare(strings.Join(rules, "\n") + "\n")
+}
+
+// PrepareClearRules is ClearRules, prepared.
+func (l *Lab) PrepareClearRules() (*Prepared, error) {
+	return l.prepare(flushRules)
+}
+
+func (l *Lab) prepare(script string) (*Prepared, error) {
+	p := &Prepared{cmd: exec.Command("ip", "netns", "exec", l.sw, "nft", "-f", "-"), script: script}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start nft in %s: %w", l.sw, err)
+	}
+	return p, nil
+}
+
+// Fire hands the script to the waiting nft and returns once the
+// transaction is in force.
+func (p *Prepared) Fire() error {
+	_, werr := io.WriteString(p.stdin, p.script)
+	cerr := p.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err = errors.Join(werr, cerr, err); err != nil {
+			return fmt.Errorf("failed to run nft: %w: %s\nscript:\n%s", err, bytes.TrimSpace(p.out.Bytes()), p.script)
+		}
+		return nil
+	case <-time.After(cmdTimeout):
+		p.cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("nft did not finish within %v:\n%s", cmdTimeout, p.script)
+	}
+}
+
+// Close ends a Prepared that was never fired; after Fire it does nothing.
+func (p *Prepared) Close() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
 }
 
 // Loss drops percent of the frames to node n's port on one LAN and,
@@ -161,8 +240,10 @@ func (l *Lab) Heal() error {
 // nothing else: the quick half of Heal, for a test that times the moment
 // frames pass again.
 func (l *Lab) ClearRules() error {
-	return nftIn(l.sw, "flush chain bridge faildlab forward\n")
+	return nftIn(l.sw, flushRules)
 }
+
+const flushRules = "flush chain bridge faildlab forward\n"
 
 // Dropped is how many frames the injected rules have dropped since they
 // were added (Heal and ClearRules reset it), so a test can tell that a

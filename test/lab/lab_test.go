@@ -157,6 +157,17 @@ func TestFaults(t *testing.T) {
 	}{
 		{"CutPort both", func() error { return l.CutPort(A, 1, Both) },
 			[]probe{{A, 1, 2, false}, {A, 2, 1, false}, {A, 2, 3, true}, {B, 1, 2, true}}},
+		{"PrepareCutPort both", func() error {
+			p, err := l.PrepareCutPort(A, 1, Both)
+			if err != nil {
+				return err
+			}
+			// A prepared injection changes nothing until it fires.
+			if !broadcastReaches(t, l, A, 2, 1, true) {
+				t.Errorf("a prepared cut is in force before Fire")
+			}
+			return p.Fire()
+		}, []probe{{A, 1, 2, false}, {A, 2, 1, false}, {A, 2, 3, true}, {B, 1, 2, true}}},
 		{"CutPort to-node", func() error { return l.CutPort(A, 1, ToNode) },
 			[]probe{{A, 1, 2, true}, {A, 2, 1, false}, {A, 3, 1, false}, {B, 2, 1, true}}},
 		{"CutPort from-node", func() error { return l.CutPort(A, 1, FromNode) },
