@@ -495,14 +495,20 @@ func TestScenarioLossHysteresis(t *testing.T) {
 		t.Errorf("the loss rule dropped %d frames in %v; want hundreds", dropped, lossFor)
 	}
 
-	failovers, switchbacks := 0, 0
+	// The loss is on LAN A; LAN B, without loss, counts apart: a failover
+	// there says the machine stalled faild, not that hysteresis failed.
+	failovers, switchbacks, onB := 0, 0, 0
 	for _, n := range l.Nodes {
 		for _, e := range since(n, start, "msg", "failover") {
-			if e.Time().Before(heal) {
+			switch {
+			case !e.Time().Before(heal):
+			case e["lan"] == "A":
 				failovers++
+			default:
+				onB++
 			}
 		}
-		for _, e := range since(n, start, "msg", "switchback") {
+		for _, e := range since(n, start, "msg", "switchback", "lan", "A") {
 			if e.Time().Before(heal) {
 				switchbacks++
 			}
@@ -514,7 +520,8 @@ func TestScenarioLossHysteresis(t *testing.T) {
 	// 7% of intervals. Five in a row is rare; without hysteresis (-f 1)
 	// there would be some 20 per path in 300 intervals.
 	if failovers > 6 {
-		t.Errorf("%d failovers in %v of 20%% loss with -f 5 -s 5; want hysteresis to hold them to a few", failovers, lossFor)
+		t.Errorf("%d LAN-A failovers in %v of 20%% loss with -f 5 -s 5; want hysteresis to hold them to a few (LAN B, without loss, had %d)",
+			failovers, lossFor, onB)
 	}
 	b.wait("no faild routes after the heal", 5*time.Second, func() bool {
 		for _, n := range l.Nodes {
@@ -641,12 +648,14 @@ func TestScenarioCrash(t *testing.T) {
 	stale := waitEvent(b, n1, start, 5*time.Second, "msg", "stale-route")
 	b.wait("stale route removed", 5*time.Second, func() bool { _, ok := w.Removed(start, route); return ok })
 	removed, _ := w.Removed(start, route)
-	gone := removed.Sub(start)
-	record(t, "stale_route_gone_after_start", ms(gone))
-	// At once means before any peer is judged: detection alone takes 3
-	// intervals, so 2 are room enough for a loaded machine to exec faild.
-	if gone > 2*iv {
-		t.Errorf("%v: stale route gone %v after start; want at once (bound %v)", n1, ms(gone), 2*iv)
+	record(t, "stale_route_gone_after_start", ms(removed.Sub(start)))
+	// At once means as faild starts, before it judges any peer (that
+	// alone takes 3 intervals): timed from faild's own start line, so that
+	// a loaded machine's time to exec it does not count, with half an
+	// interval for the watch to hear of it.
+	started := waitEvent(b, n1, start, 5*time.Second, "msg", "start").Time()
+	if gone := removed.Sub(started); gone > iv/2 {
+		t.Errorf("%v: stale route gone %v after faild's start line; want at once (bound %v)", n1, ms(gone), iv/2)
 	}
 	if !n1.RoutesAre() {
 		rs, _ := n1.Routes()
@@ -759,12 +768,22 @@ func TestScenarioCleanStop(t *testing.T) {
 	cut := time.Now()
 	must(t, l.CutPort(lab.A, 1, lab.Both))
 	failedOver(t, b, cut, fastLimit, isolatedOnA(l, l.Node(1)))
-	for _, n := range l.Nodes {
+	// Every node at once: one stopped after another would find its peers
+	// gone, and its routes for them already withdrawn, once stopping
+	// takes a detection time on a loaded machine.
+	errs := make([]error, len(l.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range l.Nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = n.Stop() }()
+	}
+	wg.Wait()
+	for i, n := range l.Nodes {
 		installed := 2
 		if n != l.Node(1) {
 			installed = 1
 		}
-		if err := n.Stop(); err != nil {
+		if err := errs[i]; err != nil {
 			t.Errorf("%v: SIGTERM during failover: %v; want exit 0", n, err)
 		}
 		out, err := n.IP("route", "show", "table", "all", "proto", lab.ProtoFaild)
