@@ -63,6 +63,7 @@ func (n *Node) WatchRoutes() (*RouteWatch, error) {
 		return nil, fmt.Errorf("failed to subscribe to routes in %s: %w", n.NS, err)
 	}
 	go func() {
+		defer h.Close() // once the subscription has ended and closed up
 		for u := range up {
 			at := time.Now()
 			if u.Route.Protocol != protoFaildNum || u.Route.Dst == nil || u.Route.Table != syscall.RT_TABLE_MAIN {
@@ -110,7 +111,6 @@ func (w *RouteWatch) Close() {
 	case <-w.done:
 	default:
 		close(w.done)
-		w.h.Close()
 	}
 }
 
