@@ -384,15 +384,6 @@ func TestCarrierFlapsDoNotGrowTheQueue(t *testing.T) {
 	}
 }
 
-func hasKind(evs []Event, k Kind) bool {
-	for _, e := range evs {
-		if e.Kind == k {
-			return true
-		}
-	}
-	return false
-}
-
 // TestDetectionTime: a path fails over -f intervals after its last
 // evidence, plus a grace of a quarter interval, at most 5 ms; the interval
 // is the faster of ours and the peer's, where a responder peer (interval
