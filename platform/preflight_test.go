@@ -15,9 +15,7 @@ func TestPreflight(t *testing.T) {
 	procSys = dir
 	defer func() { procSys = "/proc/sys" }()
 	for name, v := range map[string]string{"all": "0", "eth0": "1", "eth1": "2", "eth2": "0"} {
-		p := filepath.Join(dir, "net/ipv4/conf", name)
-		os.MkdirAll(p, 0o755)
-		os.WriteFile(filepath.Join(p, "rp_filter"), []byte(v+"\n"), 0o644)
+		writeRPFilter(t, dir, name, v+"\n")
 	}
 	lan := func(name, addr string, noBrd bool) LAN {
 		p := netip.MustParsePrefix(addr)
@@ -51,8 +49,21 @@ func TestPreflight(t *testing.T) {
 	}
 	// "all" set to strict makes an interface strict unless its own value is
 	// larger (loose).
-	os.WriteFile(filepath.Join(dir, "net/ipv4/conf/all/rp_filter"), []byte("1"), 0o644)
+	writeRPFilter(t, dir, "all", "1")
 	if got := Preflight([]LAN{lan("eth2", "203.0.113.1/24", false)}); len(got) != 1 {
 		t.Errorf("with all=1: %q, want one warning", got)
+	}
+}
+
+// writeRPFilter writes an rp_filter value for an interface (or "all")
+// under a fake /proc/sys.
+func writeRPFilter(t *testing.T, procSys, iface, v string) {
+	t.Helper()
+	p := filepath.Join(procSys, "net/ipv4/conf", iface)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "rp_filter"), []byte(v), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,6 +80,26 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestSignShortest: Sign and Verify look at the length and the flag only;
+// the shortest buffer they take is a header and a tag.
+func TestSignShortest(t *testing.T) {
+	m, err := NewMAC([][]byte{testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, HeaderLen+TagLen)
+	b[flagsOff] = FlagAuth
+	if err := m.Sign(b); err != nil {
+		t.Fatalf("Sign of %d bytes: %v", len(b), err)
+	}
+	if err := m.Verify(b); err != nil {
+		t.Errorf("Verify of %d bytes: %v", len(b), err)
+	}
+	if err := m.Sign(b[:len(b)-1]); !errors.Is(err, ErrNoTag) {
+		t.Errorf("Sign of %d bytes = %v, want %v", len(b)-1, err, ErrNoTag)
+	}
+}
+
 func TestSignedCodec(t *testing.T) {
 	b := signed(t, [][]byte{testKey}, testPacket())
 	if len(b) != HeaderLen+2*addr4Len+1+TagLen || b[flagsOff] != FlagAuth { // +1: the empty deaf list
@@ -109,11 +130,16 @@ func TestKeys(t *testing.T) {
 		{"three", [][]byte{testKey, nextKey, otherKey}, false},
 		{"15 bytes", [][]byte{testKey[:15]}, false},
 		{"16 bytes", [][]byte{testKey[:16]}, true},
+		{"the longest", [][]byte{make([]byte, MaxKeyLen)}, true},
 		{"huge", [][]byte{make([]byte, MaxKeyLen+1)}, false},
 	} {
 		if err := CheckKeys(tt.keys); (err == nil) != tt.ok {
 			t.Errorf("%s: CheckKeys = %v, want ok %v", tt.name, err, tt.ok)
 		}
+	}
+	// The error names the bad key as the key file counts: from 1.
+	if err := CheckKeys([][]byte{testKey, testKey[:15]}); !errors.Is(err, ErrKeys) || !strings.Contains(err.Error(), "key 2 has 15 bytes") {
+		t.Errorf("CheckKeys with a short second key = %v; want %v naming key 2", err, ErrKeys)
 	}
 	if m, err := NewMAC(nil); m != nil || err != nil {
 		t.Errorf("NewMAC(nil) = %v, %v; want no MAC and no error", m, err)

@@ -9,7 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cmsg is one control message as the Linux kernel lays it out.
+// cmsg builds one control message as the kernel lays it out: a Cmsghdr,
+// the data, and padding to the next aligned header.
 func cmsg(level, typ int32, data []byte) []byte {
 	b := make([]byte, unix.CmsgSpace(len(data)))
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
@@ -19,29 +20,55 @@ func cmsg(level, typ int32, data []byte) []byte {
 	return b
 }
 
-// TestParseControl4 reads what the kernel delivers with an IPv4 datagram:
-// IP_TTL, and IP_PKTINFO whose interface index comes first (struct
-// in_pktinfo: ifindex, spec_dst, addr), in either order.
+// pktinfo4 is a struct in_pktinfo: the interface index, then the local and
+// the header destination addresses, each filled with bytes that no offset
+// other than 0 could read as ifIndex.
+func pktinfo4(ifIndex int32) []byte {
+	b := make([]byte, unix.SizeofInet4Pktinfo)
+	binary.NativeEndian.PutUint32(b, uint32(ifIndex))
+	copy(b[4:], []byte{192, 0, 2, 1, 192, 0, 2, 255})
+	return b
+}
+
+func int32Data(v int32) []byte {
+	return binary.NativeEndian.AppendUint32(nil, uint32(v))
+}
+
+// TestParseControl4 reads the interface and TTL back from the control
+// messages the kernel delivers with an IPv4 packet (IP_TTL, IP_PKTINFO),
+// in either order, and refuses them when one is missing.
 func TestParseControl4(t *testing.T) {
-	ttl := binary.NativeEndian.AppendUint32(nil, 255)
-	info := make([]byte, 12)
-	binary.NativeEndian.PutUint32(info, 3)
-	copy(info[4:], []byte{192, 0, 2, 1})
-	copy(info[8:], []byte{192, 0, 2, 255})
-	for _, b := range [][]byte{
-		append(cmsg(unix.IPPROTO_IP, unix.IP_TTL, ttl), cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, info)...),
-		append(cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, info), cmsg(unix.IPPROTO_IP, unix.IP_TTL, ttl)...),
-	} {
-		m := Message{Hops: -1}
-		parseControl(b, false, &m)
-		if m.IfIndex != 3 || m.Hops != 255 {
-			t.Errorf("parseControl = interface %d, TTL %d; want 3, 255", m.IfIndex, m.Hops)
-		}
+	ttl := cmsg(unix.IPPROTO_IP, unix.IP_TTL, int32Data(254))
+	info := cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, pktinfo4(7))
+	tests := []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"TTL then pktinfo", cat(ttl, info), true},
+		{"pktinfo then TTL", cat(info, ttl), true},
+		{"no TTL", info, false},
+		{"no pktinfo", ttl, false},
+		{"IPv6 levels", cat(cmsg(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, int32Data(254)), cmsg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, make([]byte, 20))), false},
+		{"truncated pktinfo", cat(ttl, cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, pktinfo4(7)[:3])), false},
+		{"header cut short", cat(ttl, info)[:len(ttl)+4], false},
+		// The kernel need not pad the last message: Len reaches the end.
+		{"no padding after the last", cat(ttl, info)[:len(ttl)+unix.CmsgLen(unix.SizeofInet4Pktinfo)], true},
+		// Messages of no interest are stepped over, whatever their size:
+		// one without data, one that needs no padding.
+		{"an empty message first", cat(cmsg(unix.IPPROTO_IP, unix.IP_TOS, nil), ttl, info), true},
+		{"an aligned message first", cat(cmsg(unix.SOL_SOCKET, unix.SO_TIMESTAMP, make([]byte, 16)), ttl, info), true},
 	}
-	m := Message{Hops: -1}
-	parseControl(cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, info[:3]), false, &m)
-	if m.IfIndex != 0 {
-		t.Errorf("a truncated IP_PKTINFO gave interface %d", m.IfIndex)
+	for _, tt := range tests {
+		m := Message{Hops: -1}
+		parseControl(tt.b, false, &m)
+		if ok := m.IfIndex != 0 && m.Hops >= 0; ok != tt.ok {
+			t.Errorf("%s: parseControl read interface %d TTL %d, want both: %v", tt.name, m.IfIndex, m.Hops, tt.ok)
+			continue
+		}
+		if tt.ok && (m.IfIndex != 7 || m.Hops != 254) {
+			t.Errorf("%s: parseControl read interface %d TTL %d, want interface 7 TTL 254", tt.name, m.IfIndex, m.Hops)
+		}
 	}
 }
 
@@ -49,7 +76,7 @@ func TestParseControl4(t *testing.T) {
 // per-packet path, for both families.
 func TestParseControlAllocs(t *testing.T) {
 	b6 := (&ipv6.ControlMessage{HopLimit: 255, IfIndex: 3}).Marshal()
-	b4 := cmsg(unix.IPPROTO_IP, unix.IP_TTL, binary.NativeEndian.AppendUint32(nil, 255))
+	b4 := cat(cmsg(unix.IPPROTO_IP, unix.IP_TTL, int32Data(255)), cmsg(unix.IPPROTO_IP, unix.IP_PKTINFO, pktinfo4(3)))
 	var m Message
 	if n := testing.AllocsPerRun(100, func() { parseControl(b6, true, &m); parseControl(b4, false, &m) }); n != 0 {
 		t.Errorf("parseControl allocates %v times per packet", n)

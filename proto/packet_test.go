@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -101,6 +102,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"entry truncated v6", cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01}), ErrShort},
 		{"family 5", cat(hdr(1, 1), []byte{5, 24, 192, 0, 2, 1}), ErrAddrs},
 		{"prefix 33", cat(hdr(1, 1), []byte{4, 33, 192, 0, 2, 1}), ErrAddrs},
+		{"prefix 129", cat(hdr(1, 1), []byte{6, 129, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{0}), ErrAddrs},
 		{"no deaf count", hdr(1, 0), ErrShort},
 		{"deaf list truncated", cat(hdr(1, 0), []byte{2, 0xc0, 0, 2, 2}), ErrShort},
 		{"deaf list in an ACK", cat(hdr(2, 0), []byte{1, 0xc0, 0, 2, 2}), ErrDeaf},
@@ -117,17 +119,57 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestAppendErrors(t *testing.T) {
-	for _, p := range []Packet{
-		{Type: 0},
-		{Type: INQ, Interval: 2 * time.Hour},
-		{Type: INQ, Addrs: make([]netip.Prefix, MaxAddrs+1)},
-		{Type: INQ, Addrs: []netip.Prefix{{}}},
-		{Type: ACK, Deaf: []uint32{1}},
-		{Type: INQ, Deaf: make([]uint32, MaxDeaf+1)},
-	} {
-		if _, err := p.Append(nil); err == nil {
-			t.Errorf("Append(%+v) succeeded, want an error", p)
+	tests := []struct {
+		name string
+		p    Packet
+		want error // nil: an error without a sentinel, naming the field
+	}{
+		{"type 0", Packet{Type: 0}, ErrType},
+		{"interval past 32 bits of µs", Packet{Type: INQ, Interval: 2 * time.Hour}, nil},
+		{"negative interval", Packet{Type: INQ, Interval: -time.Millisecond}, nil},
+		{"too many addresses", Packet{Type: INQ, Addrs: make([]netip.Prefix, MaxAddrs+1)}, ErrAddrs},
+		{"invalid prefix", Packet{Type: INQ, Addrs: []netip.Prefix{{}}}, ErrAddrs},
+		{"deaf list in an ACK", Packet{Type: ACK, Deaf: []uint32{1}}, ErrDeaf},
+		{"deaf list too long", Packet{Type: INQ, Deaf: make([]uint32, MaxDeaf+1)}, ErrDeaf},
+	}
+	for _, tt := range tests {
+		_, err := tt.p.Append(nil)
+		switch {
+		case err == nil:
+			t.Errorf("%s: Append succeeded, want an error", tt.name)
+		case tt.want != nil && !errors.Is(err, tt.want):
+			t.Errorf("%s: Append error %v, want %v", tt.name, err, tt.want)
+		case tt.want == nil && !strings.Contains(err.Error(), "interval"):
+			t.Errorf("%s: Append error %q does not name the interval", tt.name, err)
 		}
+	}
+	// The limits themselves are accepted, and decode back.
+	many := make([]netip.Prefix, MaxAddrs)
+	for i := range many {
+		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), 32)
+	}
+	many[0] = netip.MustParsePrefix("2001:db8::1/128")
+	for _, p := range []Packet{
+		{Type: INQ, Interval: (1<<32 - 1) * time.Microsecond},
+		{Type: INQ, Addrs: many},
+		{Type: INQ, Deaf: make([]uint32, MaxDeaf)},
+	} {
+		b, err := p.Append(nil)
+		if err != nil {
+			t.Errorf("Append at the limits (interval %v, %d addresses, %d deaf): %v", p.Interval, len(p.Addrs), len(p.Deaf), err)
+			continue
+		}
+		var got Packet
+		if err := got.Decode(b); err != nil || got.Interval != p.Interval || len(got.Addrs) != len(p.Addrs) || len(got.Deaf) != len(p.Deaf) {
+			t.Errorf("Decode at the limits: %v, %+v", err, got)
+		}
+		if len(p.Addrs) > 0 && (got.Addrs[0] != many[0] || got.Addrs[1] != many[1]) {
+			t.Errorf("Decode of /128 and /32 entries: %v, want %v", got.Addrs[:2], many[:2])
+		}
+	}
+	// One past the interval's 32 bits of µs wraps to 0 unless refused.
+	if _, err := (&Packet{Type: INQ, Interval: (1 << 32) * time.Microsecond}).Append(nil); err == nil {
+		t.Error("Append with an interval of 2^32 µs succeeded")
 	}
 }
 

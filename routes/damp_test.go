@@ -123,3 +123,30 @@ func TestDampingGrowsAndDecays(t *testing.T) {
 		}
 	}
 }
+
+// TestDampWindowEdge: a failover a whole window after the previous one is
+// not within it, and does not double; a moment earlier it does.
+func TestDampWindowEdge(t *testing.T) {
+	const w = 3 * time.Second
+	iv := 100 * time.Millisecond
+	for _, tc := range []struct {
+		gap  time.Duration
+		want int
+	}{{w - time.Millisecond, 2}, {w, 1}} {
+		tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 1, DampWindow: w, DampMax: 16})
+		obs := func(lan int, at time.Time) []Event {
+			return tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, At: at}, nil)
+		}
+		obs(0, t0)
+		obs(1, t0)
+		first := t0.Add(iv)
+		tab.LANDown(0, first, nil)
+		if evs := obs(0, first.Add(iv)); len(evs) == 0 || evs[0].Kind != Switchback {
+			t.Fatalf("gap %v: %+v after the first failover, want a switchback (-s 1)", tc.gap, evs)
+		}
+		evs := tab.LANDown(0, first.Add(tc.gap), nil)
+		if len(evs) == 0 || evs[0].Kind != Failover || evs[0].Needs != tc.want {
+			t.Errorf("second failover %v after the first: %+v, want it to need %d", tc.gap, evs, tc.want)
+		}
+	}
+}

@@ -31,8 +31,8 @@ func TestForget(t *testing.T) {
 		t.Fatalf("peer forgotten before its forget time")
 	}
 	evs := tab.Expire(last.Add(cfg.Forget), nil)
-	if len(evs) != 1 || evs[0].Kind != Forgotten || evs[0].Peer != peerID {
-		t.Fatalf("events %v, want one Forgotten", evs)
+	if len(evs) != 1 || evs[0].Kind != Forgotten || evs[0].Peer != peerID || evs[0].LAN != -1 {
+		t.Fatalf("events %+v, want one Forgotten, peer-wide (LAN -1)", evs)
 	}
 	if peersIn(tab) != 0 || len(tab.Routes(nil)) != 0 {
 		t.Errorf("after forgetting: %d peers, routes %v; want none", peersIn(tab), tab.Routes(nil))
@@ -72,6 +72,49 @@ func TestMaxPeers(t *testing.T) {
 	}
 	if peersIn(tab) != 2 {
 		t.Errorf("%d peers, want the limit of 2", peersIn(tab))
+	}
+}
+
+// TestForgetReleasesClaims: a forgotten peer gives up its addresses, so
+// when it is heard again (a new table entry) it gets its paths back, and
+// so would another peer announcing them.
+func TestForgetReleasesClaims(t *testing.T) {
+	cfg := Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3, Forget: 10 * time.Second}
+	tab := New(cfg)
+	obs := func(lan int, at time.Time) []Event {
+		return tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: cfg.Interval, At: at}, nil)
+	}
+	obs(0, t0)
+	obs(1, t0)
+	if evs := tab.Expire(t0.Add(time.Minute), nil); len(evs) == 0 || evs[len(evs)-1].Kind != Forgotten {
+		t.Fatalf("events %+v, want the peer forgotten", evs)
+	}
+	back := t0.Add(2 * time.Minute)
+	obs(1, back) // heard on LAN B, announcing its LAN-A address
+	paths := 0
+	tab.Paths(back, func(_ PeerID, lan int, p Path, _ Route) {
+		paths++
+		if p.Addr != peerAddrs[lan] {
+			t.Errorf("LAN %d path address %v, want %v", lan, p.Addr, peerAddrs[lan])
+		}
+	})
+	if paths != 2 || tab.Refused != 0 {
+		t.Errorf("peer heard again after forgetting: %d paths, %d refused; want 2 and 0", paths, tab.Refused)
+	}
+}
+
+// TestForgetOff: with Forget 0 a silent peer is kept for good, its routes
+// too.
+func TestForgetOff(t *testing.T) {
+	tab := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}, nil)
+	for _, e := range tab.Expire(t0.Add(24*time.Hour), nil) {
+		if e.Kind == Forgotten {
+			t.Fatalf("forgotten with Forget 0: %+v", e)
+		}
+	}
+	if peersIn(tab) != 1 {
+		t.Errorf("%d peers after a day of silence with Forget 0, want 1", peersIn(tab))
 	}
 }
 

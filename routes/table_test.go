@@ -242,6 +242,70 @@ func TestLANDown(t *testing.T) {
 	if evs = tab.LANDown(0, t0.Add(time.Second), evs[:0]); len(evs) != 0 {
 		t.Errorf("second LANDown = %+v, want nothing", evs)
 	}
+	// A LAN the table does not have is ignored, never a panic.
+	for _, lan := range []int{-1, 2} {
+		if evs = tab.LANDown(lan, t0.Add(time.Second), evs[:0]); len(evs) != 0 {
+			t.Errorf("LANDown(%d) of 2 LANs = %+v, want nothing", lan, evs)
+		}
+	}
+}
+
+// TestCounts: peers, paths and invalid paths, as the status line shows them.
+func TestCounts(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 3, Interval: iv, Misses: 3, Successes: 3})
+	if p, n, bad := tab.Counts(); p != 0 || n != 0 || bad != 0 {
+		t.Errorf("empty table: Counts = %d, %d, %d; want 0, 0, 0", p, n, bad)
+	}
+	a := netip.MustParseAddr
+	// Peer 2 on all three LANs, peer 3 on two (no address on LAN C).
+	tab.Observe(Observation{Peer: 2, LAN: 0, Addrs: peerAddrs, Interval: iv, At: t0}, nil)
+	tab.Observe(Observation{Peer: 3, LAN: 0, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.3")}, Interval: iv, At: t0}, nil)
+	tab.LANDown(1, t0, nil)
+	if p, n, bad := tab.Counts(); p != 2 || n != 5 || bad != 2 {
+		t.Errorf("LAN B down: Counts = %d peers, %d paths, %d invalid; want 2, 5, 2", p, n, bad)
+	}
+	tab.LANDown(0, t0, nil)
+	if p, n, bad := tab.Counts(); p != 2 || n != 5 || bad != 4 {
+		t.Errorf("LANs A and B down: Counts = %d peers, %d paths, %d invalid; want 2, 5, 4", p, n, bad)
+	}
+}
+
+// TestRouteFamily: a broken path is routed only over a LAN where the peer
+// has an address of the same family; an IPv4 address is never sent via an
+// IPv6 next hop.
+func TestRouteFamily(t *testing.T) {
+	iv := 100 * time.Millisecond
+	a := netip.MustParseAddr
+	tests := []struct {
+		name  string
+		addrs []netip.Addr
+		want  []Route
+	}{
+		{"B has IPv6 only: nowhere to go", []netip.Addr{a("192.0.2.2"), a("2001:db8:b::2")}, nil},
+		{"B IPv6, C IPv4: via C", []netip.Addr{a("192.0.2.2"), a("2001:db8:b::2"), a("203.0.113.2")},
+			[]Route{{Dst: netip.MustParsePrefix("192.0.2.2/32"), Via: a("203.0.113.2"), LAN: 2}}},
+		{"IPv6 on A, IPv4 on B: nowhere to go", []netip.Addr{a("2001:db8:a::2"), a("198.51.100.2")}, nil},
+		{"IPv6 via IPv6", []netip.Addr{a("2001:db8:a::2"), a("2001:db8:b::2")},
+			[]Route{{Dst: netip.MustParsePrefix("2001:db8:a::2/128"), Via: a("2001:db8:b::2"), LAN: 1}}},
+	}
+	for _, tt := range tests {
+		tab := New(Config{LANs: len(tt.addrs), Interval: iv, Misses: 3, Successes: 3})
+		for lan := range tt.addrs {
+			tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: tt.addrs, Interval: iv, At: t0}, nil)
+		}
+		evs := tab.LANDown(0, t0, nil)
+		if got := tab.Routes(nil); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: Routes (-want +got):\n- %v\n+ %v", tt.name, tt.want, got)
+		}
+		var want Route
+		if len(tt.want) > 0 {
+			want = tt.want[0]
+		}
+		if len(evs) == 0 || evs[0].Kind != Failover || evs[0].Route != want {
+			t.Errorf("%s: events %+v, want a failover with route %v", tt.name, evs, want)
+		}
+	}
 }
 
 // TestDeaf: a peer is listed as one this node cannot hear on a LAN while
@@ -297,18 +361,26 @@ func TestCarrierFlapsDoNotGrowTheQueue(t *testing.T) {
 	iv := 100 * time.Millisecond
 	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 1})
 	now := t0
-	obs := func(lan int) {
-		tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, At: now}, nil)
+	obs := func(lan int) []Event {
+		return tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, At: now}, nil)
 	}
 	obs(0)
 	obs(1)
 	base := len(tab.queue)
-	for range 1000 {
+	for i := range 1000 {
 		now = now.Add(iv)
-		tab.LANDown(0, now, nil)
-		obs(0) // -s 1: valid again at once
-		obs(1)
-		tab.Expire(now, nil)
+		if evs := tab.LANDown(0, now, nil); len(evs) != 1 || evs[0].Kind != Failover || evs[0].LAN != 0 {
+			t.Fatalf("flap %d: LANDown events %+v, want one failover of LAN A", i, evs)
+		}
+		if evs := obs(0); len(evs) != 1 || evs[0].Kind != Switchback || evs[0].LAN != 0 { // -s 1: valid again at once
+			t.Fatalf("flap %d: evidence on LAN A: events %+v, want its switchback", i, evs)
+		}
+		if evs := obs(1); len(evs) != 0 {
+			t.Fatalf("flap %d: evidence on LAN B: events %+v, want none", i, evs)
+		}
+		if evs := tab.Expire(now, nil); len(evs) != 0 {
+			t.Fatalf("flap %d: Expire events %+v, want none", i, evs)
+		}
 	}
 	// Let every left-over entry come up once.
 	for range 10 {
@@ -322,46 +394,68 @@ func TestCarrierFlapsDoNotGrowTheQueue(t *testing.T) {
 	}
 }
 
-// TestClaims: two peers never share an address. An address announced by
-// one peer is refused to a second that only announces it; the peer heard
-// from the address itself takes it, and the announcer's route for it goes.
-func TestClaims(t *testing.T) {
-	iv := 100 * time.Millisecond
-	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
-	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
-	const p2, p3, p9 = PeerID(2), PeerID(3), PeerID(9)
-	// Peer 9, heard on LAN B only, announces 192.0.2.3 (peer 3's LAN-A
-	// address) as its own LAN-A address.
-	tab.Observe(Observation{Peer: p9, LAN: 1, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.9")}, Interval: iv, At: t0}, nil)
-	// Peer 2 announces it too: refused.
-	tab.Observe(Observation{Peer: p2, LAN: 1, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.2")}, Interval: iv, At: t0}, nil)
-	if tab.Refused != 1 {
-		t.Errorf("Refused = %d after a second announcer, want 1", tab.Refused)
+// TestDetectionTime: a path fails over -f intervals after its last
+// evidence, plus a grace of a quarter interval, at most 5 ms; the interval
+// is the faster of ours and the peer's, where a responder peer (interval
+// 0) leaves ours.
+func TestDetectionTime(t *testing.T) {
+	tests := []struct {
+		name       string
+		ours, peer time.Duration
+		want       time.Duration // from the last evidence
+	}{
+		{"both 100 ms", 100 * time.Millisecond, 100 * time.Millisecond, 305 * time.Millisecond},
+		{"a responder peer: ours", 100 * time.Millisecond, 0, 305 * time.Millisecond},
+		{"a faster peer sets the pace", 100 * time.Millisecond, 50 * time.Millisecond, 155 * time.Millisecond},
+		{"we only respond: the peer's", 0, 200 * time.Millisecond, 605 * time.Millisecond},
+		{"a peer below the minimum is held to it", 0, time.Millisecond, 32500 * time.Microsecond},
+		{"10 ms: a grace of 2.5 ms", 10 * time.Millisecond, 10 * time.Millisecond, 32500 * time.Microsecond},
 	}
-	// Peer 9's invented LAN-A path expires: a route to 192.0.2.3 via peer 9.
-	for k := 1; k <= 5; k++ {
-		tab.Observe(Observation{Peer: p9, LAN: 1, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.9")}, Interval: iv, At: t0.Add(time.Duration(k) * iv)}, nil)
-	}
-	tab.Expire(t0.Add(5*iv), nil)
-	if rs := tab.Routes(nil); len(rs) != 1 || rs[0].Via != a("198.51.100.9") {
-		t.Fatalf("routes %v; want 192.0.2.3 via peer 9", rs)
-	}
-	// The real peer 3 speaks from 192.0.2.3 on LAN A: it takes the
-	// address, and the route via peer 9 is withdrawn.
-	evs := tab.Observe(Observation{Peer: p3, LAN: 0, Addrs: []netip.Addr{a("192.0.2.3"), a("198.51.100.3")}, Interval: iv, At: t0.Add(6 * iv)}, nil)
-	if len(evs) == 0 || evs[len(evs)-1].Kind != Discovered && !hasKind(evs, Rerouted) {
-		t.Errorf("events %+v; want the route via peer 9 withdrawn (Rerouted)", evs)
-	}
-	if rs := tab.Routes(nil); len(rs) != 0 {
-		t.Errorf("routes %v after the owner spoke; want none", rs)
+	for _, tt := range tests {
+		tab := New(Config{LANs: 2, Interval: tt.ours, Misses: 3, Successes: 3})
+		for lan := range 2 {
+			tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: tt.peer, At: t0}, nil)
+		}
+		if at, ok := tab.NextDeadline(); !ok || !at.Equal(t0.Add(tt.want)) {
+			t.Errorf("%s: next deadline %v after the evidence, want %v", tt.name, at.Sub(t0), tt.want)
+		}
+		if evs := tab.Expire(t0.Add(tt.want-time.Microsecond), nil); len(evs) != 0 {
+			t.Errorf("%s: events %+v before the deadline", tt.name, evs)
+		}
+		failovers := 0
+		for _, e := range tab.Expire(t0.Add(tt.want), nil) {
+			if e.Kind == Failover && e.At.Equal(t0.Add(tt.want)) {
+				failovers++
+			}
+		}
+		if failovers != 2 {
+			t.Errorf("%s: %d failovers at the deadline, want both paths", tt.name, failovers)
+		}
 	}
 }
 
-func hasKind(evs []Event, k Kind) bool {
-	for _, e := range evs {
-		if e.Kind == k {
-			return true
+// TestRTTKeptAcrossINQs: an INQ (RTT 0) does not wipe the round trip the
+// last ACK measured.
+func TestRTTKeptAcrossINQs(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: iv, RTT: 3 * time.Millisecond, At: t0}, nil)
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: iv, At: t0.Add(iv / 2)}, nil)
+	tab.Paths(t0.Add(iv), func(_ PeerID, lan int, p Path, _ Route) {
+		if lan == 0 && p.RTT != 3*time.Millisecond {
+			t.Errorf("RTT %v after an INQ, want the ACK's 3ms", p.RTT)
 		}
+	})
+}
+
+// TestDeafUnknownLAN: asking for a LAN the table does not have is no
+// panic and no peers.
+func TestDeafUnknownLAN(t *testing.T) {
+	tab := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}, nil)
+	tab.LANDown(0, t0, nil)
+	tab.LANDown(1, t0, nil)
+	if got := tab.Deaf(2, nil); len(got) != 0 {
+		t.Errorf("Deaf(2) of 2 LANs = %v, want none", got)
 	}
-	return false
 }

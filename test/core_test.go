@@ -13,9 +13,11 @@ import (
 const (
 	interval = 100 * time.Millisecond // -t 0.1
 	misses   = 3                      // -f 3
-	// failoverLimit is the promise: a broken path is detected after
-	// -f intervals without evidence, and 250 ms covers the rest.
-	failoverLimit = misses*interval + 250*time.Millisecond
+	// failoverLimit bounds a failover, cut to route in the kernel: -f
+	// intervals without evidence, and room for a loaded 2-core machine
+	// running the race detector. It guards correctness; the benchmarks
+	// own the figures (a median near -f x -t).
+	failoverLimit = misses*interval + 700*time.Millisecond
 )
 
 // coreArgs are the flags of the core scenario; no -i, so faild finds eth0
@@ -53,35 +55,33 @@ func TestCore(t *testing.T) {
 	for _, n := range l.Nodes {
 		noRoutes(t, n)
 	}
+	w1, w2 := watchRoutes(t, n1), watchRoutes(t, n2)
 
 	flow, err := l.StartFlow("tcp", 1, n2.Addr(lab.A))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A random phase against faild's INQ ticks, so that runs sample the
-	// whole range of detection times rather than one.
-	time.Sleep(200*time.Millisecond + rand.N(interval))
-	if s := flow.Stats(); s.Echoed == 0 || s.Err != nil {
+	b.wait("TCP flow echoes before the cut", 5*time.Second, func() bool { return flow.Stats().Echoed > 0 })
+	if s := flow.Stats(); s.Err != nil {
 		t.Fatalf("TCP flow node1 -> %s before the cut: %v", n2.Addr(lab.A), s)
 	}
+	// A random phase against faild's INQ ticks, so that runs sample the
+	// whole range of detection times rather than one.
+	time.Sleep(rand.N(interval))
 
 	// Each end routes the other's LAN-A address via its LAN-B address.
 	want1 := lab.Route{Dst: n2.Addr(lab.A), Via: n2.Addr(lab.B), Dev: lab.B.Iface()}
 	want2 := lab.Route{Dst: n1.Addr(lab.A), Via: n1.Addr(lab.B), Dev: lab.B.Iface()}
-	only := func(n *lab.Node, want lab.Route) func() bool {
-		return func() bool {
-			rs, err := n.Routes()
-			return err == nil && len(rs) == 1 && rs[0] == want
-		}
-	}
 
 	// First cut: measure, check the flow, the bystander and the log.
 	cut := cutPair(t, l, 1, 2)
-	took1, took2 := waitBoth(b, "failover", cut, failoverLimit+2*time.Second, only(n1, want1), only(n2, want2))
-	t.Logf("failover seen by polling: node1 %v, node2 %v after the cut (limit %v)", ms(took1), ms(took2), failoverLimit)
+	took1, took2 := routedBoth(b, "failover", cut, failoverLimit+2*time.Second, true, w1, w2, []lab.Route{want1}, []lab.Route{want2})
+	t.Logf("failover in the kernel: node1 %v, node2 %v after the cut (limit %v)", ms(took1), ms(took2), failoverLimit)
 	if took1 > failoverLimit || took2 > failoverLimit {
 		t.Errorf("failover took node1 %v, node2 %v; want at most %v", ms(took1), ms(took2), failoverLimit)
 	}
+	onlyRoutes(t, n1, want1)
+	onlyRoutes(t, n2, want2)
 	checkEvent(t, n1, cut, "failover", n2, want1)
 	checkEvent(t, n2, cut, "failover", n1, want2)
 	noRoutes(t, n3)
@@ -101,11 +101,10 @@ func TestCore(t *testing.T) {
 	if err := l.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	empty := func(n *lab.Node) func() bool {
-		return func() bool { rs, err := n.Routes(); return err == nil && len(rs) == 0 }
-	}
-	back1, back2 := waitBoth(b, "switchback", heal, 2*time.Second, empty(n1), empty(n2))
-	t.Logf("switchback seen by polling: node1 %v, node2 %v after the heal", ms(back1), ms(back2))
+	back1, back2 := routedBoth(b, "switchback", heal, 3*time.Second, false, w1, w2, []lab.Route{want1}, []lab.Route{want2})
+	t.Logf("switchback in the kernel: node1 %v, node2 %v after the heal", ms(back1), ms(back2))
+	noRoutes(t, n1)
+	noRoutes(t, n2)
 	checkEvent(t, n1, heal, "switchback", n2, want1)
 	checkEvent(t, n2, heal, "switchback", n1, want2)
 	if s := flow.Stop(); s.Err != nil {
@@ -115,11 +114,13 @@ func TestCore(t *testing.T) {
 	// Second cut, then a clean stop must take the routes away.
 	time.Sleep(rand.N(interval))
 	cut = cutPair(t, l, 1, 2)
-	took1, took2 = waitBoth(b, "second failover", cut, failoverLimit+2*time.Second, only(n1, want1), only(n2, want2))
-	t.Logf("second failover seen by polling: node1 %v, node2 %v after the cut", ms(took1), ms(took2))
+	took1, took2 = routedBoth(b, "second failover", cut, failoverLimit+2*time.Second, true, w1, w2, []lab.Route{want1}, []lab.Route{want2})
+	t.Logf("second failover in the kernel: node1 %v, node2 %v after the cut", ms(took1), ms(took2))
 	if took1 > failoverLimit || took2 > failoverLimit {
 		t.Errorf("second failover took node1 %v, node2 %v; want at most %v", ms(took1), ms(took2), failoverLimit)
 	}
+	onlyRoutes(t, n1, want1)
+	onlyRoutes(t, n2, want2)
 	for _, n := range l.Nodes {
 		if err := n.Stop(); err != nil {
 			t.Errorf("%v: SIGTERM: %v; want exit 0", n, err)
@@ -143,22 +144,51 @@ func cutPair(t *testing.T, l *lab.Lab, a, b int) time.Time {
 	return time.Now()
 }
 
-// waitBoth polls two conditions together and returns when each first
-// held, counted from since.
-func waitBoth(b *budget, what string, since time.Time, d time.Duration, c1, c2 func() bool) (time.Duration, time.Duration) {
+// watchRoutes follows n's faild routes through netlink until the test
+// ends.
+func watchRoutes(t *testing.T, n *lab.Node) *lab.RouteWatch {
+	t.Helper()
+	w, err := n.WatchRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+// routedBoth waits until the kernels of two nodes have added (add) or
+// removed every route of want1 and want2 since since, as their route
+// watches saw it, and returns how long after since each was done. The
+// watches are in memory: waiting on them runs no subprocess.
+func routedBoth(b *budget, what string, since time.Time, d time.Duration, add bool, w1, w2 *lab.RouteWatch, want1, want2 []lab.Route) (time.Duration, time.Duration) {
 	b.t.Helper()
-	start := since
-	var t1, t2 time.Duration
-	b.wait(what+" on both nodes", d, func() bool {
-		if t1 == 0 && c1() {
-			t1 = time.Since(start)
+	done := func(w *lab.RouteWatch, want []lab.Route) (time.Time, bool) {
+		if add {
+			return w.Added(since, want...)
 		}
-		if t2 == 0 && c2() {
-			t2 = time.Since(start)
-		}
-		return t1 != 0 && t2 != 0
+		return w.Removed(since, want...)
+	}
+	var at1, at2 time.Time
+	var ok1, ok2 bool
+	took, err := lab.WaitFor(min(d, time.Until(b.deadline)), func() bool {
+		at1, ok1 = done(w1, want1)
+		at2, ok2 = done(w2, want2)
+		return ok1 && ok2
 	})
-	return t1, t2
+	if err != nil {
+		b.t.Fatalf("%s on both nodes: %v (after %v: node1 done %v, node2 done %v; watch errors %v, %v)",
+			what, err, ms(took), ok1, ok2, w1.Err(), w2.Err())
+	}
+	return at1.Sub(since), at2.Sub(since)
+}
+
+// onlyRoutes wants n's faild routes to be exactly want, in any order.
+func onlyRoutes(t *testing.T, n *lab.Node, want ...lab.Route) {
+	t.Helper()
+	if !n.RoutesAre(want...) {
+		rs, err := n.Routes()
+		t.Errorf("%v: faild routes %v %v; want exactly %v", n, rs, err, want)
+	}
 }
 
 // checkEvent wants exactly one msg event since since in n's log, naming

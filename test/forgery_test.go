@@ -217,7 +217,7 @@ func forgedJumpScenario(t *testing.T, keyed bool, fs []forgedJump) {
 	time.Sleep(10 * misses * interval)
 	healthy := func() bool {
 		_, code := runStatus(t, l.Bin, n1)
-		return code == 0 && routesAre(n1) && routesAre(n2)
+		return code == 0 && n1.RoutesAre() && n2.RoutesAre()
 	}
 	ok := healthy()
 

@@ -142,7 +142,7 @@ func TestHeldKillCycles(t *testing.T) {
 			want1, want2 = []lab.Route{overB(n2)}, []lab.Route{overB(n1)}
 		}
 		took := b.wait("convergence after kill -9 and restart", 5*time.Second, func() bool {
-			return routesAre(n1, want1...) && routesAre(n2, want2...)
+			return n1.RoutesAre(want1...) && n2.RoutesAre(want2...)
 		})
 		if i == 0 || i == cycles-1 {
 			record(t, "converged_after_restart", ms(took))
@@ -177,7 +177,7 @@ func TestHeldRename(t *testing.T) {
 	waitEvent(b, n1, at, 5*time.Second, "msg", "switchback", "peer", n2.Addr(lab.A), "lan", "B")
 	must(t, l.CutPair(lab.A, 1, 2))
 	b.wait("failover over LAN B at both ends after the rename", 3*time.Second, func() bool {
-		return routesAre(n1, overB(n2)) && routesAre(n2, overB(n1))
+		return n1.RoutesAre(overB(n2)) && n2.RoutesAre(overB(n1))
 	})
 	stopAll(t, l)
 }
@@ -208,7 +208,7 @@ func TestHeldSIGHUPStorm(t *testing.T) {
 			t.Errorf("%v under SIGHUPs: %v", msg, es)
 		}
 	}
-	if _, code := runStatus(t, l.Bin, n1); code != 0 || !routesAre(n1) {
+	if _, code := runStatus(t, l.Bin, n1); code != 0 || !n1.RoutesAre() {
 		t.Errorf("after the SIGHUPs: status exit %d, routes not empty", code)
 	}
 	stopAll(t, l)

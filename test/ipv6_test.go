@@ -91,6 +91,7 @@ func failoverScenario(t *testing.T, fam lab.Family, peerArgs func(*lab.Lab, *lab
 	for _, n := range l.Nodes {
 		noRoutes(t, n)
 	}
+	w1, w2 := watchRoutes(t, n1), watchRoutes(t, n2)
 
 	var flows []*lab.Flow
 	for _, f := range fams {
@@ -100,34 +101,27 @@ func failoverScenario(t *testing.T, fam lab.Family, peerArgs func(*lab.Lab, *lab
 		}
 		flows = append(flows, flow)
 	}
-	time.Sleep(200*time.Millisecond + rand.N(interval))
 	for _, flow := range flows {
-		if s := flow.Stats(); s.Echoed == 0 || s.Err != nil {
+		b.wait("TCP flow to "+flow.Dst+" echoes before the cut", 5*time.Second, func() bool { return flow.Stats().Echoed > 0 })
+		if s := flow.Stats(); s.Err != nil {
 			t.Fatalf("TCP flow node1 -> %s before the cut: %v", flow.Dst, s)
 		}
 	}
+	time.Sleep(rand.N(interval)) // a random phase against faild's INQ ticks
 
 	var want1, want2 []lab.Route
 	for _, f := range fams {
 		want1 = append(want1, lab.Route{Dst: f.a(n2), Via: f.b(n2), Dev: lab.B.Iface()})
 		want2 = append(want2, lab.Route{Dst: f.a(n1), Via: f.b(n1), Dev: lab.B.Iface()})
 	}
-	exactly := func(n *lab.Node, want []lab.Route) func() bool {
-		return func() bool {
-			rs, err := n.Routes()
-			return err == nil && len(rs) == len(want) && !slices.ContainsFunc(want, func(r lab.Route) bool { return !slices.Contains(rs, r) })
-		}
-	}
-	empty := func(n *lab.Node) func() bool {
-		return func() bool { rs, err := n.Routes(); return err == nil && len(rs) == 0 }
-	}
-
 	cut := cutPair(t, l, 1, 2)
-	took1, took2 := waitBoth(b, "failover", cut, failoverLimit+2*time.Second, exactly(n1, want1), exactly(n2, want2))
-	t.Logf("%v: failover seen by polling: node1 %v, node2 %v after the cut (limit %v); routes %v", fam, ms(took1), ms(took2), failoverLimit, want1)
+	took1, took2 := routedBoth(b, "failover", cut, failoverLimit+2*time.Second, true, w1, w2, want1, want2)
+	t.Logf("%v: failover in the kernel: node1 %v, node2 %v after the cut (limit %v); routes %v", fam, ms(took1), ms(took2), failoverLimit, want1)
 	if took1 > failoverLimit || took2 > failoverLimit {
 		t.Errorf("failover took node1 %v, node2 %v; want at most %v", ms(took1), ms(took2), failoverLimit)
 	}
+	onlyRoutes(t, n1, want1...)
+	onlyRoutes(t, n2, want2...)
 	checkRouteEvents(t, n1, cut, "failover", want1)
 	checkRouteEvents(t, n2, cut, "failover", want2)
 	noRoutes(t, n3)
@@ -145,8 +139,10 @@ func failoverScenario(t *testing.T, fam lab.Family, peerArgs func(*lab.Lab, *lab
 	if err := l.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	back1, back2 := waitBoth(b, "switchback", heal, 2*time.Second, empty(n1), empty(n2))
-	t.Logf("%v: switchback seen by polling: node1 %v, node2 %v after the heal", fam, ms(back1), ms(back2))
+	back1, back2 := routedBoth(b, "switchback", heal, 3*time.Second, false, w1, w2, want1, want2)
+	t.Logf("%v: switchback in the kernel: node1 %v, node2 %v after the heal", fam, ms(back1), ms(back2))
+	noRoutes(t, n1)
+	noRoutes(t, n2)
 	checkRouteEvents(t, n1, heal, "switchback", want1)
 	checkRouteEvents(t, n2, heal, "switchback", want2)
 	for _, flow := range flows {
@@ -157,7 +153,9 @@ func failoverScenario(t *testing.T, fam lab.Family, peerArgs func(*lab.Lab, *lab
 
 	// A second cut, then a clean stop must take the routes away.
 	cut = cutPair(t, l, 1, 2)
-	waitBoth(b, "second failover", cut, failoverLimit+2*time.Second, exactly(n1, want1), exactly(n2, want2))
+	routedBoth(b, "second failover", cut, failoverLimit+2*time.Second, true, w1, w2, want1, want2)
+	onlyRoutes(t, n1, want1...)
+	onlyRoutes(t, n2, want2...)
 	for _, n := range l.Nodes {
 		if err := n.Stop(); err != nil {
 			t.Errorf("%v: SIGTERM: %v; want exit 0", n, err)

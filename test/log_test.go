@@ -75,7 +75,7 @@ func TestUnwritableLog(t *testing.T) {
 	}
 	must(t, l.CutPair(lab.A, 1, 2))
 	b.wait("failover at both ends with the log full", 3*time.Second, func() bool {
-		return routesAre(n1, overB(n2)) && routesAre(n2, overB(n1))
+		return n1.RoutesAre(overB(n2)) && n2.RoutesAre(overB(n1))
 	})
 	b.wait("node1 says on standard error that its log fails", 3*time.Second, func() bool {
 		return strings.Contains(n1.Output(), "faild: failed to write the log to "+logs[n1]+": no space left on device")
@@ -87,7 +87,7 @@ func TestUnwritableLog(t *testing.T) {
 	must(t, os.Remove(filler))
 	must(t, l.Heal())
 	b.wait("switchback, logged", 5*time.Second, func() bool {
-		return routesAre(n1) && len(lab.Find(n1.Events(), "msg", "switchback")) > 0
+		return n1.RoutesAre() && len(lab.Find(n1.Events(), "msg", "switchback")) > 0
 	})
 	b.wait("node1 says its log works again", 2*time.Second, func() bool {
 		return strings.Contains(n1.Output(), "faild: writing the log to "+logs[n1]+" again; ")

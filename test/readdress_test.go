@@ -34,7 +34,7 @@ func TestReaddressDuringCut(t *testing.T) {
 			n1, n2 := l.Node(1), l.Node(2)
 			must(t, l.CutPair(lab.A, 1, 2))
 			b.wait("failover over LAN B at both ends", 3*time.Second, func() bool {
-				return routesAre(n1, overB(n2)) && routesAre(n2, overB(n1))
+				return n1.RoutesAre(overB(n2)) && n2.RoutesAre(overB(n1))
 			})
 			flow, err := l.StartFlow("udp", 1, n2.Addr(lab.A))
 			must(t, err)
@@ -48,7 +48,7 @@ func TestReaddressDuringCut(t *testing.T) {
 			moved := lab.Route{Dst: n2.Addr(lab.A), Via: lab.B.Addr(22), Dev: lab.B.Iface()}
 			var echoed int
 			took := b.wait("node1 routes node2's LAN-A address to its new LAN-B address, and the flow is back", 20*time.Second, func() bool {
-				if !routesAre(n1, moved) {
+				if !n1.RoutesAre(moved) {
 					return false
 				}
 				if echoed == 0 {

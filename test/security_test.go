@@ -186,13 +186,13 @@ func TestSpooferWithoutKey(t *testing.T) {
 	// LAN B. Forged INQs claiming node 2 on LAN A must not switch it back.
 	want := lab.Route{Dst: n2.Addr(lab.A), Via: n2.Addr(lab.B), Dev: lab.B.Iface()}
 	cut := cutPair(t, l, 1, 2)
-	b.wait("node1 fails over to node2", failoverLimit+2*time.Second, func() bool { return n1.HasRoute(want) })
+	b.wait("node1 fails over to node2", failoverLimit+2*time.Second, func() bool { return n1.RoutesAre(want) })
 	fake2 := newPlayer(t, n3, n2.Addr(lab.A), "", 255, n2.Addr(lab.A), n2.Addr(lab.B))
 	fake2Keyed := newPlayer(t, n3, n2.Addr(lab.A), strangerKey, 255, n2.Addr(lab.A), n2.Addr(lab.B))
 	every(3*misses*interval, func() {
 		fake2.inq(lab.A, n1)
 		fake2Keyed.inq(lab.A, n1)
-		if !n1.HasRoute(want) {
+		if !n1.RoutesAre(want) {
 			t.Fatalf("node1 lost its failover route %v under forged INQs", want)
 		}
 	})
@@ -245,7 +245,7 @@ func TestReplayAndTTL(t *testing.T) {
 	b.wait("node1 fails over", failoverLimit+2*time.Second, func() bool {
 		peer.inq(lab.B, n1)
 		time.Sleep(interval)
-		return n1.HasRoute(want)
+		return n1.RoutesAre(want)
 	})
 	t.Logf("node1 failed over %v after LAN A went silent", ms(time.Since(silent)))
 
@@ -255,7 +255,7 @@ func TestReplayAndTTL(t *testing.T) {
 			peer.inq(lab.B, n1)
 			lanA(i)
 			i++
-			if !n1.HasRoute(want) {
+			if !n1.RoutesAre(want) {
 				t.Fatalf("node1 lost its failover route %v to %s", want, what)
 			}
 		})

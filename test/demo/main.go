@@ -122,7 +122,7 @@ func run(ctx context.Context, bin string, pause time.Duration) (err error) {
 		return err
 	}
 	routed := func(n, peer *lab.Node) bool {
-		return n.HasRoute(lab.Route{Dst: peer.Addr(lab.A), Via: peer.Addr(lab.B), Dev: lab.B.Iface()})
+		return n.RoutesAre(lab.Route{Dst: peer.Addr(lab.A), Via: peer.Addr(lab.B), Dev: lab.B.Iface()})
 	}
 	took, err := step(ctx, "node1 and node2 route each other's LAN-A address over LAN B", 3*time.Second, func() bool {
 		return routed(n1, n2) && routed(n2, n1)

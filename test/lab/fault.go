@@ -1,8 +1,13 @@
 package lab
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"os/exec"
 	"strings"
+	"time"
 )
 
 // Failures are nftables rules in the switch's bridge-family forward chain
@@ -53,20 +58,94 @@ func (l *Lab) CutPair(lan LAN, n1, n2 int) error {
 // CutPort drops frames to and/or from node n's port on one LAN; the
 // node's carrier stays up.
 func (l *Lab) CutPort(lan LAN, n int, dir Direction) error {
-	if err := l.checkPorts(lan, n); err != nil {
+	rules, err := l.cutPortRules(lan, n, dir)
+	if err != nil {
 		return err
+	}
+	return l.addRules(rules...)
+}
+
+func (l *Lab) cutPortRules(lan LAN, n int, dir Direction) ([]string, error) {
+	if err := l.checkPorts(lan, n); err != nil {
+		return nil, err
 	}
 	p := lan.port(n)
 	c := fmt.Sprintf("cut-port %v %d %v", lan, n, dir)
 	switch dir {
 	case Both:
-		return l.addRules(rule(c, iif(p)), rule(c, oif(p)))
+		return []string{rule(c, iif(p)), rule(c, oif(p))}, nil
 	case ToNode:
-		return l.addRules(rule(c, oif(p)))
+		return []string{rule(c, oif(p))}, nil
 	case FromNode:
-		return l.addRules(rule(c, iif(p)))
+		return []string{rule(c, iif(p))}, nil
 	}
-	return fmt.Errorf("failed to cut port: bad direction %v", dir)
+	return nil, fmt.Errorf("failed to cut port: bad direction %v", dir)
+}
+
+// Prepared is an injection whose nft process already runs, waiting for its
+// script: Fire costs no process start, only the transaction. For tests
+// that time the moment a fault begins or ends on a loaded machine, where
+// starting "ip netns exec ... nft" takes up to a few hundred milliseconds.
+type Prepared struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    bytes.Buffer
+	script string
+}
+
+// PrepareCutPort is CutPort, prepared.
+func (l *Lab) PrepareCutPort(lan LAN, n int, dir Direction) (*Prepared, error) {
+	rules, err := l.cutPortRules(lan, n, dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.prepare(strings.Join(rules, "\n") + "\n")
+}
+
+// PrepareClearRules is ClearRules, prepared.
+func (l *Lab) PrepareClearRules() (*Prepared, error) {
+	return l.prepare(flushRules)
+}
+
+func (l *Lab) prepare(script string) (*Prepared, error) {
+	p := &Prepared{cmd: exec.Command("ip", "netns", "exec", l.sw, "nft", "-f", "-"), script: script}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start nft in %s: %w", l.sw, err)
+	}
+	return p, nil
+}
+
+// Fire hands the script to the waiting nft and returns once the
+// transaction is in force.
+func (p *Prepared) Fire() error {
+	_, werr := io.WriteString(p.stdin, p.script)
+	cerr := p.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err = errors.Join(werr, cerr, err); err != nil {
+			return fmt.Errorf("failed to run nft: %w: %s\nscript:\n%s", err, bytes.TrimSpace(p.out.Bytes()), p.script)
+		}
+		return nil
+	case <-time.After(cmdTimeout):
+		p.cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("nft did not finish within %v:\n%s", cmdTimeout, p.script)
+	}
+}
+
+// Close ends a Prepared that was never fired; after Fire it does nothing.
+func (p *Prepared) Close() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
 }
 
 // Loss drops percent of the frames to node n's port on one LAN and,
@@ -141,7 +220,7 @@ func (l *Lab) CarrierUp(lan LAN, n int) error {
 // Heal removes every injected rule and brings every node interface and
 // switch port up.
 func (l *Lab) Heal() error {
-	if err := nftIn(l.sw, "flush chain bridge faildlab forward\n"); err != nil {
+	if err := l.ClearRules(); err != nil {
 		return err
 	}
 	for _, n := range l.Nodes {
@@ -155,6 +234,22 @@ func (l *Lab) Heal() error {
 		}
 	}
 	return nil
+}
+
+// ClearRules removes every injected rule in one nft transaction, and
+// nothing else: the quick half of Heal, for a test that times the moment
+// frames pass again.
+func (l *Lab) ClearRules() error {
+	return nftIn(l.sw, flushRules)
+}
+
+const flushRules = "flush chain bridge faildlab forward\n"
+
+// Dropped is how many frames the injected rules have dropped since they
+// were added (Heal and ClearRules reset it), so a test can tell that a
+// rule matched anything at all.
+func (l *Lab) Dropped() (int, error) {
+	return l.countChain("forward")
 }
 
 // Rules lists the injected nft rules, for logs of a failed test.
@@ -175,9 +270,9 @@ func (l *Lab) checkPorts(lan LAN, nodes ...int) error {
 }
 
 // rule builds one drop rule from nft matches, tagged with a comment so a
-// listing shows which injection it belongs to.
+// listing shows which injection it belongs to, and counting what it drops.
 func rule(comment string, match ...string) string {
-	return fmt.Sprintf("add rule bridge faildlab forward %s drop comment %q", strings.Join(match, " "), comment)
+	return fmt.Sprintf("add rule bridge faildlab forward %s counter drop comment %q", strings.Join(match, " "), comment)
 }
 
 // iif and oif match the switch port a frame comes in on or goes out of.
@@ -245,7 +340,12 @@ func (l *Lab) BlockBroadcast() error {
 
 // BlockedFrames is how many frames the BlockBroadcast rules dropped.
 func (l *Lab) BlockedFrames() (int, error) {
-	out, err := output("ip", "netns", "exec", l.sw, "nft", "list", "chain", "bridge", "faildlab", "block")
+	return l.countChain("block")
+}
+
+// countChain sums the packet counters of a chain's rules.
+func (l *Lab) countChain(chain string) (int, error) {
+	out, err := output("ip", "netns", "exec", l.sw, "nft", "list", "chain", "bridge", "faildlab", chain)
 	if err != nil {
 		return 0, err
 	}

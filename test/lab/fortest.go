@@ -26,14 +26,25 @@ type TB interface {
 
 // RequireEnv skips the test when not root and fails it when a tool is
 // missing: CI installs the tools, and a skip there would hide a broken setup.
+// With FAILD_LAB=require (as .ci/run sets it) not being root fails too, so
+// a run that was meant to include the lab cannot pass without it.
 func RequireEnv(t TB) {
 	t.Helper()
-	if err := CheckEnv(); errors.Is(err, ErrNotRoot) {
+	err := CheckEnv()
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotRoot) && os.Getenv(RequireVar) != "require":
 		t.Skip(err.Error())
-	} else if err != nil {
+	case errors.Is(err, ErrNotRoot):
+		t.Fatalf("%v (%s=require)", err, RequireVar)
+	default:
 		t.Fatalf("%v", err)
 	}
 }
+
+// RequireVar names the variable that, set to "require", makes the lab's
+// skip a failure.
+const RequireVar = "FAILD_LAB"
 
 // ForTest builds a lab for a test: it skips or fails as RequireEnv does,
 // keeps the logs in t.TempDir(), prints them when the test has failed, and

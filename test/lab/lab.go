@@ -455,7 +455,7 @@ var ErrNotRoot = errors.New("lab tests need root: they create network namespaces
 // another error when a tool it needs is missing (that is a broken setup, not
 // a reason to skip).
 func CheckEnv() error {
-	if os.Geteuid() != 0 {
+	if geteuid() != 0 {
 		return ErrNotRoot
 	}
 	var missing []string
@@ -469,6 +469,9 @@ func CheckEnv() error {
 	}
 	return nil
 }
+
+// geteuid is os.Geteuid, replaced by tests of the non-root path.
+var geteuid = os.Geteuid
 
 // ipIn runs "ip -n NS args...".
 func ipIn(ns string, args ...string) error {

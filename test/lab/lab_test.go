@@ -102,8 +102,10 @@ func TestLab(t *testing.T) {
 
 // broadcastReaches tells whether a UDP broadcast from node from on lan
 // arrives at node to: a one-way probe, unlike ping, and what faild's INQs
-// are.
-func broadcastReaches(t *testing.T, l *Lab, lan LAN, from, to int) bool {
+// are. It probes every 50 ms for up to 2 s when it wants one to arrive, so
+// a loaded machine does not read as a cut; when it wants none, 300 ms of
+// silence, with a probe every 50 ms, is enough.
+func broadcastReaches(t *testing.T, l *Lab, lan LAN, from, to int, want bool) bool {
 	t.Helper()
 	port := int(flowPort.Add(1))
 	var rx, tx net.PacketConn
@@ -122,12 +124,16 @@ func broadcastReaches(t *testing.T, l *Lab, lan LAN, from, to int) bool {
 	}
 	defer tx.Close()
 	dst := &net.UDPAddr{IP: net.ParseIP(lan.net() + "255"), Port: port}
+	wait := 300 * time.Millisecond
+	if want {
+		wait = 2 * time.Second
+	}
 	buf := make([]byte, 16)
-	for i := 0; i < 5; i++ {
+	for end := time.Now().Add(wait); time.Now().Before(end); {
 		if _, err := tx.WriteTo([]byte("probe"), dst); err != nil {
 			t.Fatalf("failed to send broadcast: %v", err)
 		}
-		_ = rx.SetReadDeadline(time.Now().Add(60 * time.Millisecond))
+		_ = rx.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		if _, _, err := rx.ReadFrom(buf); err == nil {
 			return true
 		}
@@ -151,6 +157,17 @@ func TestFaults(t *testing.T) {
 	}{
 		{"CutPort both", func() error { return l.CutPort(A, 1, Both) },
 			[]probe{{A, 1, 2, false}, {A, 2, 1, false}, {A, 2, 3, true}, {B, 1, 2, true}}},
+		{"PrepareCutPort both", func() error {
+			p, err := l.PrepareCutPort(A, 1, Both)
+			if err != nil {
+				return err
+			}
+			// A prepared injection changes nothing until it fires.
+			if !broadcastReaches(t, l, A, 2, 1, true) {
+				t.Errorf("a prepared cut is in force before Fire")
+			}
+			return p.Fire()
+		}, []probe{{A, 1, 2, false}, {A, 2, 1, false}, {A, 2, 3, true}, {B, 1, 2, true}}},
 		{"CutPort to-node", func() error { return l.CutPort(A, 1, ToNode) },
 			[]probe{{A, 1, 2, true}, {A, 2, 1, false}, {A, 3, 1, false}, {B, 2, 1, true}}},
 		{"CutPort from-node", func() error { return l.CutPort(A, 1, FromNode) },
@@ -172,9 +189,18 @@ func TestFaults(t *testing.T) {
 		if err := c.inject(); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
+		blocks := false
 		for _, p := range c.probes {
-			if got := broadcastReaches(t, l, p.lan, p.from, p.to); got != p.want {
+			if got := broadcastReaches(t, l, p.lan, p.from, p.to, p.want); got != p.want {
 				t.Errorf("%s: broadcast on LAN %v from node%d reaches node%d: %v, want %v", c.name, p.lan, p.from, p.to, got, p.want)
+			}
+			blocks = blocks || !p.want
+		}
+		// Only the rules of the switch count their drops; the link
+		// injections drop nothing there.
+		if byRule := !strings.HasPrefix(c.name, "Link") && !strings.HasPrefix(c.name, "Carrier"); byRule {
+			if n, err := l.Dropped(); err != nil || (n > 0) != blocks {
+				t.Errorf("%s: the rules dropped %d frames (%v); want some: %v", c.name, n, err, blocks)
 			}
 		}
 		if err := l.Heal(); err != nil {
@@ -205,14 +231,17 @@ func TestFlows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
-		if s := f.Stats(); s.Echoed < 10 || s.MaxGap > 200*time.Millisecond || s.Err != nil {
+		// A flow sends every 10 ms; healthy, no gap comes near the cut's.
+		if _, err := WaitFor(3*time.Second, func() bool { return f.Stats().Echoed >= 10 }); err != nil {
+			t.Errorf("%s flow, healthy: %v", network, f.Stats())
+		}
+		if s := f.Stats(); s.MaxGap > 500*time.Millisecond || s.Err != nil {
 			t.Errorf("%s flow, healthy: %v", network, s)
 		}
 		if err := l.CutPair(A, 1, 2); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(time.Second) // the outage the flow must show
 		if err := l.Heal(); err != nil {
 			t.Fatal(err)
 		}
@@ -221,8 +250,8 @@ func TestFlows(t *testing.T) {
 			t.Errorf("%s flow did not resume after Heal: %v", network, f.Stats())
 		}
 		s := f.Stop()
-		if s.MaxGap < 450*time.Millisecond || s.Err != nil {
-			t.Errorf("%s flow, cut for 500ms: %v", network, s)
+		if s.MaxGap < 950*time.Millisecond || s.Err != nil {
+			t.Errorf("%s flow, cut for 1s: %v", network, s)
 		}
 		t.Logf("%s flow: %v", network, s)
 	}
@@ -286,8 +315,16 @@ func TestProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Route{Dst: "192.0.2.9", Via: "198.51.100.9", Dev: "eth1"}
-	if rs, err := n.Routes(); err != nil || len(rs) != 1 || rs[0] != want || !n.HasRoute(want) {
+	if rs, err := n.Routes(); err != nil || len(rs) != 1 || rs[0] != want || !n.RoutesAre(want) {
 		t.Errorf("routes: %v %v, want [%v]", rs, err, want)
+	}
+	// An exact match: a route more, or one missing, is not it.
+	if _, err := n.IP("route", "add", "192.0.2.8/32", "via", "198.51.100.8", "dev", "eth1", "proto", ProtoFaild); err != nil {
+		t.Fatal(err)
+	}
+	extra := Route{Dst: "192.0.2.8", Via: "198.51.100.8", Dev: "eth1"}
+	if n.RoutesAre(want) || n.RoutesAre(want, want) || n.RoutesAre() || !n.RoutesAre(extra, want) {
+		t.Errorf("RoutesAre with routes %v and %v: want only the pair to match", want, extra)
 	}
 }
 
@@ -336,6 +373,78 @@ time=2026-11-22T10:00:01Z level=WARN msg="odd \"thing\"" n=3
 	}
 	if got := Find(ev, "level", "WARN"); len(got) != 1 {
 		t.Errorf("Find: %v", got)
+	}
+}
+
+// TestRouteWatch: a watch sees faild's routes (proto 157) come and go in
+// the node's namespace, named as Routes names them, and nothing else.
+func TestRouteWatch(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 1, Family: Dual})
+	n := l.Node(1)
+	w, err := n.WatchRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	start := time.Now()
+	for _, args := range [][]string{
+		{"route", "add", "192.0.2.7/32", "via", "198.51.100.9", "dev", "eth1"}, // not faild's
+		{"route", "add", "192.0.2.9/32", "via", "198.51.100.9", "dev", "eth1", "proto", ProtoFaild},
+		{"-6", "route", "add", "2001:db8:a::9/128", "via", "2001:db8:b::9", "dev", "eth1", "proto", ProtoFaild},
+		{"route", "del", "192.0.2.9/32", "proto", ProtoFaild},
+	} {
+		if _, err := n.IP(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r4 := Route{Dst: "192.0.2.9", Via: "198.51.100.9", Dev: "eth1"}
+	r6 := Route{Dst: "2001:db8:a::9", Via: "2001:db8:b::9", Dev: "eth1"}
+	if _, err := WaitFor(2*time.Second, func() bool { _, ok := w.Removed(start, r4); return ok }); err != nil {
+		t.Fatalf("watch saw %+v (error %v); want the IPv4 route added and removed", w.Changes(start), w.Err())
+	}
+	got := w.Changes(start)
+	want := []RouteChange{{Add: true, Route: r4}, {Add: true, Route: r6}, {Add: false, Route: r4}}
+	if len(got) != len(want) {
+		t.Fatalf("changes %+v, want %+v", got, want)
+	}
+	for i := range got {
+		if got[i].Add != want[i].Add || got[i].Route != want[i].Route || got[i].At.Before(start) {
+			t.Errorf("change %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if at, ok := w.Added(start, r4, r6); !ok || !at.Equal(got[1].At) {
+		t.Errorf("Added(both) = %v, %v; want the second addition's time %v", at, ok, got[1].At)
+	}
+}
+
+// fakeTB records what RequireEnv does with a test.
+type fakeTB struct {
+	TB             // unused methods panic
+	skipped, fatal string
+}
+
+func (f *fakeTB) Helper()                        {}
+func (f *fakeTB) Skip(args ...any)               { f.skipped = fmt.Sprint(args...) }
+func (f *fakeTB) Fatalf(format string, a ...any) { f.fatal = fmt.Sprintf(format, a...) }
+
+// TestRequireEnv: not root, the lab skips, unless FAILD_LAB=require makes
+// that a failure.
+func TestRequireEnv(t *testing.T) {
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 1000 }
+	for _, tc := range []struct {
+		env        string
+		skip, fail bool
+	}{{"", true, false}, {"1", true, false}, {"require", false, true}} {
+		t.Setenv(RequireVar, tc.env)
+		var f fakeTB
+		RequireEnv(&f)
+		if (f.skipped != "") != tc.skip || (f.fatal != "") != tc.fail {
+			t.Errorf("%s=%q, not root: skipped %q, failed %q; want skip %v, fail %v", RequireVar, tc.env, f.skipped, f.fatal, tc.skip, tc.fail)
+		}
+		if tc.fail && !strings.Contains(f.fatal, "need root") {
+			t.Errorf("failure %q does not say why", f.fatal)
+		}
 	}
 }
 

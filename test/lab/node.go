@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -289,19 +290,23 @@ func (n *Node) Routes() ([]Route, error) {
 	return rs, nil
 }
 
-// HasRoute reports whether the node has exactly the faild route want
-// among others, ignoring errors (for WaitFor conditions).
-func (n *Node) HasRoute(want Route) bool {
+// RoutesAre reports whether the node's faild routes are exactly want, in
+// any order: a route more or less is false. Errors are false too (for
+// WaitFor conditions).
+func (n *Node) RoutesAre(want ...Route) bool {
 	rs, err := n.Routes()
-	if err != nil {
+	if err != nil || len(rs) != len(want) {
 		return false
 	}
+	left := slices.Clone(want)
 	for _, r := range rs {
-		if r == want {
-			return true
+		i := slices.Index(left, r)
+		if i < 0 {
+			return false
 		}
+		left = slices.Delete(left, i, i+1)
 	}
-	return false
+	return true
 }
 
 // IP runs "ip -n NS args..." and returns its stdout; cheaper than Exec.
