@@ -13,7 +13,7 @@ FUZZ_TARGETS   := ./proto:FuzzDecode ./proto:FuzzVerify ./proto:FuzzAdmitKeyless
 FUZZTIME       ?= 2m
 FUZZTIME_SHORT ?= 5s
 
-.PHONY: all build test check fuzz fuzz-short install demo bench clean cross vet-all sizes mutate cover
+.PHONY: all build test check sim fuzz fuzz-short install demo bench clean cross vet-all sizes mutate cover
 
 # make cross builds these, as GOOS/GOARCH or linux/arm/GOARM. MIPS builds
 # use soft float: many MIPS boards have no FPU and faild does little
@@ -32,13 +32,29 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/faild ./faild
 
 # Unit tests everywhere; the network-namespace lab in test/ runs as root and
-# skips with a reason otherwise.
+# skips with a reason otherwise (FAILD_LAB=require makes that a failure).
+# Under the race detector the simulated cluster runs a hundred schedules;
+# make sim then runs SEEDS of them at full speed.
 test: build
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory vet-all
 	.ci/check-man bin/faild
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory sim
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+# The simulated cluster (faild/daemon/sim_test.go): SEEDS random fault
+# schedules of 3 to 8 daemons in one process, from seed SEED_FIRST on; a
+# failing seed is printed with its story, and SEED=N replays one.
+SEEDS      ?= 2000
+SEED_FIRST ?= 1
+sim:
+	@if [ -n "$(SEED)" ]; then \
+		$(GO) test -count=1 -run '^TestSimulatedCluster$$' ./faild/daemon -sim.seed=$(SEED) -v; \
+	else \
+		$(GO) test -count=1 -run '^TestSimulatedCluster$$' ./faild/daemon -sim.seeds=$(SEEDS) -sim.first=$(SEED_FIRST) -v | \
+			grep -E 'schedules|broke|seed [0-9]+:|^(ok|FAIL|---)'; \
+	fi
 
 # go vet for every target of make cross, test files included, so that no
 # platform file rots unseen: the BSD files also check their message
@@ -82,8 +98,7 @@ fuzz:
 # every mutant that lived or timed out. -count=1: gremlins sets each
 # mutant's time limit from its own first test run, and a cached run would
 # make that limit too short for a compile. Fails when a package's efficacy
-# is below MUTATE_EFFICACY. The daemon's core joins MUTATE_PKGS once it is
-# a package of its own.
+# is below MUTATE_EFFICACY.
 GREMLINS        := github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 MUTATE_PKGS     ?= ./routes ./proto
 MUTATE_EFFICACY ?= 85
@@ -119,12 +134,14 @@ cover:
 		for (p in all) printf "%-40s %6d %6d %6.1f%%\n", p, all[p], got[p], 100 * got[p] / all[p] | "sort"; close("sort"); \
 		printf "%-40s %6d %6d %6.1f%%\n", "total", tot, cov, 100 * cov / tot }' bin/cover.out
 
+# The cheap checks of the tree, without the tests: formatting, vet,
+# staticcheck, a tidy go.mod and the man page.
 check: build
 	.ci/check-man bin/faild
 	@out=$$(gofmt -s -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -s needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) mod tidy -diff
 
 install: build
 	install -D -m 0755 bin/faild $(DESTDIR)$(PREFIX)/sbin/faild
