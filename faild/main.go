@@ -88,23 +88,23 @@ func faild(args []string) int {
 	}
 	d, err := daemon.New(cfg, daemon.Deps{Log: log, Routes: w, Interfaces: platform.Host, Listen: proto.Listen,
 		Notify: notify, Watchdog: watchdog, Reload: reloader(args, out, opts, cfg.Keys), Signals: sigs, LogLost: out.WriteFailures})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
-		if errors.Is(err, daemon.ErrConfig) {
-			return exitConfig
-		}
-		return exitFailure
+	if err == nil {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		err = d.Run(ctx)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := d.Run(ctx); err != nil {
-		if opts.LogFile != "" {
-			log.Error("failed", "err", err)
-		}
-		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
-		return exitFailure
+	if err == nil {
+		return exitOK
 	}
-	return exitOK
+	if opts.LogFile != "" {
+		log.Error("failed", "err", err)
+	}
+	fmt.Fprintf(os.Stderr, "faild: %v\n", err)
+	var ce *daemon.ConfigError
+	if errors.As(err, &ce) {
+		return exitConfig
+	}
+	return exitFailure
 }
 
 // reloader re-reads the command line and config file the daemon started

@@ -20,7 +20,7 @@ import (
 )
 
 // TestHeldBadStart: bad flags and key files. Each is one line on standard
-// error naming what is wrong and exit status 2, and nothing is touched: a
+// error naming what is wrong and exit status 78 (EX_CONFIG), and nothing is touched: a
 // stale faild route and a foreign route in the node stay, and neither the
 // log file nor the status socket is made.
 func TestHeldBadStart(t *testing.T) {
@@ -70,6 +70,10 @@ func TestHeldBadStart(t *testing.T) {
 		{[]string{"--peer", "255.255.255.255"}, "--peer"},
 		{[]string{"--peer", "fe80::2"}, "--peer"},
 		{[]string{"--peer", "192.0.2.2", "--peer", "192.0.2.2"}, "--peer"},
+		{[]string{"--peer", "192.0.2.255"}, "invalid --peer 192.0.2.255: the network or broadcast address"},
+		{[]string{"--peer", "192.0.2.0"}, "invalid --peer 192.0.2.0: the network or broadcast address"},
+		{[]string{"-i", "lo", "-i", "eth1"}, "invalid -i/--interface lo: a loopback interface"},
+		{[]string{"-i", "eth0"}, "-i/--interface eth0: one LAN"},
 		{[]string{"--node-id", "2001:db8::1"}, "--node-id"},
 		{[]string{"--max-peers", "0"}, "--max-peers"},
 		{[]string{"--damp-window", "-1s"}, "--damp-window"},
@@ -97,8 +101,8 @@ func TestHeldBadStart(t *testing.T) {
 		must(t, n.Start(c.args...))
 		err := n.Wait(5 * time.Second)
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("faild %q: %v, want exit status 2", c.args, err)
+		if !errors.As(err, &ee) || ee.ExitCode() != 78 {
+			t.Errorf("faild %q: %v, want exit status 78 (EX_CONFIG)", c.args, err)
 		}
 		out := n.Output()
 		if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "faild: ") || !strings.Contains(out, c.want) {

@@ -99,9 +99,10 @@ func TestUnwritableLog(t *testing.T) {
 	stopAll(t, l)
 }
 
-// TestFailedStartLog: a bad option (exit 2) touches no log file; a start
-// that fails later (exit 1: one LAN only) has created the log file and
-// left one msg=failed line in it, as faild(8) says.
+// TestFailedStartLog: a bad option (exit 78) touches no log file; a start
+// that fails later (exit 1: the status socket's path is a regular file)
+// has created the log file and left one msg=failed line in it, as faild(8)
+// says.
 func TestFailedStartLog(t *testing.T) {
 	t.Parallel()
 	l, _ := newLab(t, 1, 30*time.Second)
@@ -116,21 +117,23 @@ func TestFailedStartLog(t *testing.T) {
 		return ee.ExitCode()
 	}
 	must(t, n.Start("-f", "0"))
-	if code := exit(); code != 2 {
-		t.Errorf("faild -f 0: exit %d, want 2", code)
+	if code := exit(); code != 78 {
+		t.Errorf("faild -f 0: exit %d, want 78", code)
 	}
 	if _, err := os.Stat(n.LogPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("faild -f 0 touched its log file: %v", err)
 	}
-	must(t, n.Start("-i", "eth0"))
+	notSocket := filepath.Join(t.TempDir(), "faild.conf")
+	must(t, os.WriteFile(notSocket, []byte("port = 4117\n"), 0o644))
+	must(t, n.Start("--status-socket", notSocket))
 	if code := exit(); code != 1 {
-		t.Errorf("faild -i eth0: exit %d, want 1", code)
+		t.Errorf("faild --status-socket FILE: exit %d, want 1", code)
 	}
 	failed := lab.Find(n.Events(), "msg", "failed")
-	if len(failed) != 1 || len(n.Events()) != 1 || !strings.Contains(failed[0]["err"], "need at least two") {
+	if len(failed) != 1 || len(n.Events()) != 1 || !strings.Contains(failed[0]["err"], "is not a socket") {
 		t.Errorf("log of the failed start:\n%s\nwant one msg=failed line", n.Log())
 	}
-	if out := n.Output(); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "faild: failed to find LAN interfaces") {
-		t.Errorf("faild -i eth0 said %q, want one line", out)
+	if out := n.Output(); strings.Count(out, "\n") != 1 || !strings.Contains(out, "is not a socket") {
+		t.Errorf("faild --status-socket FILE said %q, want one line", out)
 	}
 }

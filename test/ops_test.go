@@ -327,11 +327,11 @@ func TestNotify(t *testing.T) {
 	start := time.Now()
 	b.wait("READY=1", 5*time.Second, func() bool { return seen("READY=1") == 1 })
 	t.Logf("READY=1 %v after start", ms(time.Since(start)))
-	b.wait("STATUS= with the peer", 5*time.Second, func() bool { return seen("STATUS=1 peers, 0 of 2 paths down") > 0 })
+	b.wait("STATUS= with the peer", 5*time.Second, func() bool { return seen("STATUS=1 peer, 0 of 2 paths down") > 0 })
 	b.wait("WATCHDOG=1 pings", 5*watchdog, func() bool { return seen("WATCHDOG=1") >= 5 })
 	cut := cutPair(t, l, 1, 2)
 	b.wait("STATUS= after the failover", failoverLimit+2*time.Second, func() bool {
-		return seen("STATUS=1 peers, 1 of 2 paths down") > 0
+		return seen("STATUS=1 peer, 1 of 2 paths down") > 0
 	})
 	t.Logf("STATUS= updated %v after the cut", ms(time.Since(cut)))
 

@@ -73,9 +73,17 @@ type Reloaded struct {
 	NeedsRestart []string // options that changed but take a restart
 }
 
-// ErrConfig marks a start-up error that is the configuration's fault (an
-// interface that is no LAN, say), not the system's.
-var ErrConfig = errors.New("invalid configuration")
+// ConfigError is a start-up error that is the configuration's fault (an
+// interface that is no LAN, say), not the system's: the command exits with
+// its own status, which the unit does not retry.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErrorf(format string, args ...any) error {
+	return &ConfigError{fmt.Errorf(format, args...)}
+}
 
 // Daemon is one faild. New builds it; Run runs it.
 type Daemon struct {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -214,9 +213,9 @@ func checkPeers(peers []netip.Addr, lans []platform.LAN) error {
 			for _, p := range l.Prefixes() {
 				switch {
 				case p.Addr() == a:
-					return fmt.Errorf("%w: --peer %s is this node's own address on %s", ErrConfig, a, l.Name)
+					return configErrorf("invalid --peer %s: this node's own address on %s", a, l.Name)
 				case p.Masked().Contains(a) && proto.SubnetEnd(p, a):
-					return fmt.Errorf("%w: --peer %s is the network or broadcast address of %s's subnet %s", ErrConfig, a, l.Name, p.Masked())
+					return configErrorf("invalid --peer %s: the network or broadcast address of %s's subnet %s", a, l.Name, p.Masked())
 				}
 			}
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -106,7 +107,8 @@ func TestCheckPeers(t *testing.T) {
 		{"192.0.2.255", false}, {"192.0.2.0", false}, {"192.0.2.1", false}, {"2001:db8:b::", false},
 	} {
 		err := checkPeers([]netip.Addr{addr(tt.peer)}, lans)
-		if (err == nil) != tt.ok || err != nil && !strings.Contains(err.Error(), "--peer "+tt.peer) {
+		var ce *ConfigError
+		if (err == nil) != tt.ok || err != nil && (!strings.Contains(err.Error(), "invalid --peer "+tt.peer+": ") || !errors.As(err, &ce)) {
 			t.Errorf("--peer %s: %v, want ok %v", tt.peer, err, tt.ok)
 		}
 	}

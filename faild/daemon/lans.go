@@ -38,7 +38,7 @@ func (d *Daemon) findLANs() ([]platform.LAN, error) {
 			return nil, fmt.Errorf("failed to find LAN interfaces: %w", err)
 		}
 		if l.Loopback {
-			return nil, fmt.Errorf("%w: -i/--interface %s is a loopback interface, not a LAN", ErrConfig, name)
+			return nil, configErrorf("invalid -i/--interface %s: a loopback interface, not a LAN", name)
 		}
 		lans = append(lans, l)
 	}
