@@ -18,6 +18,7 @@ type Heard struct {
 	Addrs    [MaxLANs]netip.Addr // the peer's address on each of our LANs
 	Interval time.Duration       // the peer's INQ interval; 0 for a responder
 	Echo     uint64              // for an ACK: the sequence number of the INQ it answers
+	Seq      uint64              // the packet's own sequence number: a copy has the same
 	// Deaf: an INQ whose sender lists us as a peer it cannot hear on this
 	// LAN. It makes the sender known but is no evidence: the path is
 	// broken in our direction, so it must fail over here too.
@@ -81,7 +82,7 @@ func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) 
 		x.drops[d].Add(1)
 		return false, false
 	}
-	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, At: now}
+	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, Seq: r.in.Seq, At: now}
 	x.peerAddrs(lans, &r.in, h)
 	h.Addrs[lan] = from // where it really came from is where ACKs go
 	if r.in.Type == ACK {

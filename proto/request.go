@@ -11,6 +11,7 @@ const sentRing = 8
 
 type sentINQ struct {
 	seq uint64
+	n   uint64 // its number among the INQs sent on the LAN, from 1
 	at  time.Time
 }
 
@@ -60,8 +61,8 @@ func (q *Requestor) INQs(now time.Time, deaf func(lan int) []uint32, ms []Messag
 			return ms, fmt.Errorf("proto: INQ on LAN %d: %w", i, err)
 		}
 		q.bufs[i] = b
-		q.sent[i][q.nsent[i]%sentRing] = sentINQ{seq: q.out.Seq, at: now}
 		q.nsent[i]++
+		q.sent[i][q.nsent[i]%sentRing] = sentINQ{seq: q.out.Seq, n: uint64(q.nsent[i]), at: now}
 		if !l.Unicast {
 			ms = append(ms, q.x.message(b, l, l.Broadcast))
 			continue
@@ -77,13 +78,31 @@ func (q *Requestor) INQs(now time.Time, deaf func(lan int) []uint32, ms []Messag
 // answers among the latest ones sent there, and returns its round trip. An
 // ACK that answers none is counted as stale and reported not ok.
 func (q *Requestor) Answered(lan int, echo uint64, now time.Time) (time.Duration, bool) {
+	_, rtt, ok := q.AnsweredINQ(lan, echo, now)
+	return rtt, ok
+}
+
+// AnsweredINQ is Answered that also says which INQ the ACK answers: its
+// number among those sent on the LAN (see Sent), so that the INQs between
+// two answered ones are known to have gone unanswered.
+func (q *Requestor) AnsweredINQ(lan int, echo uint64, now time.Time) (n uint64, rtt time.Duration, ok bool) {
 	if lan >= 0 && lan < MaxLANs {
 		for _, s := range q.sent[lan] {
 			if s.seq == echo && !s.at.IsZero() {
-				return now.Sub(s.at), true
+				return s.n, now.Sub(s.at), true
 			}
 		}
 	}
 	q.x.drops[DropStaleACK].Add(1)
-	return 0, false
+	return 0, 0, false
+}
+
+// Sent returns the number of INQs sent on lan so far, the newest's number,
+// and when it was sent (zero for none).
+func (q *Requestor) Sent(lan int) (n uint64, at time.Time) {
+	if lan < 0 || lan >= MaxLANs || q.nsent[lan] == 0 {
+		return 0, time.Time{}
+	}
+	s := q.sent[lan][q.nsent[lan]%sentRing]
+	return s.n, s.at
 }

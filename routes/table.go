@@ -11,11 +11,14 @@ import (
 
 // State is the health of one path, that is one (peer, LAN) pair.
 //
-//	         -f intervals without evidence: invalidate
-//	┌───────┐ ───────────────────────────► ┌─────────┐
-//	│ Valid │                              │ Invalid │
-//	└───────┘ ◄─────────────────────────── └─────────┘
-//	         -s consecutive intervals with evidence: validate
+//	         missed packets (detect.go), carrier lost; with --max-loss or
+//	         --max-rtt also loss or delay over the window, or the peer's
+//	         INQs listing us for f intervals (Reason says which)
+//	┌───────┐ ─────────────────────────────────────► ┌─────────┐
+//	│ Valid │                                        │ Invalid │
+//	└───────┘ ◄───────────────────────────────────── └─────────┘
+//	         -s consecutive intervals with evidence (damping: more); after
+//	         loss or delay also a full window below half the threshold
 //
 // A path starts Valid when the peer is discovered, with its deadline one
 // full detection time away, so a LAN that is already broken when faild starts
@@ -49,6 +52,35 @@ const (
 	// (see Config.Forget); it is gone from the table with any route it had.
 	Forgotten
 )
+
+// Reason says why a path is invalid.
+type Reason uint8
+
+const (
+	ReasonNone    Reason = iota
+	ReasonMissed         // expected packets missed (detect.go), or left so by an earlier run
+	ReasonCarrier        // the LAN's interface lost its carrier
+	ReasonLoss           // loss over the window above Config.MaxLoss
+	ReasonRTT            // median round trip over the window above Config.MaxRTT
+	ReasonPeer           // the peer's INQs list us as deaf: our packets do not reach it well
+)
+
+// String is the reason as the log's reason= key says it.
+func (r Reason) String() string {
+	switch r {
+	case ReasonMissed:
+		return "missed"
+	case ReasonCarrier:
+		return "carrier"
+	case ReasonLoss:
+		return "loss"
+	case ReasonRTT:
+		return "rtt"
+	case ReasonPeer:
+		return "peer"
+	}
+	return ""
+}
 
 // MaxLANs is the most LANs one node can watch.
 const MaxLANs = 8
@@ -99,6 +131,12 @@ type Event struct {
 	// must now show to switch back: Config.Successes, or more while the path
 	// is damped for flapping (see Config.DampWindow).
 	Needs int
+	// Reason, on a Failover, says why; Loss and RTT, on a Failover or a
+	// Switchback while loss or delay is judged, are the path's loss over
+	// the window and its median round trip.
+	Reason Reason
+	Loss   float64
+	RTT    time.Duration
 }
 
 // MinInterval is the shortest INQ interval faild sends or honours.
@@ -120,6 +158,14 @@ type Config struct {
 	// DampWindow and DampMax damp a flapping path (see damp.go).
 	DampWindow time.Duration
 	DampMax    int
+	// MaxLoss (a fraction, 0 off) invalidates a path whose loss over the
+	// window exceeds it, until its loss over a full window is below half
+	// of it; LossWindow is the window in intervals (0: DefaultWindow).
+	// MaxRTT (0 off) does the same for the median round trip. See
+	// quality.go.
+	MaxLoss    float64
+	LossWindow int
+	MaxRTT     time.Duration
 }
 
 // Observation is one piece of evidence: a packet from Peer on LAN.
@@ -137,7 +183,12 @@ type Observation struct {
 	// packet makes the peer and its addresses known, but is no evidence
 	// for the path.
 	Deaf bool
-	At   time.Time
+	// INQ, for an ACK, is the number of our INQ on LAN that it answers
+	// (see Table.Sent); Seq is the packet's sequence number, which tells
+	// a copy of an INQ from the next one.
+	INQ uint64
+	Seq uint64
+	At  time.Time
 }
 
 // Path is the exported view of one path, for status reports.
@@ -158,12 +209,19 @@ type Path struct {
 	// Interval is the expected spacing of evidence on the path, so that a
 	// status report can count the intervals missed; set by Paths.
 	Interval time.Duration
+	// Reason says why an Invalid path is so.
+	Reason Reason
+	// Quality is the path's loss and round trips, set by Paths.
+	Quality Quality
 }
 
 type path struct {
 	Path
 	lastGood time.Time // start of the last interval counted in Goods
-	deadline time.Time // when a Valid path goes Invalid without more evidence
+	// deadline is when the path's queue entry comes up: at or before the
+	// time it goes Invalid without more evidence (silentAt), which
+	// evidence only moves later.
+	deadline time.Time
 	// gen numbers the path's arming: only the queue entry with the current
 	// gen is live, so an entry left behind by an invalidation that did not
 	// come from the queue (LANDown) dies instead of living on beside the
@@ -173,6 +231,7 @@ type path struct {
 	// address is as strong as it gets (see claim.go).
 	claimed bool
 	damping
+	q quality
 }
 
 type peer struct {
@@ -191,6 +250,9 @@ type Table struct {
 	// failed holds peer addresses whose paths start Invalid (see
 	// StartInvalid).
 	failed map[netip.Addr]bool
+	sent   []sent // the newest INQ on each LAN (detect.go)
+	// rttHi and rttLo are the codes of MaxRTT and half of it (0: off).
+	rttHi, rttLo uint16
 	// Refused counts announced addresses refused because another peer
 	// claims them.
 	Refused uint64
@@ -198,7 +260,12 @@ type Table struct {
 
 // New returns an empty table.
 func New(cfg Config) *Table {
-	return &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim), failed: make(map[netip.Addr]bool)}
+	t := &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim), failed: make(map[netip.Addr]bool),
+		sent: make([]sent, max(cfg.LANs, 0))}
+	if cfg.MaxRTT > 0 {
+		t.rttHi, t.rttLo = rttCode(cfg.MaxRTT), rttCode(cfg.MaxRTT/2)
+	}
+	return t
 }
 
 // StartInvalid makes the path to the peer address a start Invalid when it
@@ -254,8 +321,18 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	p.interval, p.heard = o.Interval, o.At
 	evs = t.learnAddrs(p, o, evs)
 	pa := p.paths[o.LAN]
-	if pa == nil || o.Deaf {
-		return evs // no address on the LAN it spoke on, or no evidence
+	if pa == nil {
+		return evs // no address on the LAN it spoke on
+	}
+	t.measure(p, pa, o)
+	if o.Deaf {
+		// No evidence. While loss or delay is judged, a peer may find
+		// our packets too lossy while its ACKs still reach us: its word,
+		// f intervals running, fails the path over here too.
+		if pa.State == Valid && t.judging() && pa.q.deafRun > t.cfg.Misses {
+			return t.invalidate(p, o.LAN, o.At, ReasonPeer, evs)
+		}
+		return evs
 	}
 	if !pa.Heard {
 		// The first evidence on the path: it may carry another's traffic
@@ -268,14 +345,74 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		pa.RTT = o.RTT
 	}
 	t.countGood(p, pa, o.At)
+	r := t.degraded(p, pa)
 	if pa.State == Valid {
-		pa.deadline = o.At.Add(t.detection(p))
-		return evs
+		if r != ReasonNone {
+			return t.invalidate(p, o.LAN, o.At, r, evs)
+		}
+		return evs // its deadline moved: Expire finds out when it comes up
 	}
-	if pa.Goods < t.needs(pa, o.At) {
+	if r != ReasonNone {
+		pa.Reason = r // invalid for whatever reason, and now held for this one
+	}
+	if pa.Goods < t.needs(pa, o.At) || !t.clean(p, pa) {
 		return evs
 	}
 	return t.validate(p, o.LAN, o.At, evs)
+}
+
+// judging reports whether loss or delay is judged (--max-loss, --max-rtt).
+func (t *Table) judging() bool { return t.cfg.MaxLoss > 0 || t.rttHi > 0 }
+
+// degraded is the reason a path's measures over a full window invalidate
+// it, or ReasonNone.
+func (t *Table) degraded(p *peer, pa *path) Reason {
+	if t.cfg.MaxLoss > 0 {
+		if loss, full := t.judged(p, &pa.q); full && loss > t.cfg.MaxLoss {
+			return ReasonLoss
+		}
+	}
+	// The median is above MaxRTT when more than half of the round trips are.
+	if r := &pa.q.rtt; t.rttHi > 0 && r.full() && 2*r.above > r.n {
+		return ReasonRTT
+	}
+	return ReasonNone
+}
+
+// clean reports whether an invalid path's measures let it switch back:
+// after loss (delay), a full window below half the threshold, the
+// hysteresis that keeps a path at the threshold from flapping; after any
+// reason, nothing that would invalidate it again at once, and no word from
+// the peer that it cannot hear us.
+func (t *Table) clean(p *peer, pa *path) bool {
+	if !t.judging() {
+		return true
+	}
+	q := &pa.q
+	switch {
+	case q.deafRun > 0:
+		return false
+	case pa.Reason == ReasonLoss:
+		if loss, full := t.judged(p, q); !full || loss >= t.cfg.MaxLoss/2 {
+			return false
+		}
+	case pa.Reason == ReasonRTT:
+		// The median is below half of MaxRTT when at least half are.
+		if !q.rtt.full() || 2*q.rtt.low < q.rtt.n {
+			return false
+		}
+	}
+	return t.degraded(p, pa) == ReasonNone
+}
+
+// measured fills in an event's loss and round trip, where they are judged.
+func (t *Table) measured(p *peer, pa *path, e *Event) {
+	if t.cfg.MaxLoss > 0 {
+		e.Loss, _ = t.judged(p, &pa.q)
+	}
+	if t.rttHi > 0 {
+		e.RTT, _ = pa.q.rtt.percentiles()
+	}
 }
 
 // discover adds the peer of o's first packet to the table.
@@ -320,27 +457,32 @@ func (t *Table) validate(p *peer, lan int, at time.Time, evs []Event) []Event {
 	wasUnreachable := !p.anyValid()
 	before := t.routeFor(p, lan)
 	others := t.routesOf(p)
-	pa.State = Valid
+	pa.State, pa.Reason = Valid, ReasonNone
 	pa.Switchbacks++
 	t.arm(p, lan, at)
-	evs = append(evs, Event{Kind: Switchback, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: before, At: at})
+	e := Event{Kind: Switchback, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: before, At: at}
+	t.measured(p, pa, &e)
+	evs = append(evs, e)
 	if wasUnreachable {
 		evs = append(evs, Event{Kind: Reachable, Peer: p.id, LAN: -1, At: at})
 	}
 	return t.rerouted(p, lan, others, at, evs)
 }
 
-// invalidate turns a valid path invalid (a failover) and appends what that
-// changes. Its queue entry goes stale and is dropped when it comes up.
-func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event {
+// invalidate turns a valid path invalid (a failover) for reason and
+// appends what that changes. Its queue entry goes stale and is dropped when
+// it comes up.
+func (t *Table) invalidate(p *peer, lan int, at time.Time, reason Reason, evs []Event) []Event {
 	pa := p.paths[lan]
 	others := t.routesOf(p)
-	pa.State = Invalid
+	pa.State, pa.Reason = Invalid, reason
 	pa.Goods = 0
 	pa.Failovers++
 	t.damp(pa, at)
-	evs = append(evs, Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at,
-		Needs: t.needs(pa, at)})
+	e := Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at,
+		Needs: t.needs(pa, at), Reason: reason}
+	t.measured(p, pa, &e)
+	evs = append(evs, e)
 	if !p.anyValid() {
 		evs = append(evs, Event{Kind: Unreachable, Peer: p.id, LAN: -1, At: at})
 	}
@@ -373,7 +515,7 @@ func (t *Table) rerouted(p *peer, changed int, before []Route, at time.Time, evs
 // arm sets a fresh deadline for a Valid path and queues it.
 func (t *Table) arm(p *peer, lan int, now time.Time) {
 	pa := p.paths[lan]
-	pa.deadline = now.Add(t.detection(p))
+	pa.deadline = t.silentAt(p, pa, lan, now)
 	pa.gen++
 	heap.Push(&t.queue, deadline{at: pa.deadline, peer: p, lan: lan, gen: pa.gen})
 }
@@ -401,12 +543,14 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 		if pa == nil || pa.State != Valid || pa.gen != d.gen || t.peers[d.peer.id] != d.peer {
 			continue // stale entry
 		}
-		if pa.deadline.After(now) {
+		at := t.silentAt(d.peer, pa, d.lan, now)
+		if at.After(now) {
 			// Evidence moved the deadline; each valid path keeps one entry.
-			heap.Push(&t.queue, deadline{at: pa.deadline, peer: d.peer, lan: d.lan, gen: d.gen})
+			pa.deadline = at
+			heap.Push(&t.queue, deadline{at: at, peer: d.peer, lan: d.lan, gen: d.gen})
 			continue
 		}
-		evs = t.invalidate(d.peer, d.lan, pa.deadline, evs)
+		evs = t.invalidate(d.peer, d.lan, at, ReasonMissed, evs)
 	}
 	return evs
 }
@@ -433,7 +577,7 @@ func (t *Table) LANDown(lan int, now time.Time, evs []Event) []Event {
 	}
 	for _, p := range t.peers {
 		if pa := p.paths[lan]; pa != nil && pa.State == Valid {
-			evs = t.invalidate(p, lan, now, evs)
+			evs = t.invalidate(p, lan, now, ReasonCarrier, evs)
 		}
 	}
 	return evs
@@ -515,6 +659,7 @@ func (t *Table) Paths(now time.Time, fn func(id PeerID, lan int, p Path, route R
 				v := pa.Path
 				v.Interval = t.interval(p)
 				v.Needs = t.needs(pa, now)
+				v.Quality = t.quality(p, &pa.q)
 				fn(p.id, lan, v, t.routeFor(p, lan))
 			}
 		}

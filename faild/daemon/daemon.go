@@ -34,6 +34,11 @@ type Config struct {
 	MaxPeers   int
 	DampWindow time.Duration
 	DampMax    int
+	// MaxLoss (a fraction; 0 off), LossWindow (intervals; 0 for the
+	// default) and MaxRTT (0 off): --max-loss, --loss-window, --max-rtt.
+	MaxLoss    float64
+	LossWindow int
+	MaxRTT     time.Duration
 
 	StatusSocket string // "" serves no status socket
 	StatusGID    int
@@ -228,7 +233,9 @@ func (d *Daemon) begin(now time.Time) error {
 	d.log.Info("start", "version", d.cfg.Version, "node", routes.PeerID(d.node).String(), "requestor", d.cfg.Requestor,
 		"interval", d.cfg.Interval.String(), "misses", d.cfg.Misses, "successes", d.cfg.Successes,
 		"port", d.cfg.Port, "lans", describe(d.lans), "auth", len(d.cfg.Keys) > 0, "max_peers", d.cfg.MaxPeers,
-		"damp_window", d.cfg.DampWindow.String(), "damp_max", d.cfg.DampMax, "adopted", len(d.adopted))
+		"damp_window", d.cfg.DampWindow.String(), "damp_max", d.cfg.DampMax,
+		"max_loss", FormatPercent(d.cfg.MaxLoss), "loss_window", d.lossWindow(), "max_rtt", d.cfg.MaxRTT.String(),
+		"adopted", len(d.adopted))
 	for i, l := range d.lans {
 		if !l.Usable() {
 			d.log.Warn("lan-waiting", "lan", routes.LANName(i), "dev", l.Name, "state", lanString(l),

@@ -143,13 +143,14 @@ func (d *Daemon) next() time.Time {
 func (d *Daemon) onHeard(f *family, hs []proto.Heard, now time.Time) {
 	for i := range hs {
 		h := &hs[i]
-		o := routes.Observation{Peer: h.Node, LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)], Interval: h.Interval, Deaf: h.Deaf, At: h.At}
+		o := routes.Observation{Peer: h.Node, LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)], Interval: h.Interval, Deaf: h.Deaf,
+			Seq: h.Seq, At: h.At}
 		if h.Type == proto.ACK {
-			rtt, ok := f.tx.Answered(h.LAN, h.Echo, h.At)
+			n, rtt, ok := f.tx.AnsweredINQ(h.LAN, h.Echo, h.At)
 			if !ok {
 				continue
 			}
-			o.RTT = max(rtt, time.Nanosecond)
+			o.RTT, o.INQ = max(rtt, time.Nanosecond), n
 		}
 		d.evs = f.table.Observe(o, d.evs)
 	}
@@ -196,6 +197,11 @@ func (d *Daemon) sendINQs(now time.Time) {
 		f.out = ms
 		if err != nil {
 			d.log.Error("inq-failed", "family", f.name(), "err", err)
+		}
+		// The table counts the ACKs it expects against the INQs sent.
+		for lan := range d.lans {
+			n, at := f.tx.Sent(lan)
+			f.table.Sent(lan, n, at)
 		}
 		proto.WriteAll(f.conn, ms, func(m *proto.Message, err error) {
 			d.sendFailed(d.sent, "inq", f.x.LANOf(m.IfIndex), err, now)
