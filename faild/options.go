@@ -34,6 +34,9 @@ type options struct {
 	MaxPeers   int           `long:"max-peers" value-name:"N" default:"256" description:"Most peers tracked; packets from further nodes are ignored (and logged once) until a silent peer is forgotten"`
 	DampWindow time.Duration `long:"damp-window" value-name:"DURATION" default:"30s" description:"Anti-flap damping: each failover of a path within DURATION of its previous one doubles the good intervals (-s) it needs to switch back; one doubling is undone per quiet DURATION; 0 turns damping off"`
 	DampMax    int           `long:"damp-max" value-name:"N" default:"16" description:"Damping never makes a switchback need more than N times -s good intervals"`
+	MaxLoss    percent       `long:"max-loss" value-name:"PCT" description:"Fail a path over when its loss over the loss window exceeds PCT percent (1 to 99); it switches back once a full window loses under PCT/2 and -s good intervals have passed (default: off)"`
+	LossWindow int           `long:"loss-window" value-name:"N" description:"The loss window: the last N of each stream's expected packets, about N intervals (default: 300, or 3000/PCT with --max-loss where longer)"`
+	MaxRTT     time.Duration `long:"max-rtt" value-name:"DURATION" description:"Fail a path over when its median round trip over the latest 128 exceeds DURATION, until the median is under half of it; needs -r (default: off)"`
 
 	// src is where the config file set each option, so that an error can
 	// name its line; nil without -c.
@@ -64,6 +67,31 @@ func (s *seconds) UnmarshalFlag(v string) error {
 // MarshalFlag implements flags.Marshaler, for the default shown in --help.
 func (s seconds) MarshalFlag() (string, error) {
 	return strconv.FormatFloat(time.Duration(s).Seconds(), 'f', -1, 64), nil
+}
+
+// percent is a percentage given on the command line, and whether it was
+// given at all: --max-loss is off unless given, and 0 given is an error.
+type percent struct {
+	v   float64
+	set bool
+}
+
+// UnmarshalFlag implements flags.Unmarshaler.
+func (p *percent) UnmarshalFlag(v string) error {
+	f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return &flags.Error{Type: flags.ErrMarshal, Message: fmt.Sprintf("invalid --max-loss %q: not a percentage", v)}
+	}
+	*p = percent{v: f, set: true}
+	return nil
+}
+
+// MarshalFlag implements flags.Marshaler: nothing when not given.
+func (p percent) MarshalFlag() (string, error) {
+	if !p.set {
+		return "", nil
+	}
+	return strconv.FormatFloat(p.v, 'f', -1, 64), nil
 }
 
 // validate checks every option once, after flags and config file are
@@ -118,6 +146,9 @@ func (o *options) check() (daemon.Config, error) {
 	if o.DampMax < 1 || o.DampMax > 1024 {
 		return cfg, conffile.Bad("damp-max", "invalid --damp-max %d: must be 1 to 1024", o.DampMax)
 	}
+	if err := o.checkQuality(&cfg); err != nil {
+		return cfg, err
+	}
 	if o.KeyFile != "" {
 		keys, err := proto.ReadKeyFile(o.KeyFile)
 		if err != nil {
@@ -139,6 +170,41 @@ func (o *options) check() (daemon.Config, error) {
 		cfg.NodeID = binary.BigEndian.Uint32(b[:])
 	}
 	return cfg, nil
+}
+
+// checkQuality checks --max-loss, --loss-window and --max-rtt into cfg.
+func (o *options) checkQuality(cfg *daemon.Config) error {
+	if o.MaxLoss.set {
+		if o.MaxLoss.v < 1 || o.MaxLoss.v > 99 {
+			return conffile.Bad("max-loss", "invalid --max-loss %s: must be 1 to 99 (percent); leave it out to judge no loss", mustMarshal(o.MaxLoss))
+		}
+		cfg.MaxLoss = o.MaxLoss.v / 100
+	}
+	switch least := routes.MinWindow(cfg.MaxLoss); {
+	case o.LossWindow < 0 || o.LossWindow > routes.MaxLossWindow:
+		return conffile.Bad("loss-window", "invalid --loss-window %d: must be 1 to %d intervals", o.LossWindow, routes.MaxLossWindow)
+	case o.LossWindow > 0 && o.LossWindow < least:
+		return conffile.Bad("loss-window", "invalid --loss-window %d: too short to measure --max-loss %s%% (a loss at that rate needs at least %d intervals)",
+			o.LossWindow, mustMarshal(o.MaxLoss), least)
+	}
+	cfg.LossWindow = o.LossWindow
+	if o.MaxRTT != 0 {
+		// An ACK counts while it answers one of the latest 8 INQs (see
+		// proto.Requestor): a round trip of 7 intervals is the longest
+		// that is surely measured, not taken for loss.
+		longest := 7 * time.Duration(o.Interval)
+		switch {
+		case o.MaxRTT < time.Millisecond:
+			return conffile.Bad("max-rtt", "invalid --max-rtt %v: must be at least 1ms", o.MaxRTT)
+		case !o.Requestor:
+			return conffile.Bad("max-rtt", "invalid --max-rtt %v: needs -r/--requestor (only a requestor measures round trips)", o.MaxRTT)
+		case o.MaxRTT > longest:
+			return conffile.Bad("max-rtt", "invalid --max-rtt %v: at most 7 intervals (%v at -t %s); a longer round trip counts as loss",
+				o.MaxRTT, longest, mustMarshal(o.Interval))
+		}
+		cfg.MaxRTT = o.MaxRTT
+	}
+	return nil
 }
 
 // parsePeers checks every --peer: a unicast address, given once. A
@@ -165,7 +231,7 @@ func parsePeers(args []string) ([]netip.Addr, error) {
 	return peers, nil
 }
 
-func mustMarshal(s seconds) string {
+func mustMarshal(s flags.Marshaler) string {
 	v, _ := s.MarshalFlag()
 	return v
 }
