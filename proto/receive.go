@@ -19,6 +19,7 @@ type Heard struct {
 	Interval time.Duration       // the peer's INQ interval; 0 for a responder
 	Echo     uint64              // for an ACK: the sequence number of the INQ it answers
 	Seq      uint64              // the packet's own sequence number: a copy has the same
+	Boot     uint32              // the sender's boot id: a new one after a restart
 	// Deaf: an INQ whose sender lists us as a peer it cannot hear on this
 	// LAN. It makes the sender known but is no evidence: the path is
 	// broken in our direction, so it must fail over here too.
@@ -82,7 +83,7 @@ func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) 
 		x.drops[d].Add(1)
 		return false, false
 	}
-	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, Seq: r.in.Seq, At: now}
+	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, Seq: r.in.Seq, Boot: r.in.BootID, At: now}
 	x.peerAddrs(lans, &r.in, h)
 	h.Addrs[lan] = from // where it really came from is where ACKs go
 	if r.in.Type == ACK {

@@ -14,18 +14,19 @@ import (
 //
 //   - f slots have expired, where only one stream runs: f intervals, as
 //     the options say; or
-//   - ⌈4f/3⌉ slots of the two streams together have expired, where both
-//     run: at -f 3, four packets, two of each, about two intervals.
+//   - 2f−1 slots of the two streams together have expired, where both
+//     run: at -f 3, five packets, between two and three intervals.
 //
 // Two packets an interval that both fail to come are far stronger evidence
 // of a cut than one: random loss must take both. Taken from the latest
 // evidence of either stream, f intervals would wait for f of each, 2f
-// packets, and detect a cut later than bfdd does with f; ⌈4f/3⌉ of them
-// detect it sooner while random loss fakes a cut at most as often as it
-// makes bfdd's f missed packets (BENCHMARKS.md; the round trips lose about
-// twice as much as one direction, hence more than f/2 of each). A path that
-// has carried no evidence yet has one detection time (detection) from when
-// it was learnt.
+// packets, and detect a cut later than bfdd does with f; 2f−1 of them
+// detect it sooner while random loss fakes a cut less often than it makes
+// bfdd's f missed packets (BENCHMARKS.md: the round trips lose about twice
+// as much as one direction, and 4f/3 of them, tried too, did not). The
+// peer's INQs that list us as deaf are no evidence and expect none: the
+// path then has our stream alone. A path that has carried no evidence yet
+// has one detection time (detection) from when it was learnt.
 
 // sent is the newest INQ we sent on a LAN: its number and when.
 type sent struct {
@@ -79,6 +80,7 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 	var ps [3]progression
 	slots := ps[:0]
 	streams := 0
+	from := pa.LastEvidence // the newest evidence of the streams that count
 	if s := t.sent[lan]; t.acksRun(q) && s.n >= q.ackN {
 		// Our INQs after the newest answered one: those sent (spaced at
 		// our interval back from the newest) and those to come, from now
@@ -94,16 +96,27 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 		}
 		slots = append(slots, progression{start: next.Add(g), step: iv, n: -1})
 		streams++
+		from = q.ackAt
 	}
-	if t.inqsRun(p, q) && !q.inqEvidence.IsZero() {
+	if t.inqsRun(p, q) && !q.inqEvidence.IsZero() && q.deafRun == 0 {
+		// While the peer's INQs list us they are no evidence, and they
+		// expect none either: counting them as misses would have the
+		// ACKs alone beat a miss every interval.
 		iv := max(p.interval, MinInterval)
 		slots = append(slots, progression{start: q.inqEvidence.Add(iv + grace(iv)), step: iv, n: -1})
+		if streams == 0 {
+			from = q.inqEvidence
+		}
 		streams++
 	}
-	if streams == 0 {
+	switch streams {
+	case 0:
 		return pa.LastEvidence.Add(t.detection(p))
+	case 2:
+		from = pa.LastEvidence
 	}
-	from := pa.LastEvidence
+	// With one stream, since its own newest evidence: our unanswered INQs
+	// count from the cut even while the peer's INQs came on a while.
 	need := int64(t.misses(streams))
 	count := func(at time.Time) (n int64) {
 		for _, s := range slots {

@@ -186,7 +186,7 @@ func (p *pair) record(evs []Event) {
 		if e.Kind == Discovered {
 			continue
 		}
-		s := fmt.Sprintf("%v:%v/%d", e.At.Sub(t0), e.Kind, e.LAN)
+		s := fmt.Sprintf("%v:%v/%d", p.now.Sub(t0), e.Kind, e.LAN) // when the table said so
 		if e.Reason != ReasonNone {
 			s += "/" + e.Reason.String()
 		}
@@ -547,4 +547,139 @@ func TestCopiesAreNotSlots(t *testing.T) {
 			t.Errorf("quality %+v, want 25 %% of 40 slots lost", p.Quality)
 		}
 	})
+}
+
+// TestHeavyLossReadsTrue: loss heavy enough to fail a path over for
+// missed packets again and again (three of four of the peer's INQs and of
+// our round trips lost, in runs of three) still reads as what it is.
+func TestHeavyLossReadsTrue(t *testing.T) {
+	p := newPair(t, Config{LossWindow: 40, Misses: 3, Successes: 1}, 50*time.Millisecond)
+	p.run(100, all)
+	p.run(200, func(lan, k int) packet {
+		if lan == 0 && k%4 != 0 {
+			return packet{}
+		}
+		return all(lan, k)
+	})
+	if got := strings.Join(p.evs, " "); strings.Count(got, "Failover/0/missed") < 10 {
+		t.Fatalf("events %s, want the path failing over again and again", got)
+	}
+	if q := p.path(0).Quality; q.LossIn != 0.75 || q.LossRoundTrip != 0.75 {
+		t.Errorf("quality %+v, want 75 %% lost each way", q)
+	}
+}
+
+// TestRestartIsNoLoss: a peer that restarts (a new boot id) within a
+// detection time sent nothing meanwhile; that is no loss.
+func TestRestartIsNoLoss(t *testing.T) {
+	p := newPair(t, Config{MaxLoss: 0.15, LossWindow: 10}, 50*time.Millisecond)
+	boot := uint32(1)
+	tab := p.tab
+	observe := func(lan, k int, ack bool) {
+		at := t0.Add(time.Duration(k)*p.iv + time.Millisecond)
+		tab.Sent(lan, uint64(k+1), at.Add(-time.Millisecond))
+		o := Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: p.iv, Boot: boot, At: at}
+		if ack {
+			o.RTT, o.INQ = time.Millisecond, uint64(k+1)
+		} else {
+			o.Seq, o.At = uint64(1000*boot)+uint64(k), at.Add(40*time.Millisecond)
+		}
+		p.record(tab.Observe(o, nil))
+	}
+	for k := range 40 {
+		if k == 20 || k == 21 {
+			boot = 2
+			continue // restarting
+		}
+		for lan := range 2 {
+			observe(lan, k, true)
+			observe(lan, k, false)
+		}
+		p.record(tab.Expire(t0.Add(time.Duration(k+1)*p.iv), nil))
+	}
+	if len(p.evs) > 0 {
+		t.Errorf("events %v, want none", p.evs)
+	}
+	if q := p.path(0).Quality; q.Loss != 0 {
+		t.Errorf("quality after the restart %+v, want no loss", q)
+	}
+}
+
+// TestFarEndOfOneWayCut: our INQs stop reaching the peer at 1 s; its INQs
+// still come, and list us from 1.25 s on, once it has failed over. From
+// then our unanswered INQs alone count, from the last ACK (0.901 s): the
+// third expired at 1.205 s, so the path fails over at once, at 1.25 s.
+func TestFarEndOfOneWayCut(t *testing.T) {
+	p := newPair(t, Config{}, 50*time.Millisecond)
+	p.run(10, all)
+	p.run(10, func(lan, k int) packet {
+		if lan == 1 {
+			return all(lan, k)
+		}
+		return packet{inq: true, deaf: k >= 12}
+	})
+	if got := strings.Join(p.evs, " "); !strings.HasPrefix(got, "1.25s:Failover/0/missed") {
+		t.Errorf("events %s, want LAN A failed over at 1.25s", got)
+	}
+	if p.path(0).LastEvidence != t0.Add(1150*time.Millisecond) {
+		t.Errorf("last evidence %v, want the peer's last INQ before it listed us", p.path(0).LastEvidence.Sub(t0))
+	}
+}
+
+// TestPeerSpeedsUp: a responder judges by the peer's INQs at the
+// interval it announces; when the peer comes back faster (1 s, then
+// 100 ms), a silence counts at the new pace at once, not after the old
+// deadline came up.
+func TestPeerSpeedsUp(t *testing.T) {
+	tab := New(Config{LANs: 2, Misses: 3, Successes: 1})
+	var evs []Event
+	at, seq := t0, uint64(0)
+	inq := func(iv time.Duration) {
+		seq++
+		for lan := range 2 {
+			evs = tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, Seq: seq, At: at}, evs)
+		}
+	}
+	for range 4 { // 0 to 3 s; the path's queue entry comes up at 3.005 s and is set to 6.005 s
+		inq(time.Second)
+		at = at.Add(time.Second)
+		evs = tab.Expire(at, evs)
+	}
+	at = at.Add(-900 * time.Millisecond)
+	for range 10 { // 3.1 to 4 s
+		inq(100 * time.Millisecond)
+		at = at.Add(100 * time.Millisecond)
+		evs = tab.Expire(at, evs)
+	}
+	last := at.Add(-100 * time.Millisecond)
+	for ; at.Before(last.Add(time.Second)); at = at.Add(time.Millisecond) {
+		evs = tab.Expire(at, evs)
+		for _, e := range evs {
+			if e.Kind == Failover {
+				if took := at.Sub(last); took != 305*time.Millisecond {
+					t.Fatalf("failover noticed %v after the last INQ, want 305ms", took)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("no failover within a second of the last INQ: %+v", evs)
+}
+
+// TestHeldForLoss: a path that fails over for missed packets under heavy
+// loss and then shows the loss over a full window is held for it, which is
+// an event of its own.
+func TestHeldForLoss(t *testing.T) {
+	p := newPair(t, Config{MaxLoss: 0.1, LossWindow: 20}, 50*time.Millisecond)
+	p.run(30, all)
+	p.run(40, func(lan, k int) packet {
+		if lan == 0 && k%4 != 0 {
+			return packet{} // three of four lost, in runs of three: a failover for missed packets first
+		}
+		return all(lan, k)
+	})
+	got := strings.Join(p.evs, " ")
+	if !strings.HasPrefix(got, "3.505s:Failover/0/missed 3.601s:Held/0/loss") || strings.Contains(got, "Switchback") {
+		t.Errorf("events %s, want a failover for missed packets, then held for loss", got)
+	}
 }

@@ -51,6 +51,10 @@ const (
 	// Forgotten: the peer was silent on every LAN for its forget time
 	// (see Config.Forget); it is gone from the table with any route it had.
 	Forgotten
+	// Held: a path already invalid (for missed packets, say) is now held
+	// so for loss or delay over the window (Reason): it switches back only
+	// once its window is clean.
+	Held
 )
 
 // Reason says why a path is invalid.
@@ -188,7 +192,10 @@ type Observation struct {
 	// a copy of an INQ from the next one.
 	INQ uint64
 	Seq uint64
-	At  time.Time
+	// Boot is the sender's boot id: a new one says the peer restarted,
+	// and what it did not send meanwhile is no loss. 0: not known.
+	Boot uint32
+	At   time.Time
 }
 
 // Path is the exported view of one path, for status reports.
@@ -318,6 +325,7 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		}
 		p, evs = t.discover(o, evs)
 	}
+	faster := o.Interval != 0 && (p.interval == 0 || o.Interval < p.interval)
 	p.interval, p.heard = o.Interval, o.At
 	evs = t.learnAddrs(p, o, evs)
 	pa := p.paths[o.LAN]
@@ -325,6 +333,11 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		return evs // no address on the LAN it spoke on
 	}
 	t.measure(p, pa, o)
+	if faster {
+		for lan := range p.paths {
+			t.sooner(p, lan, o.At)
+		}
+	}
 	if o.Deaf {
 		// No evidence. While loss or delay is judged, a peer may find
 		// our packets too lossy while its ACKs still reach us: its word,
@@ -332,6 +345,7 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		if pa.State == Valid && t.judging() && pa.q.deafRun > t.cfg.Misses {
 			return t.invalidate(p, o.LAN, o.At, ReasonPeer, evs)
 		}
+		t.sooner(p, o.LAN, o.At) // the peer's INQs count no more
 		return evs
 	}
 	if !pa.Heard {
@@ -352,8 +366,12 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		}
 		return evs // its deadline moved: Expire finds out when it comes up
 	}
-	if r != ReasonNone {
-		pa.Reason = r // invalid for whatever reason, and now held for this one
+	if r != ReasonNone && r != pa.Reason {
+		// Invalid for whatever reason, and now held for this one.
+		pa.Reason = r
+		e := Event{Kind: Held, Peer: p.id, LAN: o.LAN, Addr: pa.Addr, Reason: r, At: o.At}
+		t.measured(p, pa, &e)
+		evs = append(evs, e)
 	}
 	if pa.Goods < t.needs(pa, o.At) || !t.clean(p, pa) {
 		return evs
@@ -381,17 +399,23 @@ func (t *Table) degraded(p *peer, pa *path) Reason {
 
 // clean reports whether an invalid path's measures let it switch back:
 // after loss (delay), a full window below half the threshold, the
-// hysteresis that keeps a path at the threshold from flapping; after any
-// reason, nothing that would invalidate it again at once, and no word from
-// the peer that it cannot hear us.
+// hysteresis that keeps a path at the threshold from flapping; after the
+// peer's word, the peer no longer listing us; after any reason, nothing
+// that would invalidate it again at once. Only the peer's word waits for
+// the peer: two ends invalid for their own reasons list each other, and
+// each waiting for the other would never end; one whose peer still lists
+// it when it switches back fails over again on the peer's word f
+// intervals later, and then waits.
 func (t *Table) clean(p *peer, pa *path) bool {
 	if !t.judging() {
 		return true
 	}
 	q := &pa.q
 	switch {
-	case q.deafRun > 0:
-		return false
+	case pa.Reason == ReasonPeer:
+		if q.deafRun > 0 {
+			return false
+		}
 	case pa.Reason == ReasonLoss:
 		if loss, full := t.judged(p, q); !full || loss >= t.cfg.MaxLoss/2 {
 			return false
@@ -458,6 +482,7 @@ func (t *Table) validate(p *peer, lan int, at time.Time, evs []Event) []Event {
 	before := t.routeFor(p, lan)
 	others := t.routesOf(p)
 	pa.State, pa.Reason = Valid, ReasonNone
+	pa.q.deafRun = 0 // the peer's word counts from here
 	pa.Switchbacks++
 	t.arm(p, lan, at)
 	e := Event{Kind: Switchback, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: before, At: at}
@@ -520,6 +545,16 @@ func (t *Table) arm(p *peer, lan int, now time.Time) {
 	heap.Push(&t.queue, deadline{at: pa.deadline, peer: p, lan: lan, gen: pa.gen})
 }
 
+// sooner queues a Valid path anew when what it expects changed so that it
+// goes invalid before its queue entry comes up: evidence only ever moves
+// that later, but a stream that stops counting (the peer's INQs listing
+// us) or a peer that speeds up moves it sooner.
+func (t *Table) sooner(p *peer, lan int, now time.Time) {
+	if pa := p.paths[lan]; pa != nil && pa.State == Valid && t.silentAt(p, pa, lan, now).Before(pa.deadline) {
+		t.arm(p, lan, now)
+	}
+}
+
 // NextDeadline is when Expire next has work to do; ok is false when no
 // path can expire.
 func (t *Table) NextDeadline() (at time.Time, ok bool) {
@@ -558,10 +593,16 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 // Deaf appends to dst the peers this node cannot hear on lan: those whose
 // path there is invalid, or has carried no evidence yet. A node that has
 // just started cannot yet tell a peer that its packets on a LAN are lost;
-// listing the peers it has not heard says so until it hears them.
+// listing the peers it has not heard says so until it hears them. A path
+// invalid only on the peer's word (ReasonPeer) hears the peer well and does
+// not list it: two ends that each waited for the other's word would wait
+// for ever.
 func (t *Table) Deaf(lan int, dst []uint32) []uint32 {
 	for _, p := range t.peers {
-		if lan < len(p.paths) && p.paths[lan] != nil && (p.paths[lan].State == Invalid || !p.paths[lan].Heard) {
+		if lan >= len(p.paths) || p.paths[lan] == nil {
+			continue
+		}
+		if pa := p.paths[lan]; pa.State == Invalid && pa.Reason != ReasonPeer || !pa.Heard {
 			dst = append(dst, uint32(p.id))
 		}
 	}

@@ -144,7 +144,7 @@ func (d *Daemon) onHeard(f *family, hs []proto.Heard, now time.Time) {
 	for i := range hs {
 		h := &hs[i]
 		o := routes.Observation{Peer: h.Node, LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)], Interval: h.Interval, Deaf: h.Deaf,
-			Seq: h.Seq, At: h.At}
+			Seq: h.Seq, Boot: h.Boot, At: h.At}
 		if h.Type == proto.ACK {
 			n, rtt, ok := f.tx.AnsweredINQ(h.LAN, h.Echo, h.At)
 			if !ok {
@@ -282,7 +282,7 @@ func (d *Daemon) settle(now time.Time, replan bool) {
 	// one.
 	replan = replan || len(d.adopted) > 0
 	for _, e := range d.evs {
-		if e.Kind != routes.Discovered {
+		if e.Kind != routes.Discovered && e.Kind != routes.Held {
 			replan = true
 			break
 		}

@@ -89,6 +89,10 @@ func (d *Daemon) reportEvent(e routes.Event) {
 		d.log.Warn("failover", args...)
 	case routes.Switchback:
 		d.log.Info("switchback", append(append(path(), d.measuredArgs(e)...), d.removedArgs(dst)...)...)
+	case routes.Held:
+		args := append(path(), "reason", e.Reason.String())
+		args = append(append(args, d.measuredArgs(e)...), d.kernelArgs(dst)...)
+		d.log.Warn("held", append(args, "detail", "failed over already, and now kept so until its window is clean")...)
 	case routes.Rerouted:
 		args := d.kernelArgs(dst)
 		if ours, _ := d.rec.holds(dst); ours == nil {
