@@ -142,6 +142,12 @@ func newSim(seed uint64) *sim {
 	if rng.IntN(2) == 0 {
 		cfg.DampWindow, cfg.DampMax = 3*time.Second, 1<<rng.IntN(3)
 	}
+	if rng.IntN(3) == 0 {
+		// Loss judged, over a window short enough for the schedule's
+		// phases: the switches' loss of 30 to 40 % must fail paths over,
+		// and none may fail over for loss where there was none.
+		cfg.MaxLoss, cfg.LossWindow = 0.10, 50
+	}
 	nodes := 3 + rng.IntN(6)
 	for i := 1; i <= nodes; i++ {
 		c := cfg
@@ -170,19 +176,42 @@ func (s *sim) addNode(cfg Config) *simNode {
 
 func (s *sim) cfg() Config { return s.nodes[0].cfg }
 
+// faultKind groups the faults by how soon the network must follow them.
+type faultKind int
+
+const (
+	otherFault faultKind = iota
+	cutBoth              // frames stop both ways (a pair, a port, a LAN, a carrier)
+	cutOneWay            // frames stop one way
+)
+
 // settle is how long after a change to the network every node must have
-// followed it: two detection times for a failover (a path broken one way
-// fails over at its far end once the near end's deaf list says so), the
-// good intervals a switchback needs (damping included), and a start's
-// discovery and adoption, with three intervals of slack for the phases of
-// the INQs and the switch's jitter.
-func (s *sim) settle() time.Duration {
+// followed it. A cut both ways fails over at both ends within one
+// detection time: f slots of one stream, or 2f−1 of two of which the
+// later-phased sends its f-th after f intervals at most. A cut one way
+// does at its near end; the far end follows once the near end's deaf list
+// says so, a detection time later. Anything else: two detection times,
+// the good intervals a switchback needs (damping included), and a start's
+// discovery and adoption. With loss judged, also a loss window: paths the
+// loss or flapping before held invalid clear it first. Slack of two
+// intervals (three for the rest) covers the switch's jitter.
+func (s *sim) settle(kind faultKind) time.Duration {
 	c := s.cfg()
 	damp := 1
 	if c.DampWindow > 0 {
 		damp = c.DampMax
 	}
-	return time.Duration(2*c.Misses+c.Successes*damp+3) * c.Interval
+	n := 2*c.Misses + c.Successes*damp + 3
+	switch kind {
+	case cutBoth:
+		n = c.Misses + 2
+	case cutOneWay:
+		n = 2*c.Misses + 3
+	}
+	if c.MaxLoss > 0 {
+		n += c.LossWindow + c.Successes*damp
+	}
+	return time.Duration(n) * c.Interval
 }
 
 // runSchedule runs the schedule of one seed and returns the cluster and
@@ -193,23 +222,24 @@ func runSchedule(seed uint64) (*sim, error) {
 	s.expect("at start")
 	phases := 4 + s.rng.IntN(5)
 	for p := 0; p < phases && s.err == nil; p++ {
-		s.fault()
+		kind := s.fault()
 		end := s.now
 		if s.net.flapping.After(end) {
 			end = s.net.flapping
 		}
-		end = end.Add(s.settle())
+		end = end.Add(s.settle(kind))
 		s.run(end)
 		if s.net.certain(s.now) {
 			s.expect("after " + s.trace[len(s.trace)-1])
 		}
+		s.expectLoss("after " + s.trace[len(s.trace)-1])
 		s.run(end.Add(time.Duration(s.rng.IntN(500)) * time.Millisecond))
 	}
 	if s.err == nil {
 		s.healAll()
 		// Flapping and loss may have damped paths to the most; a damped
 		// path's penalty decays one step a window.
-		s.run(s.now.Add(2 * s.settle()))
+		s.run(s.now.Add(2 * s.settle(otherFault)))
 		s.expect("after healing")
 	}
 	for _, n := range s.nodes {
@@ -220,8 +250,8 @@ func runSchedule(seed uint64) (*sim, error) {
 	return s, s.err
 }
 
-// fault does one random thing to the cluster.
-func (s *sim) fault() {
+// fault does one random thing to the cluster and says what kind it was.
+func (s *sim) fault() faultKind {
 	n := 1 + s.rng.IntN(len(s.nodes))
 	m := 1 + s.rng.IntN(len(s.nodes))
 	for m == n {
@@ -232,14 +262,21 @@ func (s *sim) fault() {
 	switch k := s.rng.IntN(16); k {
 	case 0, 1:
 		f.pairCut[lan][n][m], f.pairCut[lan][m][n] = true, true
+		s.disturb(lan, n, m)
 		s.logf("cut node%d-node%d on LAN %s", n, m, routes.LANName(lan))
+		return cutBoth
 	case 2:
 		f.pairCut[lan][n][m] = true
+		s.disturb(lan, n, m)
 		s.logf("cut node%d->node%d on LAN %s, one way", n, m, routes.LANName(lan))
+		return cutOneWay
 	case 3:
 		f.cutOut[lan][n], f.cutIn[lan][n] = true, true
+		s.disturb(lan, n)
 		s.logf("cut node%d's port on LAN %s", n, routes.LANName(lan))
+		return cutBoth
 	case 4:
+		s.disturb(lan, n)
 		if s.rng.IntN(2) == 0 {
 			f.cutIn[lan][n] = true
 			s.logf("cut node%d's port on LAN %s, to the node", n, routes.LANName(lan))
@@ -247,14 +284,22 @@ func (s *sim) fault() {
 			f.cutOut[lan][n] = true
 			s.logf("cut node%d's port on LAN %s, from the node", n, routes.LANName(lan))
 		}
+		return cutOneWay
 	case 5:
 		s.carrier(n, lan, false)
+		return cutBoth
 	case 6:
 		f.lanDown[lan] = true
+		s.disturb(lan, s.ids()...)
 		s.logf("LAN %s down", routes.LANName(lan))
+		return cutBoth
 	case 7:
 		p := float64(5+s.rng.IntN(36)) / 100
 		f.lossIn[lan][n], f.lossOut[lan][n] = p, p
+		s.disturb(lan, n)
+		if s.lossSince[lan][n].IsZero() {
+			s.lossSince[lan][n] = s.now
+		}
 		s.logf("loss %.0f%% at node%d's port on LAN %s", 100*p, n, routes.LANName(lan))
 	case 8:
 		s.flap(n, lan)
@@ -282,6 +327,87 @@ func (s *sim) fault() {
 	default:
 		s.healAll()
 	}
+	return otherFault
+}
+
+// ids is every node's number.
+func (s *sim) ids() []int {
+	var ids []int
+	for _, n := range s.nodes {
+		ids = append(ids, n.id)
+	}
+	return ids
+}
+
+// disturb notes that the ports of nodes on lan changed how they carry
+// frames now: for a while, loss on their paths may be real.
+func (s *sim) disturb(lan int, nodes ...int) {
+	for _, n := range nodes {
+		s.disturbed[lan][n] = s.now
+	}
+}
+
+// clean reports whether the path between nodes a and b on lan has had no
+// fault for long enough that nothing on it can be loss: no fault now, and
+// none within a loss window, a detection time and a switchback since.
+func (s *sim) clean(a, b, lan int) bool {
+	c := s.cfg()
+	quiet := time.Duration(c.LossWindow+2*c.Misses+c.Successes*max(c.DampMax, 1)+5) * c.Interval
+	for _, n := range []int{a, b} {
+		if !s.disturbed[lan][n].IsZero() && s.now.Sub(s.disturbed[lan][n]) < quiet {
+			return false
+		}
+	}
+	return s.net.works(a, b, lan)
+}
+
+// expectLoss checks what judging loss must do at the end of a phase: a
+// path losing at least three times --max-loss each way (30 % at 10 %) for
+// longer than a loss window and two detection times, between nodes that
+// ran all that while, is invalid at both ends. (Below that, a window of 50
+// may or may not cross the threshold.) That no clean path fails over for
+// loss is checked at every failover (simHandler).
+func (s *sim) expectLoss(when string) {
+	c := s.cfg()
+	if c.MaxLoss <= 0 || s.err != nil {
+		return
+	}
+	// Two windows: at 64 % lost round trips, runs of more than maxRun
+	// misses (left out as outages) make a window fill a little slower.
+	need := time.Duration(2*c.LossWindow+2*c.Misses+3) * c.Interval
+	for _, n := range s.nodes {
+		for _, m := range s.nodes {
+			if n == m || n.d == nil || m.d == nil || !n.cfg.Requestor && !m.cfg.Requestor ||
+				s.now.Sub(n.started) < need || s.now.Sub(m.started) < need {
+				continue
+			}
+			for l := range s.lans {
+				nm := 1 - (1-s.net.lossOut[l][n.id])*(1-s.net.lossIn[l][m.id])
+				mn := 1 - (1-s.net.lossOut[l][m.id])*(1-s.net.lossIn[l][n.id])
+				since := s.lossSince[l][n.id]
+				if t := s.lossSince[l][m.id]; since.IsZero() || !t.IsZero() && t.Before(since) {
+					since = t
+				}
+				if nm < 3*c.MaxLoss || mn < 3*c.MaxLoss || since.IsZero() || s.now.Sub(since) < need {
+					continue
+				}
+				for _, v6 := range []bool{false, true} {
+					if v6 && !s.v6 || !v6 && !s.v4 {
+						continue
+					}
+					f := n.d.fams[boolInt(v6)]
+					if f == nil {
+						continue
+					}
+					if p, ok := f.table.Path(m.addr(l, v6)); ok && p.State != routes.Invalid {
+						s.fail("node%d %s: its path to node%d on LAN %s loses %.0f%% and %.0f%% each way for %v, and is valid",
+							n.id, when, m.id, routes.LANName(l), 100*nm, 100*mn, s.now.Sub(since))
+						return
+					}
+				}
+			}
+		}
+	}
 }
 
 func (s *sim) node(id int) *simNode { return s.nodes[id-1] }
@@ -290,6 +416,7 @@ func (s *sim) node(id int) *simNode { return s.nodes[id-1] }
 // from its kernel at once.
 func (s *sim) carrier(id, lan int, up bool) {
 	s.net.noCarrier[lan][id] = !up
+	s.disturb(lan, id)
 	s.logf("node%d's carrier on LAN %s %v", id, routes.LANName(lan), map[bool]string{true: "up", false: "down"}[up])
 	n := s.node(id)
 	s.after(100*time.Microsecond, func() {
@@ -310,6 +437,7 @@ func (s *sim) flap(id, lan int) {
 		s.after(time.Duration(i)*period/2, func() {
 			if s.net.gen == gen { // not healed since
 				s.net.cutIn[lan][id], s.net.cutOut[lan][id] = i%2 == 0, i%2 == 0
+				s.disturb(lan, id)
 			}
 		})
 	}
@@ -350,7 +478,7 @@ func (s *sim) restart(id int, how string) {
 				s.fail("node%d: the route %v, wanted before and after the restart, went missing", id, c.Route.Route)
 			}
 		})
-		s.after(s.settle(), cancel)
+		s.after(s.settle(otherFault), cancel)
 	})
 }
 
@@ -379,6 +507,10 @@ func (s *sim) healAll() {
 	s.logf("heal everything")
 	lost := s.net.noCarrier
 	s.net = simFaults{gen: s.net.gen + 1}
+	s.lossSince = [routes.MaxLANs][9]time.Time{}
+	for l := range s.lans {
+		s.disturb(l, s.ids()...)
+	}
 	for l := range s.lans {
 		for id := range lost[l] {
 			if lost[l][id] {
@@ -447,11 +579,12 @@ func (s *sim) expected(n *simNode) []platform.Route {
 // frames one way only: p hears nothing from n on any LAN, so it does not
 // know n and cannot list n as a peer it does not hear, while n hears p on
 // a LAN whose other direction is broken. Until INQs say whom their sender
-// hears, n counts p's INQs there as evidence.
+// hears, n counts p's INQs there as evidence. A responder sends on a LAN
+// only the ACKs to the INQs that reach it there.
 func (s *sim) unknowable(n, p *simNode) bool {
 	oneWay := false
 	for l := range s.lans {
-		if s.net.deliverable(n.id, p.id, l) {
+		if s.net.deliverable(n.id, p.id, l) && (n.cfg.Requestor || s.net.deliverable(p.id, n.id, l)) {
 			return false // p can hear n somewhere, and so know it
 		}
 		oneWay = oneWay || s.net.deliverable(p.id, n.id, l)

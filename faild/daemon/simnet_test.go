@@ -36,8 +36,12 @@ type sim struct {
 	v6    bool
 	nodes []*simNode
 	net   simFaults
-	trace []string // what was done to the cluster, for a failure's report
-	err   error    // the first invariant that broke
+	// lossSince is when each port's loss began (zero: none); disturbed
+	// when each port last changed how it carries frames, or its node
+	// started or stopped (see clean).
+	lossSince, disturbed [routes.MaxLANs][9]time.Time
+	trace                []string // what was done to the cluster, for a failure's report
+	err                  error    // the first invariant that broke
 }
 
 // simEvent is a function to run, or a frame to deliver (fn nil): frames
@@ -187,7 +191,8 @@ type simNode struct {
 	id        int
 	cfg       Config
 	kernel    *platform.Memory
-	d         *Daemon // nil while stopped
+	d         *Daemon   // nil while stopped
+	started   time.Time // when d started
 	conns     [2]*simConn
 	log       *bytes.Buffer
 	status    string // the last STATUS= the daemon sent
@@ -400,7 +405,10 @@ func (n *simNode) start() {
 		n.s.fail("node %d: New: %v", n.id, err)
 		return
 	}
-	n.d = d
+	n.d, n.started = d, n.s.now
+	for l := range n.s.lans {
+		n.s.disturb(l, n.id)
+	}
 	n.wakeAt = time.Time{}
 	n.step(func() {
 		if err := d.begin(n.s.now); err != nil {
@@ -432,6 +440,9 @@ func (n *simNode) stop(how string) {
 	}
 	n.d = nil
 	n.wakeGen++
+	for l := range n.s.lans {
+		n.s.disturb(l, n.id)
+	}
 }
 
 // watchKernel delivers the node's kernel changes to its daemon, as the
@@ -473,6 +484,9 @@ func (h simHandler) Handle(_ context.Context, r slog.Record) error {
 	b = append(b, r.Level.String()...)
 	b = append(b, " msg="...)
 	b = append(b, r.Message...)
+	if r.Message == "failover" {
+		h.failover(r)
+	}
 	r.Attrs(func(a slog.Attr) bool {
 		b = append(b, ' ')
 		b = append(b, a.Key...)
@@ -483,6 +497,35 @@ func (h simHandler) Handle(_ context.Context, r slog.Record) error {
 	b = append(b, '\n')
 	h.w.Write(b)
 	return nil
+}
+
+// failover checks a failover line: none for loss, delay or the peer's word
+// on a path whose network has been clean for long enough.
+func (h simHandler) failover(r slog.Record) {
+	var reason, peer, lan string // peer: its address on lan, whose last byte is its number
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "reason":
+			reason = a.Value.String()
+		case "addr":
+			peer = a.Value.String()
+		case "lan":
+			lan = a.Value.String()
+		}
+		return true
+	})
+	if reason != "loss" && reason != "rtt" && reason != "peer" {
+		return
+	}
+	a, err := netip.ParseAddr(peer)
+	if err != nil || len(lan) != 1 {
+		h.s.fail("node%d: failover line with peer %q lan %q", h.node, peer, lan)
+		return
+	}
+	m := int(a.As16()[15])
+	if l := int(lan[0] - 'A'); h.s.clean(h.node, m, l) {
+		h.s.fail("node%d: its path to node%d on LAN %s failed over for %s, with no fault on it", h.node, m, lan, reason)
+	}
 }
 
 func (h simHandler) WithAttrs(as []slog.Attr) slog.Handler {
