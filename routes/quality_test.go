@@ -683,3 +683,25 @@ func TestHeldForLoss(t *testing.T) {
 		t.Errorf("events %s, want a failover for missed packets, then held for loss", got)
 	}
 }
+
+// TestWaitForPeersWord: a path failed over for loss whose window clears
+// while the peer (whose own window clears later) still lists us waits on
+// its word, held, and switches back once, when the peer stops listing us.
+func TestWaitForPeersWord(t *testing.T) {
+	p := newPair(t, Config{MaxLoss: 0.1, LossWindow: 20}, 50*time.Millisecond)
+	p.run(120, func(lan, k int) packet {
+		c := all(lan, k)
+		if lan == 0 {
+			if k >= 20 && k < 60 && k%10%3 == 0 && k%10 < 9 { // 30 %
+				c.ack, c.inq = false, false
+			}
+			c.deaf = k >= 40 && k < 100
+		}
+		return c
+	})
+	got := strings.Join(p.evs, " ")
+	if strings.Count(got, "Failover") != 1 || !strings.Contains(got, "Failover/0/loss") || !strings.Contains(got, "Held/0/peer") ||
+		strings.Count(got, "Switchback") != 1 || !strings.HasSuffix(got, "10.05s:Switchback/0") {
+		t.Errorf("events %s, want one failover for loss, held on the peer's word, one switchback when it stops listing us", got)
+	}
+}

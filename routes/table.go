@@ -52,8 +52,8 @@ const (
 	// (see Config.Forget); it is gone from the table with any route it had.
 	Forgotten
 	// Held: a path already invalid (for missed packets, say) is now held
-	// so for loss or delay over the window (Reason): it switches back only
-	// once its window is clean.
+	// so for another Reason: loss or delay over the window, until it is
+	// clean; or the peer's word, until the peer no longer lists us.
 	Held
 )
 
@@ -368,15 +368,29 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	}
 	if r != ReasonNone && r != pa.Reason {
 		// Invalid for whatever reason, and now held for this one.
-		pa.Reason = r
-		e := Event{Kind: Held, Peer: p.id, LAN: o.LAN, Addr: pa.Addr, Reason: r, At: o.At}
-		t.measured(p, pa, &e)
-		evs = append(evs, e)
+		return t.hold(p, o.LAN, r, o.At, evs)
 	}
 	if pa.Goods < t.needs(pa, o.At) || !t.clean(p, pa) {
 		return evs
 	}
+	if t.judging() && pa.q.deafRun > 0 && pa.Reason != ReasonPeer {
+		// Clean by its own measures, but the peer still cannot hear us
+		// well (its window, say, is not clean yet): wait for its word
+		// rather than switch back and fail over again on it. Held on the
+		// peer's word, the path no longer lists the peer, which then
+		// never waits for us in turn.
+		return t.hold(p, o.LAN, ReasonPeer, o.At, evs)
+	}
 	return t.validate(p, o.LAN, o.At, evs)
+}
+
+// hold keeps an invalid path invalid for another reason, and says so.
+func (t *Table) hold(p *peer, lan int, r Reason, at time.Time, evs []Event) []Event {
+	pa := p.paths[lan]
+	pa.Reason = r
+	e := Event{Kind: Held, Peer: p.id, LAN: lan, Addr: pa.Addr, Reason: r, At: at}
+	t.measured(p, pa, &e)
+	return append(evs, e)
 }
 
 // judging reports whether loss or delay is judged (--max-loss, --max-rtt).

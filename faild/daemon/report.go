@@ -92,7 +92,11 @@ func (d *Daemon) reportEvent(e routes.Event) {
 	case routes.Held:
 		args := append(path(), "reason", e.Reason.String())
 		args = append(append(args, d.measuredArgs(e)...), d.kernelArgs(dst)...)
-		d.log.Warn("held", append(args, "detail", "failed over already, and now kept so until its window is clean")...)
+		detail := "failed over already, and now kept so until its window is clean"
+		if e.Reason == routes.ReasonPeer {
+			detail = "clean here, but the peer cannot hear this node well yet: kept failed over until it can"
+		}
+		d.log.Warn("held", append(args, "detail", detail)...)
 	case routes.Rerouted:
 		args := d.kernelArgs(dst)
 		if ours, _ := d.rec.holds(dst); ours == nil {

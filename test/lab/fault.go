@@ -169,6 +169,27 @@ func (l *Lab) Loss(lan LAN, n, percent int) error {
 	return l.addRules(rule(c, iif(p), random), rule(c, oif(p), random))
 }
 
+// LossOneWay drops percent of the frames to node n's port on one LAN
+// (ToNode) or of those from it (FromNode), and none the other way.
+func (l *Lab) LossOneWay(lan LAN, n, percent int, dir Direction) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	if percent < 1 || percent > 99 {
+		return fmt.Errorf("failed to add one-way loss: %d%%, want 1 to 99", percent)
+	}
+	p := lan.port(n)
+	c := fmt.Sprintf("loss %v %d %v %d%%", lan, n, dir, percent)
+	random := fmt.Sprintf("numgen random mod 100 < %d", percent)
+	switch dir {
+	case ToNode:
+		return l.addRules(rule(c, oif(p), random))
+	case FromNode:
+		return l.addRules(rule(c, iif(p), random))
+	}
+	return fmt.Errorf("failed to add one-way loss: direction %v, want to-node or from-node", dir)
+}
+
 // LANDown drops every frame on one LAN.
 func (l *Lab) LANDown(lan LAN) error {
 	if !lan.valid() {

@@ -215,8 +215,22 @@ func TestFaults(t *testing.T) {
 	if rules, err := l.Rules(); err != nil || strings.Contains(rules, "drop") {
 		t.Errorf("rules left after Heal: %v\n%s", err, rules)
 	}
+	// One-way loss: one rule, on the side asked for.
+	for dir, match := range map[Direction]string{ToNode: `oifname "a2"`, FromNode: `iifname "a2"`} {
+		if err := l.LossOneWay(A, 2, 30, dir); err != nil {
+			t.Fatalf("LossOneWay %v: %v", dir, err)
+		}
+		rules, err := l.Rules()
+		if err != nil || strings.Count(rules, "drop") != 1 || !strings.Contains(rules, match) || !strings.Contains(rules, "numgen random mod 100 < 30") {
+			t.Errorf("LossOneWay %v: rules %v\n%s", dir, err, rules)
+		}
+		if err := l.ClearRules(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Bad arguments are refused, not half applied.
-	for _, err := range []error{l.CutPair(A, 1, 1), l.CutPair(A, 1, 4), l.CutPort(LAN(2), 1, Both), l.Loss(A, 1, 101)} {
+	for _, err := range []error{l.CutPair(A, 1, 1), l.CutPair(A, 1, 4), l.CutPort(LAN(2), 1, Both), l.Loss(A, 1, 101),
+		l.LossOneWay(A, 1, 0, ToNode), l.LossOneWay(A, 1, 100, ToNode), l.LossOneWay(A, 1, 10, Both)} {
 		if err == nil {
 			t.Errorf("bad injection accepted")
 		}
