@@ -13,9 +13,9 @@ import (
 //     peer there. The Requestor numbers our INQs per LAN, so an ACK says
 //     exactly which INQ it answers and the INQs between two answered ones
 //     went unanswered: lost on the way out or on the way back.
-//   - The peer's INQs, one every interval it announces: the gap between two
-//     of them (told apart from copies by their sequence numbers) says how
-//     many went missing on the way to us.
+//   - The peer's INQs, one a round, every interval it announces: the
+//     rounds heard on its other LANs between two of them on this one say
+//     how many went missing on the way to us (rounds.go).
 //
 // Each stream keeps the outcomes of its last W expected packets (a ring of
 // bits) and totals since the path began; the round trips keep the last
@@ -30,10 +30,13 @@ import (
 // over is no guide: under heavy loss it fails over for missed packets
 // again and again, and leaving those runs out would hide the loss.
 
-// DefaultLossWindow is the loss window, in intervals, without
-// --loss-window: long enough that a LAN losing half of --max-loss 10 % of
-// its packets crosses 10 % over a window about once in ten thousand hours
-// at -t 1 (see BENCHMARKS.md for the model).
+// DefaultLossWindow is the loss window, in packets of a stream, without
+// --loss-window. Against --max-loss 10 a LAN that loses 3 % of its packets
+// crosses 10 % over a window of 300 about once in 12 years at -t 0.1, one
+// losing 5 % (half the threshold) once in 40 hours at -t 1 and 4 at
+// -t 0.1; loss of 20 % crosses it after about 150 intervals (the model is
+// in BENCHMARKS.md). A window of 600 makes half the threshold once in
+// 11 days even at -t 0.01, and takes twice as long to react.
 const DefaultLossWindow = 300
 
 // MaxLossWindow bounds Config.LossWindow: 1.25 KiB of bits per stream and
@@ -42,8 +45,9 @@ const MaxLossWindow = 10000
 
 // DefaultWindow is the window for a threshold of maxLoss (a fraction; 0
 // for none): DefaultLossWindow, or 3000 intervals over the threshold in
-// percent where that is longer, so that a lower threshold still stands
-// five standard deviations of a window's noise above half of itself.
+// percent where that is longer, so that a lower threshold still stands as
+// many standard deviations of a window's noise (about four) above half of
+// itself.
 func DefaultWindow(maxLoss float64) int {
 	if maxLoss <= 0 {
 		return DefaultLossWindow
@@ -255,10 +259,8 @@ type quality struct {
 	inqSeq      uint64
 	inqAt       time.Time
 	inqEvidence time.Time
-	inqInterval time.Duration // the interval the slots of inqs were counted at
 	// deafRun counts the peer's INQs in a row that listed us.
 	deafRun int
-	boot    uint32 // the peer's boot id, when the packets give it
 }
 
 // outage marks the gaps both streams have now as outages.
@@ -362,14 +364,6 @@ func (t *Table) window() int {
 func (t *Table) measure(p *peer, pa *path, o Observation) {
 	q := &pa.q
 	maxRun := t.maxRun()
-	if o.Boot != q.boot {
-		if q.boot != 0 {
-			// The peer restarted: what it did not send meanwhile is no
-			// loss.
-			q.outage()
-		}
-		q.boot = o.Boot
-	}
 	if o.RTT > 0 {
 		if o.INQ > 0 {
 			q.acks.got(o.INQ, maxRun)
@@ -380,25 +374,24 @@ func (t *Table) measure(p *peer, pa *path, o Observation) {
 		q.rtt.add(o.RTT, t.rttHi, t.rttLo)
 		return
 	}
-	if !q.inqAt.IsZero() && o.Seq != 0 && o.Seq == q.inqSeq {
-		return // a copy
+	if !q.inqAt.IsZero() && o.Seq != 0 && o.Seq <= q.inqSeq {
+		return // a copy, or one overtaken by a later INQ
 	}
-	iv := max(p.interval, MinInterval)
 	switch {
 	case q.inqAt.IsZero():
 		q.inqs.got(1, 0)
-	case iv != q.inqInterval:
-		// The peer changed its interval (it restarted): its old slots
-		// say nothing of the new ones.
-		q.inqs.got(q.inqs.head+maxRun+2, maxRun)
+	case o.Seq == 0:
+		// No sequence numbers (a test's observations): one slot each.
+		q.inqs.got(q.inqs.head+1, maxRun)
 	default:
-		// A quarter interval of slack for an INQ that is late (its
-		// sender's loop was held up) and the next one early; at least
-		// one slot, for INQs read in one batch.
-		gap := o.At.Sub(q.inqAt)
-		q.inqs.got(q.inqs.head+uint64(max(1, (gap+iv/4)/iv)), maxRun)
+		p.rounds.step(o.Seq - q.inqSeq)
+		missed := p.rounds.between(q.inqSeq, o.Seq, len(p.paths))
+		if missed < 0 {
+			missed = int(maxRun) + 1 // further back than the rounds reach: an outage
+		}
+		q.inqs.got(q.inqs.head+uint64(missed)+1, maxRun)
 	}
-	q.inqSeq, q.inqAt, q.inqInterval = o.Seq, o.At, iv
+	q.inqSeq, q.inqAt = o.Seq, o.At
 	if o.Deaf {
 		q.deafRun++
 	} else {

@@ -147,8 +147,10 @@ func (p *pair) run(n int, come func(lan, k int) packet) {
 				as = append(as, arrival{start.Add(c.rtt), lan, Observation{RTT: c.rtt, INQ: uint64(p.sent)}})
 			}
 			if c.inq {
-				p.seq++
-				as = append(as, arrival{start.Add(p.phase), lan, Observation{Interval: p.iv, Deaf: c.deaf, Seq: p.seq}})
+				// The peer numbers every packet it sends: its INQs on
+				// both LANs and, say, two ACKs an interval.
+				seq := uint64(4*k + lan + 1)
+				as = append(as, arrival{start.Add(p.phase), lan, Observation{Interval: p.iv, Deaf: c.deaf, Seq: seq}})
 			}
 		}
 		for len(as) > 0 {
@@ -529,17 +531,21 @@ func TestLossWaitsForFullWindow(t *testing.T) {
 }
 
 // TestCopiesAreNotSlots: a switch that duplicates frames adds no slots:
-// the peer's INQs, every one twice and a quarter of them lost, lose 25 %.
+// the peer's INQs on LAN A, every one twice and a quarter of them lost,
+// lose 25 %.
 func TestCopiesAreNotSlots(t *testing.T) {
 	tab := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3, LossWindow: 40})
 	for k := range 100 {
-		if k%4 == 0 {
-			continue
-		}
 		at := t0.Add(time.Duration(k) * 100 * time.Millisecond)
-		for c := range 2 {
-			o := Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, Seq: uint64(k), At: at.Add(time.Duration(c) * time.Millisecond)}
-			tab.Observe(o, nil)
+		for lan := range 2 {
+			if lan == 0 && k%4 == 0 {
+				continue
+			}
+			for c := range 2 {
+				o := Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond,
+					Seq: uint64(3*k + lan + 1), At: at.Add(time.Duration(c) * time.Millisecond)}
+				tab.Observe(o, nil)
+			}
 		}
 	}
 	tab.Paths(t0.Add(10*time.Second), func(_ PeerID, lan int, p Path, _ Route) {
@@ -704,4 +710,36 @@ func TestWaitForPeersWord(t *testing.T) {
 		strings.Count(got, "Switchback") != 1 || !strings.HasSuffix(got, "10.05s:Switchback/0") {
 		t.Errorf("events %s, want one failover for loss, held on the peer's word, one switchback when it stops listing us", got)
 	}
+}
+
+// TestSkippedRoundsAreNoLoss: a peer whose loop was held up skips the
+// INQs it missed (rather than send a burst): rounds heard on neither LAN
+// are no loss; a round heard on LAN B and not on LAN A is, there.
+func TestSkippedRoundsAreNoLoss(t *testing.T) {
+	tab := New(Config{LANs: 2, Misses: 3, Successes: 3, LossWindow: 40})
+	seq := uint64(0)
+	at := t0
+	for k := range 100 {
+		at = at.Add(10 * time.Millisecond)
+		if k%5 == 0 {
+			// Held up: this round comes 25 ms late, and the two before it
+			// were never sent; the peer's ACKs meanwhile still number on.
+			at = at.Add(15 * time.Millisecond)
+			seq += 6
+		}
+		for lan := range 2 {
+			seq++
+			if lan == 0 && k%10 == 3 {
+				continue // lost on LAN A only: 10 %
+			}
+			tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: 10 * time.Millisecond, Seq: seq, At: at}, nil)
+		}
+		seq += 2 // its ACKs
+	}
+	tab.Paths(at, func(_ PeerID, lan int, p Path, _ Route) {
+		want := []float64{0.1, 0}[lan]
+		if p.Quality.LossIn != want || p.Quality.InSlots != 40 {
+			t.Errorf("LAN %s: %+v, want %v lost of 40", LANName(lan), p.Quality, want)
+		}
+	})
 }

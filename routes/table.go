@@ -246,6 +246,8 @@ type peer struct {
 	interval time.Duration // the peer's announced INQ interval
 	paths    []*path       // indexed by LAN; nil where the peer has no address
 	heard    time.Time     // last evidence on any LAN
+	boot     uint32        // its boot id, when the packets give it
+	rounds   rounds        // its latest INQ rounds (rounds.go)
 }
 
 // Table tracks every path and decides failovers and switchbacks.
@@ -331,6 +333,22 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	pa := p.paths[o.LAN]
 	if pa == nil {
 		return evs // no address on the LAN it spoke on
+	}
+	if o.Boot != p.boot {
+		if p.boot != 0 {
+			// The peer restarted: what it did not send meanwhile is no
+			// loss, and its rounds begin anew.
+			for _, q := range p.paths {
+				if q != nil {
+					q.q.outage()
+				}
+			}
+			p.rounds = rounds{}
+		}
+		p.boot = o.Boot
+	}
+	if o.RTT == 0 && o.Seq != 0 {
+		p.rounds.heard(o.Seq, len(p.paths))
 	}
 	t.measure(p, pa, o)
 	if faster {
