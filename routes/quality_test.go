@@ -95,7 +95,6 @@ type pair struct {
 	tab   *Table
 	iv    time.Duration
 	phase time.Duration
-	seq   uint64
 	evs   []string
 	now   time.Time
 	sent  int
