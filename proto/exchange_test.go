@@ -267,17 +267,17 @@ func TestAnswered(t *testing.T) {
 }
 
 // TestReceive follows packets through the whole receive path: an INQ is
-// evidence and answered out of its arrival interface, to its source, with
-// our sequence in the echo; an INQ that lists us as deaf is answered but no
-// evidence; an ACK is evidence with its echo and no answer; a replay is
-// dropped.
+// evidence (its number and boot id passed on) and answered out of its
+// arrival interface, to its source, with our sequence in the echo; an INQ
+// that lists us as deaf is answered but no evidence; an ACK is evidence
+// with its echo and no answer; a replay is dropped.
 func TestReceive(t *testing.T) {
 	x := testExchange(t)
 	r, err := x.NewReceiver()
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := Packet{Type: INQ, NodeID: 0xc0000202, BootID: 1, Seq: 50, Interval: 100 * time.Millisecond,
+	peer := Packet{Type: INQ, NodeID: 0xc0000202, BootID: 1, Seq: 50, Echo: 7, Interval: 100 * time.Millisecond,
 		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24"), netip.MustParsePrefix("198.51.100.2/24")}}
 	now := time.Now()
 	receive := func(p Packet, ifIndex int, src string) (Heard, bool, bool, Message) {
@@ -289,7 +289,7 @@ func TestReceive(t *testing.T) {
 	}
 
 	h, ev, replied, reply := receive(peer, 3, "198.51.100.2")
-	if !ev || h.LAN != 1 || h.Node != 0xc0000202 || h.Type != INQ || h.Interval != peer.Interval ||
+	if !ev || h.LAN != 1 || h.Node != 0xc0000202 || h.Type != INQ || h.Interval != peer.Interval || h.Echo != 7 || h.Boot != 1 ||
 		h.Addrs[0] != netip.MustParseAddr("192.0.2.2") || h.Addrs[1] != netip.MustParseAddr("198.51.100.2") {
 		t.Errorf("INQ on LAN B: evidence %v, heard %+v", ev, h)
 	}
@@ -453,7 +453,7 @@ func TestINQs(t *testing.T) {
 	for i, m := range ms {
 		l := x.LANs()[i]
 		var p Packet
-		if p.Decode(m.Buf) != nil || p.Type != INQ || len(p.Deaf) != 1 || p.Deaf[0] != uint32(100+i) ||
+		if p.Decode(m.Buf) != nil || p.Type != INQ || p.Echo != 1 || len(p.Deaf) != 1 || p.Deaf[0] != uint32(100+i) ||
 			m.Addr != netip.AddrPortFrom(l.Broadcast, 4117) || m.IfIndex != l.Index || m.Src != l.Addr.Addr() {
 			t.Errorf("INQ %d: %+v to %v out of %d from %v", i, p, m.Addr, m.IfIndex, m.Src)
 		}
@@ -466,6 +466,22 @@ func TestINQs(t *testing.T) {
 	ms, _ = q.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
 	if len(ms) != 2 || ms[0].Addr.Addr() != lans[0].Peers[0] || ms[1].Addr.Addr() != lans[0].Peers[1] || ms[0].IfIndex != 2 {
 		t.Errorf("unicast INQs = %+v; want one to each LAN-A peer and none on LAN B", ms)
+	}
+	// Each INQ carries its number on its LAN: the copies of one to each
+	// peer the same, and a LAN that sent none skips no number.
+	for i, m := range ms {
+		var p Packet
+		if p.Decode(m.Buf) != nil || p.Echo != 2 {
+			t.Errorf("unicast INQ %d: number %d, want 2", i, p.Echo)
+		}
+	}
+	x.SetLANs(testExchange(t).LANs())
+	ms, _ = q.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	for i, m := range ms {
+		var p Packet
+		if p.Decode(m.Buf) != nil || p.Echo != []uint64{3, 2}[i] {
+			t.Errorf("INQ on LAN %d: number %d, want %d", i, p.Echo, []uint64{3, 2}[i])
+		}
 	}
 
 	x6 := testExchange6(t)

@@ -21,7 +21,10 @@ import (
 //	              address, or a hash of its LAN-A IPv6 address on IPv6-only LANs)
 //	    12    4 boot id: random per start, so a restarted peer is told apart
 //	    16    8 sequence number, incremented for every INQ the sender sends
-//	    24    8 echo: in an ACK, the sequence number of the INQ it answers; 0 in an INQ
+//	    24    8 echo: in an ACK, the sequence number of the INQ it answers; in
+//	              an INQ, its number among the sender's INQs on that LAN,
+//	              from 1, by which receivers count those lost (0 from a
+//	              sender that does not number them)
 //	    32    4 interval in microseconds at which the sender sends INQs (0: responder only)
 //	    36    - address entries, one per LAN the sender has in the family of
 //	              the packet: 1 family (4 or 6), 1 prefix length, 4 or 16

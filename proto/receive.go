@@ -17,9 +17,11 @@ type Heard struct {
 	Node     routes.PeerID
 	Addrs    [MaxLANs]netip.Addr // the peer's address on each of our LANs
 	Interval time.Duration       // the peer's INQ interval; 0 for a responder
-	Echo     uint64              // for an ACK: the sequence number of the INQ it answers
-	Seq      uint64              // the packet's own sequence number: a copy has the same
-	Boot     uint32              // the sender's boot id: a new one after a restart
+	// Echo, for an ACK, is the sequence number of the INQ it answers; for
+	// an INQ, its number among the sender's INQs on the LAN (0 from a
+	// sender that does not number them).
+	Echo uint64
+	Boot uint32 // the sender's boot id: a new one after a restart
 	// Deaf: an INQ whose sender lists us as a peer it cannot hear on this
 	// LAN. It makes the sender known but is no evidence: the path is
 	// broken in our direction, so it must fail over here too.
@@ -83,11 +85,11 @@ func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) 
 		x.drops[d].Add(1)
 		return false, false
 	}
-	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, Seq: r.in.Seq, Boot: r.in.BootID, At: now}
+	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, Echo: r.in.Echo,
+		Boot: r.in.BootID, At: now}
 	x.peerAddrs(lans, &r.in, h)
 	h.Addrs[lan] = from // where it really came from is where ACKs go
 	if r.in.Type == ACK {
-		h.Echo = r.in.Echo
 		return true, false
 	}
 	h.Deaf = r.in.Lists(x.cfg.Node)

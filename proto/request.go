@@ -42,7 +42,8 @@ func (x *Exchange) NewRequestor() (*Requestor, error) {
 
 // INQs appends to ms an INQ, sent at now, for every LAN that can send: to
 // the LAN's broadcast address or group, or with --peer to each listed peer
-// on it. deaf(lan) lists the peers this node cannot hear on lan; the list
+// on it. Each carries, in its echo field, its number among the INQs sent on
+// the LAN. deaf(lan) lists the peers this node cannot hear on lan; the list
 // goes in that LAN's INQ (at most MaxDeaf of them). The messages' buffers
 // belong to the Requestor until the next call.
 func (q *Requestor) INQs(now time.Time, deaf func(lan int) []uint32, ms []Message) ([]Message, error) {
@@ -53,6 +54,7 @@ func (q *Requestor) INQs(now time.Time, deaf func(lan int) []uint32, ms []Messag
 			continue // gone, without an address of this family, or no one to ask
 		}
 		q.x.packet(&q.out, INQ, q.mac)
+		q.out.Echo = uint64(q.nsent[i] + 1) // its number on the LAN, by which receivers count the ones lost
 		if d := deaf(i); len(d) > 0 {
 			q.out.Deaf = d[:min(len(d), MaxDeaf)]
 		}

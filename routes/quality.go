@@ -13,9 +13,11 @@ import (
 //     peer there. The Requestor numbers our INQs per LAN, so an ACK says
 //     exactly which INQ it answers and the INQs between two answered ones
 //     went unanswered: lost on the way out or on the way back.
-//   - The peer's INQs, one a round, every interval it announces: the
-//     rounds heard on its other LANs between two of them on this one say
-//     how many went missing on the way to us (rounds.go).
+//   - The peer's INQs, every interval it announces: each carries its
+//     number among the peer's INQs on the LAN (Observation.INQ), so the
+//     numbers between two heard ones went missing on the way to us. An
+//     interval the peer skipped (its loop held up: it sends no burst
+//     after) has no number and is no loss.
 //
 // Each stream keeps the outcomes of its last W expected packets (a ring of
 // bits) and totals since the path began; the round trips keep the last
@@ -120,11 +122,11 @@ func (w *lossWindow) push(missed bool) {
 
 // got records that slot s came. The slots between the newest and s went
 // missing, unless they were an outage: more than maxRun of them, or the
-// stream was marked so (outage, cleared here). A slot at or before the
-// newest is a late answer: it turns its slot's miss into a receipt, or is
-// a copy and changes nothing.
+// stream was marked so (outage, cleared here). A slot at most maxRun
+// before the newest is late: it turns its slot's miss into a receipt, or
+// is a copy and changes nothing.
 func (w *lossWindow) got(s, maxRun uint64) {
-	if w.head != 0 && s <= w.head {
+	if w.head != 0 && s <= w.head && w.head-s <= maxRun {
 		back := w.head - s
 		if back >= uint64(min(w.run, w.n)) {
 			return
@@ -137,9 +139,12 @@ func (w *lossWindow) got(s, maxRun uint64) {
 		}
 		return
 	}
+	// Further back than a late packet comes, s numbers the stream anew
+	// and is an outage too: a keyless forgery far ahead of the real
+	// numbers must not freeze the window.
 	outage := w.outage
 	w.outage = false
-	if gap := s - w.head - 1; w.head != 0 && gap <= maxRun && !outage {
+	if gap := s - w.head - 1; w.head != 0 && s > w.head && gap <= maxRun && !outage {
 		w.totalSlots += gap
 		w.totalMissed += gap
 		if gap >= uint64(w.size) {
@@ -253,18 +258,22 @@ type quality struct {
 	// The newest answered INQ: its number, and when its ACK came.
 	ackN  uint64
 	ackAt time.Time
-	// The newest INQ of the peer's: its sequence number, and when it
-	// came; inqEvidence is when the newest one that counted as evidence
-	// (did not list us as deaf) came.
-	inqSeq      uint64
+	// The newest INQ of the peer's: its number (0: unnumbered), and when
+	// it came; inqEvidence is when the newest one that counted as
+	// evidence (did not list us as deaf) came.
+	inqN        uint64
 	inqAt       time.Time
 	inqEvidence time.Time
 	// deafRun counts the peer's INQs in a row that listed us.
 	deafRun int
 }
 
-// outage marks the gaps both streams have now as outages.
-func (q *quality) outage() { q.acks.outage, q.inqs.outage = true, true }
+// restarted notes that the peer restarted: the gap in our round trips is
+// no loss, and its INQs are numbered anew.
+func (q *quality) restarted() {
+	q.acks.outage = true
+	q.inqs.head, q.inqN = 0, 0
+}
 
 // newQuality makes a path's measures with a window of w slots per stream,
 // in one allocation of bits.
@@ -313,7 +322,7 @@ func (t *Table) judged(p *peer, q *quality) (loss float64, full bool) {
 		full = full && q.acks.full()
 		streams++
 	}
-	if t.inqsRun(p, q) {
+	if t.inqsMeasured(p, q) {
 		loss = max(loss, q.inqs.ratio())
 		full = full && q.inqs.full()
 		streams++
@@ -323,9 +332,15 @@ func (t *Table) judged(p *peer, q *quality) (loss float64, full bool) {
 
 // acksRun and inqsRun report whether a stream runs on the path: we send
 // INQs and the peer has answered one; the peer sends INQs and one came.
+// inqsMeasured: the peer's INQs run and are numbered, so their loss is
+// known (a sender older than the numbers leaves it to the round trips).
 func (t *Table) acksRun(q *quality) bool { return t.cfg.Interval > 0 && q.ackN > 0 }
 
 func (t *Table) inqsRun(p *peer, q *quality) bool { return p.interval > 0 && !q.inqAt.IsZero() }
+
+func (t *Table) inqsMeasured(p *peer, q *quality) bool {
+	return t.inqsRun(p, q) && q.inqs.totalSlots > 0
+}
 
 // quality reports a path's measures.
 func (t *Table) quality(p *peer, q *quality) Quality {
@@ -335,7 +350,7 @@ func (t *Table) quality(p *peer, q *quality) Quality {
 		v.LossRoundTrip, v.RoundTripSlots = q.acks.ratio(), q.acks.n
 		v.LossTotal = spread(q.acks.totalRatio())
 	}
-	if t.inqsRun(p, q) {
+	if t.inqsMeasured(p, q) {
 		v.LossIn, v.InSlots = q.inqs.ratio(), q.inqs.n
 		v.LossTotal = max(v.LossTotal, q.inqs.totalRatio())
 	}
@@ -359,9 +374,10 @@ func (t *Table) window() int {
 
 // measure records what one packet on a path says of its quality: an ACK
 // closes its INQ's slot (and those unanswered before it) and gives a round
-// trip; an INQ of the peer's closes the slots since the last one. A copy
-// (the same sequence number) changes nothing.
-func (t *Table) measure(p *peer, pa *path, o Observation) {
+// trip; an INQ of the peer's closes its own slot and those of the numbers
+// before it that did not come. A copy changes nothing, and a late INQ only
+// fills its slot: it is old news for the rest.
+func (t *Table) measure(pa *path, o Observation) {
 	q := &pa.q
 	maxRun := t.maxRun()
 	if o.RTT > 0 {
@@ -374,24 +390,14 @@ func (t *Table) measure(p *peer, pa *path, o Observation) {
 		q.rtt.add(o.RTT, t.rttHi, t.rttLo)
 		return
 	}
-	if !q.inqAt.IsZero() && o.Seq != 0 && o.Seq <= q.inqSeq {
-		return // a copy, or one overtaken by a later INQ
-	}
-	switch {
-	case q.inqAt.IsZero():
-		q.inqs.got(1, 0)
-	case o.Seq == 0:
-		// No sequence numbers (a test's observations): one slot each.
-		q.inqs.got(q.inqs.head+1, maxRun)
-	default:
-		p.rounds.step(o.Seq - q.inqSeq)
-		missed := p.rounds.between(q.inqSeq, o.Seq, len(p.paths))
-		if missed < 0 {
-			missed = int(maxRun) + 1 // further back than the rounds reach: an outage
+	if n := o.INQ; n > 0 {
+		q.inqs.got(n, maxRun)
+		if q.inqN > 0 && n <= q.inqN && q.inqN-n <= maxRun {
+			return
 		}
-		q.inqs.got(q.inqs.head+uint64(missed)+1, maxRun)
+		q.inqN = n
 	}
-	q.inqSeq, q.inqAt = o.Seq, o.At
+	q.inqAt = o.At
 	if o.Deaf {
 		q.deafRun++
 	} else {

@@ -146,10 +146,7 @@ func (p *pair) run(n int, come func(lan, k int) packet) {
 				as = append(as, arrival{start.Add(c.rtt), lan, Observation{RTT: c.rtt, INQ: uint64(p.sent)}})
 			}
 			if c.inq {
-				// The peer numbers every packet it sends: its INQs on
-				// both LANs and, say, two ACKs an interval.
-				seq := uint64(4*k + lan + 1)
-				as = append(as, arrival{start.Add(p.phase), lan, Observation{Interval: p.iv, Deaf: c.deaf, Seq: seq}})
+				as = append(as, arrival{start.Add(p.phase), lan, Observation{Interval: p.iv, Deaf: c.deaf, INQ: uint64(k + 1)}})
 			}
 		}
 		for len(as) > 0 {
@@ -542,7 +539,7 @@ func TestCopiesAreNotSlots(t *testing.T) {
 			}
 			for c := range 2 {
 				o := Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond,
-					Seq: uint64(3*k + lan + 1), At: at.Add(time.Duration(c) * time.Millisecond)}
+					INQ: uint64(k + 1), At: at.Add(time.Duration(c) * time.Millisecond)}
 				tab.Observe(o, nil)
 			}
 		}
@@ -587,7 +584,10 @@ func TestRestartIsNoLoss(t *testing.T) {
 		if ack {
 			o.RTT, o.INQ = time.Millisecond, uint64(k+1)
 		} else {
-			o.Seq, o.At = uint64(1000*boot)+uint64(k), at.Add(40*time.Millisecond)
+			o.INQ, o.At = uint64(k+1), at.Add(40*time.Millisecond)
+			if boot == 2 {
+				o.INQ = uint64(k - 21) // numbered anew by the restarted peer
+			}
 		}
 		p.record(tab.Observe(o, nil))
 	}
@@ -638,11 +638,11 @@ func TestFarEndOfOneWayCut(t *testing.T) {
 func TestPeerSpeedsUp(t *testing.T) {
 	tab := New(Config{LANs: 2, Misses: 3, Successes: 1})
 	var evs []Event
-	at, seq := t0, uint64(0)
+	at, n := t0, uint64(0)
 	inq := func(iv time.Duration) {
-		seq++
+		n++
 		for lan := range 2 {
-			evs = tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, Seq: seq, At: at}, evs)
+			evs = tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, INQ: n, At: at}, evs)
 		}
 	}
 	for range 4 { // 0 to 3 s; the path's queue entry comes up at 3.005 s and is set to 6.005 s
@@ -711,34 +711,103 @@ func TestWaitForPeersWord(t *testing.T) {
 	}
 }
 
-// TestSkippedRoundsAreNoLoss: a peer whose loop was held up skips the
-// INQs it missed (rather than send a burst): rounds heard on neither LAN
-// are no loss; a round heard on LAN B and not on LAN A is, there.
-func TestSkippedRoundsAreNoLoss(t *testing.T) {
-	tab := New(Config{LANs: 2, Misses: 3, Successes: 3, LossWindow: 40})
-	seq := uint64(0)
+// TestNumberedINQs: the peer numbers its INQs on each LAN, and only the
+// numbers count. Intervals it skipped (its loop held up) have no number
+// and are no loss; numbers that did not come are, on their LAN alone,
+// whatever else the peer sends between its INQs. Far behind the newest, a
+// number starts the count anew, so a keyless forgery far ahead does not
+// freeze the window; a new boot id starts it anew too. An INQ without a
+// number (an older sender) measures nothing.
+func TestNumberedINQs(t *testing.T) {
+	tab := New(Config{LANs: 3, Misses: 3, Successes: 3, LossWindow: 40})
 	at := t0
-	for k := range 100 {
-		at = at.Add(10 * time.Millisecond)
-		if k%5 == 0 {
-			// Held up: this round comes 25 ms late, and the two before it
-			// were never sent; the peer's ACKs meanwhile still number on.
-			at = at.Add(15 * time.Millisecond)
-			seq += 6
+	var n uint64
+	observe := func(lan int, n uint64, boot uint32) {
+		tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:3], Interval: 10 * time.Millisecond, INQ: n, Boot: boot, At: at}, nil)
+	}
+	loss := func(step string, want ...float64) {
+		t.Helper()
+		tab.Paths(at, func(_ PeerID, lan int, p Path, _ Route) {
+			if p.Quality.LossIn != want[lan] || p.Quality.InSlots != 40 {
+				t.Errorf("%s: LAN %s: %+v, want %v lost of 40", step, LANName(lan), p.Quality, want[lan])
+			}
+		})
+	}
+	// rounds sends 40 rounds; every lossA-th is lost on LAN A (0: none),
+	// every 20th on LAN C.
+	rounds := func(boot uint32, lossA int) {
+		for k := range 40 {
+			at = at.Add(10 * time.Millisecond)
+			if k%5 == 0 {
+				at = at.Add(25 * time.Millisecond) // held up: two intervals skipped, unnumbered
+			}
+			n++
+			for lan := range 3 {
+				if lan == 0 && lossA > 0 && k%lossA == lossA/2 || lan == 2 && k%20 == 7 {
+					continue
+				}
+				observe(lan, n, boot)
+			}
+		}
+	}
+	rounds(1, 10)
+	rounds(1, 10)
+	loss("numbered", 0.1, 0, 0.05)
+
+	observe(0, n+1_000_000, 1) // forged far ahead on LAN A: an outage, and no more
+	rounds(1, 0)
+	loss("after a forgery", 0, 0, 0.05)
+
+	n = 0 // restarted
+	rounds(2, 4)
+	loss("after a restart", 0.25, 0, 0.05)
+
+	old := New(Config{LANs: 2, Misses: 3, Successes: 3, LossWindow: 40})
+	for k := range 60 {
+		if k%2 == 0 {
+			old.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: 10 * time.Millisecond, At: t0.Add(time.Duration(k) * 10 * time.Millisecond)}, nil)
+		}
+	}
+	old.Paths(t0.Add(time.Second), func(_ PeerID, lan int, p Path, _ Route) {
+		if lan == 0 && (p.Quality.LossIn != 0 || p.Quality.InSlots != 0) {
+			t.Errorf("unnumbered INQs: %+v, want nothing measured", p.Quality)
+		}
+	})
+}
+
+// TestRestartNumbersAnew: a peer that restarts soon after it started
+// numbers its INQs from 1 again, close behind the numbers it sent before;
+// they are new INQs, not copies, and keep the path valid on their own.
+func TestRestartNumbersAnew(t *testing.T) {
+	tab := New(Config{LANs: 2, Misses: 3, Successes: 3, MaxLoss: 0.2, LossWindow: 10})
+	var evs []Event
+	at := t0
+	for k := range 30 {
+		boot, n := uint32(1), uint64(k+1)
+		if k >= 4 {
+			boot, n = 2, uint64(k-3)
 		}
 		for lan := range 2 {
-			seq++
-			if lan == 0 && k%10 == 3 {
-				continue // lost on LAN A only: 10 %
-			}
-			tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: 10 * time.Millisecond, Seq: seq, At: at}, nil)
+			evs = tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, INQ: n, Boot: boot, At: at}, evs)
 		}
-		seq += 2 // its ACKs
+		at = at.Add(100 * time.Millisecond)
+		evs = tab.Expire(at, evs)
+		if k == 6 {
+			tab.Paths(at, func(_ PeerID, lan int, p Path, _ Route) {
+				if p.Quality.InSlots != 7 {
+					t.Errorf("LAN %s, 3 INQs after the restart: %d slots, want 4 before it and 3 after", LANName(lan), p.Quality.InSlots)
+				}
+			})
+		}
+	}
+	for _, e := range evs {
+		if e.Kind != Discovered {
+			t.Errorf("event %+v, want none", e)
+		}
 	}
 	tab.Paths(at, func(_ PeerID, lan int, p Path, _ Route) {
-		want := []float64{0.1, 0}[lan]
-		if p.Quality.LossIn != want || p.Quality.InSlots != 40 {
-			t.Errorf("LAN %s: %+v, want %v lost of 40", LANName(lan), p.Quality, want)
+		if p.Quality.LossIn != 0 || p.Quality.InSlots != 10 {
+			t.Errorf("LAN %s: %+v, want none lost of 10", LANName(lan), p.Quality)
 		}
 	})
 }

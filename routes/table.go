@@ -187,11 +187,12 @@ type Observation struct {
 	// packet makes the peer and its addresses known, but is no evidence
 	// for the path.
 	Deaf bool
-	// INQ, for an ACK, is the number of our INQ on LAN that it answers
-	// (see Table.Sent); Seq is the packet's sequence number, which tells
-	// a copy of an INQ from the next one.
+	// INQ numbers the INQ the packet is about among its sender's INQs on
+	// LAN, from 1: for an ACK, ours that it answers (see Table.Sent); for
+	// an INQ, the peer's own (0 from a sender that does not number them).
+	// A copy has the same number, and the numbers that did not come were
+	// lost (quality.go).
 	INQ uint64
-	Seq uint64
 	// Boot is the sender's boot id: a new one says the peer restarted,
 	// and what it did not send meanwhile is no loss. 0: not known.
 	Boot uint32
@@ -247,7 +248,6 @@ type peer struct {
 	paths    []*path       // indexed by LAN; nil where the peer has no address
 	heard    time.Time     // last evidence on any LAN
 	boot     uint32        // its boot id, when the packets give it
-	rounds   rounds        // its latest INQ rounds (rounds.go)
 }
 
 // Table tracks every path and decides failovers and switchbacks.
@@ -337,20 +337,16 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	if o.Boot != p.boot {
 		if p.boot != 0 {
 			// The peer restarted: what it did not send meanwhile is no
-			// loss, and its rounds begin anew.
+			// loss, and its INQs are numbered anew.
 			for _, q := range p.paths {
 				if q != nil {
-					q.q.outage()
+					q.q.restarted()
 				}
 			}
-			p.rounds = rounds{}
 		}
 		p.boot = o.Boot
 	}
-	if o.RTT == 0 && o.Seq != 0 {
-		p.rounds.heard(o.Seq, len(p.paths))
-	}
-	t.measure(p, pa, o)
+	t.measure(pa, o)
 	if faster {
 		for lan := range p.paths {
 			t.sooner(p, lan, o.At)

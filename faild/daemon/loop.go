@@ -144,7 +144,7 @@ func (d *Daemon) onHeard(f *family, hs []proto.Heard, now time.Time) {
 	for i := range hs {
 		h := &hs[i]
 		o := routes.Observation{Peer: h.Node, LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)], Interval: h.Interval, Deaf: h.Deaf,
-			Seq: h.Seq, Boot: h.Boot, At: h.At}
+			INQ: h.Echo, Boot: h.Boot, At: h.At}
 		if h.Type == proto.ACK {
 			n, rtt, ok := f.tx.AnsweredINQ(h.LAN, h.Echo, h.At)
 			if !ok {
