@@ -174,6 +174,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer d.closeFamilies()
 
+	// The loop ends the run when it returns (SIGUSR2), like a task's error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	ch := newChannels()
 	d.spawn = func(f *family) { g.Go(func() error { return d.receive(gctx, f, ch) }) }
@@ -197,7 +200,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return d.deps.Routes.WatchRoutes(gctx, func(c platform.RouteChange) { post(gctx, ch.routes, c) },
 			func(err error) { d.log.Warn("route-watch", "err", err) })
 	})
-	g.Go(func() error { return d.loop(gctx, ch) })
+	g.Go(func() error {
+		defer cancel()
+		return d.loop(gctx, ch)
+	})
 	err := g.Wait()
 	d.notify.stopping()
 	return errors.Join(err, d.end(time.Now()))
@@ -225,6 +231,9 @@ func (d *Daemon) begin(now time.Time) error {
 	}
 	d.rec.fullAt = now.Add(reconcileEvery)
 	d.adopt(now)
+	// Now, so that whatever the reconciler does first (the route watch's
+	// first news is a whole read) already counts the adopted routes.
+	d.reconcile(now)
 	d.log.Info("start", "version", d.cfg.Version, "node", routes.PeerID(d.node).String(), "requestor", d.cfg.Requestor,
 		"interval", d.cfg.Interval.String(), "misses", d.cfg.Misses, "successes", d.cfg.Successes,
 		"port", d.cfg.Port, "lans", describe(d.lans), "auth", len(d.cfg.Keys) > 0, "max_peers", d.cfg.MaxPeers,

@@ -407,6 +407,14 @@ func (n *simNode) start() {
 			n.s.fail("node %d: start: %v", n.id, err)
 		}
 	})
+	// The route watch's first news, once it has subscribed: read it all.
+	n.routeWait++
+	n.s.after(routeDelay, func() {
+		n.routeWait--
+		if n.d == d {
+			n.step(func() { d.onRoute(platform.RouteChange{Lost: true}, n.s.now) })
+		}
+	})
 }
 
 // stop ends the node's daemon: cleanly (its routes removed), by SIGUSR2
