@@ -71,9 +71,12 @@ func faild(args []string) int {
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
 		return exitConfig
 	}
-	log, out, err := eventlog.Open(opts.LogFile, opts.Ops.LogFormat)
+	// The log file is opened only once the configuration has passed New,
+	// so that a start refused for a bad configuration leaves nothing
+	// behind; until then the log goes to standard error.
+	log, out, err := eventlog.Open("", opts.Ops.LogFormat)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "faild: failed to open log file: %v\n", err)
+		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
 		return exitFailure
 	}
 	defer out.Close()
@@ -82,13 +85,19 @@ func faild(args []string) int {
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
 		return exitFailure
 	}
-	notify, watchdog, err := daemon.Systemd()
-	if err != nil {
-		log.Warn("watchdog-disabled", "err", err)
-	}
+	notify, watchdog, werr := daemon.Systemd()
+	logged := false // whether the error also goes in the log file
 	d, err := daemon.New(cfg, daemon.Deps{Log: log, Routes: w, Interfaces: platform.Host, Listen: proto.Listen,
 		Notify: notify, Watchdog: watchdog, Reload: reloader(args, out, opts, cfg.Keys), Signals: sigs, LogLost: out.WriteFailures})
 	if err == nil {
+		if err = out.Reopen(opts.LogFile, opts.Ops.LogFormat); err != nil {
+			fmt.Fprintf(os.Stderr, "faild: failed to open log file: %v\n", err)
+			return exitFailure
+		}
+		logged = opts.LogFile != ""
+		if werr != nil {
+			log.Warn("watchdog-disabled", "err", werr)
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		err = d.Run(ctx)
@@ -96,7 +105,7 @@ func faild(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	if opts.LogFile != "" {
+	if logged {
 		log.Error("failed", "err", err)
 	}
 	fmt.Fprintf(os.Stderr, "faild: %v\n", err)

@@ -153,6 +153,13 @@ func (n *Node) Stop() error {
 	return n.signal(syscall.SIGTERM, StopTimeout)
 }
 
+// Handover sends SIGUSR2, which stops faild and keeps its routes for the
+// next start to adopt (what the unit sends on a restart), and waits for it
+// to exit; it returns faild's exit error, nil for status 0.
+func (n *Node) Handover() error {
+	return n.signal(syscall.SIGUSR2, StopTimeout)
+}
+
 // Kill sends SIGKILL and waits for faild to go.
 func (n *Node) Kill() error {
 	err := n.signal(syscall.SIGKILL, StopTimeout)
