@@ -633,21 +633,6 @@ func cpuTicks(pid int) (int64, error) {
 // clkTck is USER_HZ, 100 on every Linux architecture faild targets.
 const clkTck = 100
 
-// cpuShare measures pid's CPU time per wall second over d.
-func cpuShare(pid int, d time.Duration) (float64, error) {
-	t0 := time.Now()
-	c0, err := cpuTicks(pid)
-	if err != nil {
-		return 0, err
-	}
-	time.Sleep(d)
-	c1, err := cpuTicks(pid)
-	if err != nil {
-		return 0, err
-	}
-	return float64(c1-c0) / clkTck / time.Since(t0).Seconds(), nil
-}
-
 // udpRcvbufErrors reads the UDP receive-buffer drop counter of a namespace.
 func udpRcvbufErrors(n *lab.Node) int64 {
 	out, err := n.Exec("cat", "/proc/net/snmp")
