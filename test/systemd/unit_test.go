@@ -1,0 +1,1007 @@
+package systemd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// pendingChecks are the checks of daemon behaviour that issue 14 asks of
+// the daemon core and today's faild does not have yet. Each still runs:
+// while it is listed here a failure skips with the reason, and a pass
+// fails the test so that the entry is deleted. Delete an entry when its
+// feature lands.
+var pendingChecks = map[string]string{
+	"journal-priority":     "every line reaches the journal at priority 6: faild must prefix <N> (or use the native protocol) when JOURNAL_STREAM is set",
+	"reload":               "the unit's ExecReload runs \"faild reload\", which asks the daemon over its status socket, waits, and exits non-zero with the error; faild has no such verb yet",
+	"watchdog-keeps-route": "a restarted faild removes its routes at start and installs them again after detection; the reconciler (issue 11) keeps them",
+	"stop-no-warning":      "a clean stop logs level=WARN msg=link-watch err=\"Receive failed: resource temporarily unavailable\"",
+	"late-interface":       "a LAN interface missing at start fails faild (exit 1, Link not found) instead of starting degraded",
+	"config-error":         "configuration errors exit 2, not 78 (EX_CONFIG), so RestartPreventExitStatus=78 cannot stop the retries",
+}
+
+// maxExposure is the "systemd-analyze security" score the unit must stay
+// at or below. README says why each remaining point is there.
+const maxExposure = 1.9
+
+// The LANs in the container: the node (faild under systemd) has eA and eB
+// in the container's own network namespace, the peer has pA and pB in the
+// namespace "peer"; each pair is one veth, a LAN of two.
+const (
+	nodeA, nodeB = "192.0.2.1", "198.51.100.1"
+	peerA, peerB = "192.0.2.2", "198.51.100.2"
+	// The route a cut of LAN A makes the node install, as ip prints it.
+	failoverRoute = peerA + " via " + peerB + " dev eB"
+)
+
+// nodeConfig is the node's /etc/faild/faild.conf; extra lines are added
+// after the common ones.
+func nodeConfig(extra ...string) string {
+	lines := []string{"requestor = true", "interval = 0.1", "misses = 3", "successes = 3", "interface = eA", "interface = eB"}
+	return strings.Join(append(lines, extra...), "\n") + "\n"
+}
+
+// TestUnit installs faild's .deb in a systemd container and checks the
+// unit as issue 14 lists: start, STATUS=, faild status exit codes,
+// failover in the journal at warning priority, reload, watchdog restart,
+// clean stop, a LAN that appears late, a config error, the hardening
+// score, a restart policy that never gives up, and a purge that leaves
+// nothing behind.
+func TestUnit(t *testing.T) {
+	requireOptIn(t)
+	deadline, ok := t.Deadline()
+	if !ok {
+		deadline = time.Now().Add(20 * time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-time.Minute))
+	defer cancel()
+
+	deb := debFile(t)
+	start := time.Now()
+	root, err := rootfs(ctx, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := boot(ctx, root, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &suite{t: t, c: c, ctx: ctx}
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.dump()
+		}
+		if err := c.close(); err != nil {
+			t.Errorf("failed to remove the container: %v", err)
+		}
+	})
+	t.Logf("container ready after %v", time.Since(start).Round(time.Second))
+
+	before, err := s.files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.setupLANs()
+	s.install(deb)
+	s.startPeer()
+
+	s.check("start", s.checkStart)
+	s.check("exposure", s.checkExposure)
+	s.check("restart-forever", s.checkRestartForever)
+	s.check("failover", s.checkFailover)
+	s.check("journal-priority", s.checkJournalPriority)
+	s.check("reload", s.checkReload)
+	var w watchdogRun
+	s.check("watchdog-restart", func() error { return s.checkWatchdog(&w) })
+	s.check("watchdog-keeps-route", w.keptRoute)
+	var stopCursor string
+	s.check("stop", func() error { return s.checkStop(&stopCursor) })
+	s.check("stop-no-warning", func() error { return s.checkNoWarning(stopCursor) })
+	s.check("late-interface", s.checkLateInterface)
+	s.check("config-error", s.checkConfigError)
+	s.check("purge", func() error { return s.checkPurge(before) })
+	t.Logf("test-systemd took %v in all", time.Since(start).Round(time.Second))
+}
+
+// debFile is the amd64 (or this machine's) .deb to install: FAILD_DEB, as
+// make test-systemd sets it, or one built now with dist/deb/mkdeb.
+func debFile(t *testing.T) string {
+	if d := os.Getenv("FAILD_DEB"); d != "" {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
+	}
+	arch, err := exec.Command("dpkg", "--print-architecture").Output()
+	if err != nil {
+		t.Fatalf("failed to ask dpkg for the architecture: %v", err)
+	}
+	out := t.TempDir()
+	cmd := exec.Command("../../dist/deb/mkdeb", out, strings.TrimSpace(string(arch)))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("failed to build the .deb: %v\n%s", err, b)
+	}
+	debs, _ := filepath.Glob(filepath.Join(out, "*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("mkdeb made %v, want one .deb", debs)
+	}
+	return debs[0]
+}
+
+// suite is the state the checks share: they run in order, each leaving
+// the unit as the next expects it.
+type suite struct {
+	t   *testing.T
+	c   *container
+	ctx context.Context
+	// failoverCursor is where the journal stood before the cut.
+	failoverCursor string
+}
+
+// check runs one named check as a subtest, gated by pendingChecks.
+func (s *suite) check(name string, fn func() error) {
+	s.t.Run(name, func(t *testing.T) {
+		start := time.Now()
+		err := fn()
+		reason, pending := pendingChecks[name]
+		switch {
+		case pending && err != nil:
+			t.Skipf("pending (%s): fails as expected: %v", reason, err)
+		case pending:
+			t.Errorf("pending check %s passes now: delete it from pendingChecks", name)
+		case err != nil:
+			t.Errorf("%v", err)
+		}
+		t.Logf("%s took %v", name, time.Since(start).Round(10*time.Millisecond))
+	})
+}
+
+// must runs a command in the container and fails the test on error: for
+// set-up steps that the checks rely on.
+func (s *suite) must(args ...string) string {
+	s.t.Helper()
+	out, err := s.c.run(s.ctx, args...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+func (s *suite) mustSh(script string) string {
+	s.t.Helper()
+	return s.must("sh", "-ec", script)
+}
+
+// peerNS is the peer's namespace as the host reaches it.
+func (s *suite) peerNS() string { return fmt.Sprintf("/proc/%d/root/run/netns/peer", s.c.leader) }
+
+// nodeNS is the container's own namespace, the node's.
+func (s *suite) nodeNS() string { return fmt.Sprintf("/proc/%d/ns/net", s.c.leader) }
+
+// setupLANs makes the two veth LANs: eA-pA and eB-pB.
+func (s *suite) setupLANs() {
+	s.mustSh(`ip netns add peer
+ip netns exec peer ip link set lo up
+for f in all default; do
+	echo 2 >/proc/sys/net/ipv4/conf/$f/rp_filter
+	ip netns exec peer sh -c "echo 2 >/proc/sys/net/ipv4/conf/$f/rp_filter"
+done`)
+	for _, lan := range []string{"A", "B"} {
+		if err := s.addLAN(lan); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// addLAN makes one LAN's veth pair with its addresses, up.
+func (s *suite) addLAN(lan string) error {
+	node, peer := nodeA, peerA
+	if lan == "B" {
+		node, peer = nodeB, peerB
+	}
+	_, err := s.c.sh(s.ctx, fmt.Sprintf(`ip link add e%[1]s type veth peer name p%[1]s netns peer
+ip addr add %[2]s/24 brd + dev e%[1]s
+ip link set e%[1]s up
+ip -n peer addr add %[3]s/24 brd + dev p%[1]s
+ip -n peer link set p%[1]s up`, lan, node, peer))
+	return err
+}
+
+// install installs the .deb as an operator would, and checks what the
+// package must do on the way: files in place, the conffiles, the unit
+// enabled and started, ip knowing the protocol name.
+func (s *suite) install(deb string) {
+	t := s.t
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(s.c.root, "bin/kill")); err == nil {
+		t.Fatal("the container has /bin/kill: it must not, to show that the unit does not need procps")
+	}
+	name := filepath.Base(deb)
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.writeFile("/root/"+name, string(b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// No network in the container: the package must need nothing more.
+	out := s.must("env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c", "cd /root && apt install -y ./"+name+" 2>&1")
+	t.Logf("apt install ./%s:\n%s", name, tail(out, 4))
+	if err := os.Remove(filepath.Join(s.c.root, "root", name)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"/usr/sbin/faild", "/lib/systemd/system/faild.service", "/usr/share/man/man8/faild.8.gz",
+		"/etc/logrotate.d/faild", "/etc/iproute2/rt_protos.d/faild.conf", "/etc/faild/faild.conf", "/usr/share/doc/faild/copyright"} {
+		if _, err := os.Stat(filepath.Join(s.c.root, f)); err != nil {
+			t.Errorf("the package did not install %s", f)
+		}
+	}
+	conffiles := s.must("dpkg-query", "-W", "-f=${Conffiles}", "faild")
+	for _, f := range []string{"/etc/faild/faild.conf", "/etc/logrotate.d/faild", "/etc/iproute2/rt_protos.d/faild.conf"} {
+		if !strings.Contains(conffiles, f+" ") {
+			t.Errorf("%s is not a conffile; dpkg has: %s", f, conffiles)
+		}
+	}
+	if out, _ := s.c.run(s.ctx, "systemctl", "is-enabled", "faild"); strings.TrimSpace(out) != "enabled" {
+		t.Errorf("after apt install, faild.service is %q, want enabled", strings.TrimSpace(out))
+	}
+	if out, _ := s.c.run(s.ctx, "systemctl", "is-active", "faild"); strings.TrimSpace(out) != "active" {
+		t.Errorf("after apt install, faild.service is %q, want active (postinst starts it)", strings.TrimSpace(out))
+	}
+	if _, err := s.c.run(s.ctx, "ip", "route", "show", "proto", "faild"); err != nil {
+		t.Errorf("ip does not know the protocol name faild (rt_protos.d): %v", err)
+	}
+	// From here on the node runs with the test's configuration.
+	s.must("systemctl", "stop", "faild")
+	if err := s.c.writeFile("/etc/faild/faild.conf", nodeConfig(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startPeer runs the peer's faild in its namespace as a transient unit,
+// so that the container's shutdown ends it.
+func (s *suite) startPeer() {
+	s.must("systemd-run", "--unit=faild-peer", "--quiet", "ip", "netns", "exec", "peer",
+		"/usr/sbin/faild", "-r", "-t", "0.1", "-f", "3", "-s", "3", "-i", "pA", "-i", "pB",
+		"--status-socket", "/run/faild-peer.sock")
+}
+
+// show returns unit properties.
+func (s *suite) show(props ...string) (map[string]string, error) {
+	args := []string{"systemctl", "show", "faild"}
+	for _, p := range props {
+		args = append(args, "-p", p)
+	}
+	out, err := s.c.run(s.ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// status runs "faild status --json" in the container and returns its
+// exit code and what it printed.
+func (s *suite) status() (int, *statusJSON, error) {
+	out, err := s.c.run(s.ctx, "/usr/sbin/faild", "status", "--json")
+	code := exitCode(err)
+	if code < 0 {
+		return code, nil, err
+	}
+	if code == 2 {
+		return code, nil, nil
+	}
+	var st statusJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return code, nil, fmt.Errorf("faild status --json: %w: %s", err, out)
+	}
+	return code, &st, nil
+}
+
+// statusJSON is the part of faild status --json the checks read.
+type statusJSON struct {
+	LANs []struct {
+		Name, Dev, Addr string
+	} `json:"lans"`
+	Peers     int `json:"peers"`
+	PathsDown int `json:"paths_down"`
+	Paths     []struct {
+		LAN   string `json:"lan"`
+		State string `json:"state"`
+		Route string `json:"route"`
+	} `json:"paths"`
+}
+
+// exitCode is a command's exit status, -1 if it did not run or was killed.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// waitFor polls cond every 50 ms for up to d, and returns cond's last
+// error if it never held.
+func (s *suite) waitFor(what string, d time.Duration, cond func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || s.ctx.Err() != nil {
+			return fmt.Errorf("%s: not within %v: %w", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// healthy waits until faild status says 1 peer, 2 paths, all valid.
+func (s *suite) healthy(d time.Duration) error {
+	return s.waitFor("faild status exit 0 with both paths valid", d, func() error {
+		code, st, err := s.status()
+		switch {
+		case err != nil:
+			return err
+		case code != 0 || st == nil:
+			return fmt.Errorf("exit status %d", code)
+		case st.Peers != 1 || len(st.Paths) != 2:
+			return fmt.Errorf("%d peers, %d paths, want 1 and 2", st.Peers, len(st.Paths))
+		}
+		return nil
+	})
+}
+
+// routes returns faild's routes in the node, as ip prints them.
+func (s *suite) routes() (string, error) {
+	out, err := s.c.run(s.ctx, "ip", "route", "show", "proto", "157")
+	return strings.TrimSpace(out), err
+}
+
+func (s *suite) hasFailoverRoute() error {
+	rs, err := s.routes()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(rs, failoverRoute) {
+		return fmt.Errorf("routes %q, want %s", rs, failoverRoute)
+	}
+	return nil
+}
+
+// cutA drops everything on LAN A at the peer's end, carrier up; healA
+// undoes it.
+func (s *suite) cutA() error {
+	_, err := hostRun(s.ctx, s.peerNS(), `table inet faildcut {
+	chain in { type filter hook input priority 0; iifname "pA" drop; }
+	chain out { type filter hook output priority 0; oifname "pA" drop; }
+}
+`, "nft", "-f", "-")
+	return err
+}
+
+func (s *suite) healA() error {
+	_, err := hostRun(s.ctx, s.peerNS(), "", "nft", "delete", "table", "inet", "faildcut")
+	return err
+}
+
+// cursor is the journal's current position, for reading what comes after.
+func (s *suite) cursor() (string, error) {
+	out, err := s.c.run(s.ctx, "journalctl", "-q", "-n", "0", "--show-cursor")
+	if err != nil {
+		return "", err
+	}
+	_, cur, ok := strings.Cut(out, "-- cursor: ")
+	if !ok {
+		return "", fmt.Errorf("no cursor in %q", out)
+	}
+	return strings.TrimSpace(cur), nil
+}
+
+// journal returns faild's journal after cursor, one MESSAGE a line, with
+// extra journalctl arguments (-p warning).
+func (s *suite) journal(cursor string, args ...string) (string, error) {
+	argv := append([]string{"journalctl", "-q", "--no-pager", "-u", "faild", "-o", "cat", "--after-cursor", cursor}, args...)
+	return s.c.run(s.ctx, argv...)
+}
+
+// checkStart: systemctl start returns once faild said READY=1, so the unit
+// is active when it returns; faild status then exits 0 and STATUS= agrees
+// with it.
+func (s *suite) checkStart() error {
+	if _, err := s.c.run(s.ctx, "systemctl", "start", "faild"); err != nil {
+		return err
+	}
+	p, err := s.show("ActiveState", "SubState")
+	if err != nil {
+		return err
+	}
+	if p["ActiveState"] != "active" || p["SubState"] != "running" {
+		return fmt.Errorf("right after systemctl start: %s/%s, want active/running", p["ActiveState"], p["SubState"])
+	}
+	if err := s.healthy(5 * time.Second); err != nil {
+		return err
+	}
+	return s.waitFor("STATUS= agrees with faild status", 3*time.Second, s.statusLineAgrees)
+}
+
+var statusLineRE = regexp.MustCompile(`(\d+) peers?, (\d+) of (\d+) paths? down`)
+
+// statusLineAgrees checks the unit's STATUS= text against faild status.
+func (s *suite) statusLineAgrees() error {
+	p, err := s.show("StatusText")
+	if err != nil {
+		return err
+	}
+	_, st, err := s.status()
+	if err != nil || st == nil {
+		return fmt.Errorf("faild status: %v", err)
+	}
+	m := statusLineRE.FindStringSubmatch(p["StatusText"])
+	if m == nil {
+		return fmt.Errorf("STATUS=%q does not say peers and paths down", p["StatusText"])
+	}
+	want := []string{strconv.Itoa(st.Peers), strconv.Itoa(st.PathsDown), strconv.Itoa(len(st.Paths))}
+	if !slices.Equal(m[1:], want) {
+		return fmt.Errorf("STATUS=%q, but faild status says %v peers, %v of %v paths down", p["StatusText"], want[0], want[1], want[2])
+	}
+	return nil
+}
+
+// checkExposure measures the unit's hardening with systemd-analyze.
+func (s *suite) checkExposure() error {
+	out, err := s.c.run(s.ctx, "systemd-analyze", "security", "--no-pager", "faild.service")
+	if err != nil {
+		return err
+	}
+	m := regexp.MustCompile(`Overall exposure level for faild.service: ([0-9.]+)`).FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("no overall exposure in:\n%s", out)
+	}
+	score, _ := strconv.ParseFloat(m[1], 64)
+	s.t.Logf("systemd-analyze security faild.service: exposure %.1f", score)
+	if score > maxExposure {
+		return fmt.Errorf("exposure %.1f, want at most %.1f:\n%s", score, maxExposure, out)
+	}
+	return nil
+}
+
+// checkRestartForever: a start that keeps failing for a transient reason
+// (the UDP port taken) is retried past systemd's default start limit (5 in
+// 10 s) without the unit ever becoming failed, and faild comes up once the
+// port is free.
+func (s *suite) checkRestartForever() error {
+	if _, err := s.c.run(s.ctx, "systemctl", "stop", "faild"); err != nil {
+		return err
+	}
+	squat, err := listenIn(s.nodeNS(), "0.0.0.0:4117")
+	if err != nil {
+		return err
+	}
+	defer squat.Close()
+	if _, err := s.c.run(s.ctx, "systemctl", "start", "--no-block", "faild"); err != nil {
+		return err
+	}
+	until := time.Now().Add(8 * time.Second)
+	for time.Now().Before(until) {
+		p, err := s.show("ActiveState", "Result")
+		if err != nil {
+			return err
+		}
+		if p["ActiveState"] == "failed" || p["ActiveState"] == "active" {
+			return fmt.Errorf("with the port taken the unit became %s (%s); want it retrying", p["ActiveState"], p["Result"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// systemctl start set NRestarts to 0.
+	p, err := s.show("NRestarts")
+	if err != nil {
+		return err
+	}
+	if n, _ := strconv.Atoi(p["NRestarts"]); n < 6 {
+		return fmt.Errorf("%d restarts in 8 s with the port taken, want at least 6 (past the default start limit of 5)", n)
+	}
+	squat.Close()
+	if err := s.waitFor("active once the port is free", 5*time.Second, func() error {
+		p, err := s.show("ActiveState")
+		if err == nil && p["ActiveState"] != "active" {
+			err = fmt.Errorf("unit is %s", p["ActiveState"])
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	return s.healthy(5 * time.Second)
+}
+
+// listenIn binds a UDP socket in a network namespace (a path), as a
+// squatter on faild's port.
+func listenIn(ns, addr string) (net.PacketConn, error) {
+	type result struct {
+		c   net.PacketConn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// The thread is never switched back: it ends locked, and Go
+		// discards it.
+		runtime.LockOSThread()
+		h, err := netns.GetFromPath(ns)
+		if err != nil {
+			res <- result{nil, err}
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			res <- result{nil, err}
+			return
+		}
+		c, err := net.ListenPacket("udp4", addr)
+		res <- result{c, err}
+	}()
+	r := <-res
+	if r.err != nil {
+		return nil, fmt.Errorf("failed to take %s in the container: %w", addr, r.err)
+	}
+	return r.c, nil
+}
+
+// checkFailover: a cut of LAN A moves the peer's LAN-A address to LAN B;
+// faild status exits 1 and STATUS= says a path is down.
+func (s *suite) checkFailover() error {
+	cur, err := s.cursor()
+	if err != nil {
+		return err
+	}
+	s.failoverCursor = cur
+	if err := s.cutA(); err != nil {
+		return err
+	}
+	if err := s.waitFor("failover route", 3*time.Second, s.hasFailoverRoute); err != nil {
+		return err
+	}
+	if code, _, err := s.status(); code != 1 {
+		return fmt.Errorf("faild status exits %d (%v) with LAN A cut, want 1", code, err)
+	}
+	return s.waitFor("STATUS= says the path is down", 3*time.Second, s.statusLineAgrees)
+}
+
+// checkJournalPriority: the failover is a warning in the journal, and the
+// start line is not.
+func (s *suite) checkJournalPriority() error {
+	return s.waitFor("journalctl -p warning -u faild shows the failover", 2*time.Second, func() error {
+		out, err := s.journal(s.failoverCursor, "-p", "warning")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "msg=failover") {
+			all, _ := s.journal(s.failoverCursor)
+			return fmt.Errorf("-p warning shows %q; all of faild's lines since the cut:\n%s", out, tail(all, 10))
+		}
+		out, err = s.journal("", "-p", "warning")
+		if err == nil && strings.Contains(out, "msg=start ") {
+			return fmt.Errorf("-p warning shows the start line too: %s", out)
+		}
+		return err
+	})
+}
+
+// checkReload: systemctl reload returns once faild has reloaded (the log
+// file holds the reload line the moment it returns), a moved log file is
+// reopened, and a bad config makes systemctl reload fail with the error
+// while faild runs on. It ends with the original config and a restart.
+func (s *suite) checkReload() (err error) {
+	const logFile = "/var/log/faild/faild.log"
+	defer func() {
+		// Back to the journal, whatever happened.
+		rerr := s.c.writeFile("/etc/faild/faild.conf", nodeConfig(), 0o644)
+		if rerr == nil {
+			_, rerr = s.c.run(s.ctx, "systemctl", "restart", "faild")
+		}
+		if rerr == nil {
+			rerr = s.waitFor("failover route after the restart", 5*time.Second, s.hasFailoverRoute)
+		}
+		err = errors.Join(err, rerr)
+	}()
+	p, err := s.show("MainPID")
+	if err != nil {
+		return err
+	}
+	pid := p["MainPID"]
+	hasReload := func(path string) error {
+		b, err := os.ReadFile(filepath.Join(s.c.root, path))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "msg=reload ") {
+			return fmt.Errorf("%s has no msg=reload line when systemctl reload returned:\n%s", path, tail(string(b), 5))
+		}
+		return nil
+	}
+	if err := s.c.writeFile("/etc/faild/faild.conf", nodeConfig("log-file = "+logFile), 0o644); err != nil {
+		return err
+	}
+	if _, err := s.c.run(s.ctx, "systemctl", "reload", "faild"); err != nil {
+		return err
+	}
+	if err := hasReload(logFile); err != nil {
+		return err
+	}
+	// What logrotate does: move the file away, then reload.
+	if err := os.Rename(filepath.Join(s.c.root, logFile), filepath.Join(s.c.root, logFile+".1")); err != nil {
+		return err
+	}
+	if _, err := s.c.run(s.ctx, "systemctl", "reload", "faild"); err != nil {
+		return err
+	}
+	if err := hasReload(logFile); err != nil {
+		return fmt.Errorf("log not reopened: %w", err)
+	}
+	cur, err := s.cursor()
+	if err != nil {
+		return err
+	}
+	if err := s.c.writeFile("/etc/faild/faild.conf", nodeConfig("log-file = "+logFile, "port = abc"), 0o644); err != nil {
+		return err
+	}
+	out, rerr := s.c.run(s.ctx, "systemctl", "reload", "faild")
+	if rerr == nil {
+		return fmt.Errorf("systemctl reload with port = abc in the config succeeded: %s", out)
+	}
+	j, _ := s.journal(cur)
+	status, _ := s.c.run(s.ctx, "systemctl", "status", "--no-pager", "-n", "5", "faild")
+	if !strings.Contains(j+status, "port") {
+		return fmt.Errorf("a failed reload does not name the bad key (port); journal:\n%s\nsystemctl status:\n%s", j, status)
+	}
+	p, err = s.show("ActiveState", "MainPID")
+	if err != nil {
+		return err
+	}
+	if p["ActiveState"] != "active" || p["MainPID"] != pid {
+		return fmt.Errorf("after a failed reload the unit is %s with MainPID %s, want active with %s still", p["ActiveState"], p["MainPID"], pid)
+	}
+	return nil
+}
+
+// watchdogRun is what checkWatchdog saw, for keptRoute.
+type watchdogRun struct {
+	done    bool
+	samples int
+	missing []time.Duration // when, after the SIGSTOP, the route was not there
+}
+
+// keptRoute: the failover route was in the kernel in every sample taken
+// while faild hung, was killed and restarted.
+func (w *watchdogRun) keptRoute() error {
+	if !w.done {
+		return errors.New("the watchdog restart did not complete")
+	}
+	if len(w.missing) > 0 {
+		return fmt.Errorf("the failover route was missing in %d of %d samples across the watchdog restart, first %v after the SIGSTOP",
+			len(w.missing), w.samples, w.missing[0].Round(time.Millisecond))
+	}
+	return nil
+}
+
+// checkWatchdog: a faild that stops (SIGSTOP, so it stops petting the
+// watchdog) is killed by systemd's watchdog and restarted, and the
+// restarted faild has the failover route. LAN A is still cut.
+func (s *suite) checkWatchdog(w *watchdogRun) error {
+	if err := s.hasFailoverRoute(); err != nil {
+		return fmt.Errorf("before the watchdog test: %w", err)
+	}
+	p, err := s.show("MainPID", "NRestarts", "WatchdogUSec")
+	if err != nil {
+		return err
+	}
+	pid, n0 := p["MainPID"], p["NRestarts"]
+	cur, err := s.cursor()
+	if err != nil {
+		return err
+	}
+	if _, err := s.c.run(s.ctx, "systemctl", "kill", "--signal=SIGSTOP", "--kill-whom=main", "faild"); err != nil {
+		return err
+	}
+	stopped := time.Now()
+	// WatchdogSec, then SIGABRT that a stopped process cannot act on,
+	// then SIGKILL after TimeoutAbortSec, then RestartSec.
+	bound := 45 * time.Second
+	for {
+		w.samples++
+		if s.hasFailoverRoute() != nil {
+			w.missing = append(w.missing, time.Since(stopped))
+		}
+		p, err := s.show("MainPID", "NRestarts", "ActiveState")
+		if err != nil {
+			return err
+		}
+		if p["NRestarts"] != n0 && p["ActiveState"] == "active" && p["MainPID"] != pid && p["MainPID"] != "0" {
+			break
+		}
+		if time.Since(stopped) > bound {
+			return fmt.Errorf("no watchdog restart within %v of SIGSTOP (WatchdogUSec=%s): %v", bound, p["WatchdogUSec"], p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	restarted := time.Since(stopped)
+	// Sample on until the new faild has the route (it has it at once
+	// when it adopts it).
+	if err := s.waitFor("failover route after the watchdog restart", 5*time.Second, func() error {
+		w.samples++
+		err := s.hasFailoverRoute()
+		if err != nil {
+			w.missing = append(w.missing, time.Since(stopped))
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	w.done = true
+	s.t.Logf("watchdog restart %v after SIGSTOP; route missing in %d of %d samples", restarted.Round(100*time.Millisecond), len(w.missing), w.samples)
+	j, _ := s.c.run(s.ctx, "journalctl", "-q", "--no-pager", "-u", "faild", "--after-cursor", cur, "-o", "cat")
+	if !strings.Contains(j, "Watchdog timeout") {
+		return fmt.Errorf("the journal does not say why faild was restarted (no \"Watchdog timeout\"):\n%s", tail(j, 10))
+	}
+	return nil
+}
+
+// checkStop: systemctl stop with a failover route installed ends faild
+// with status 0 and removes the route; faild status then exits 2.
+func (s *suite) checkStop(cursor *string) (err error) {
+	defer func() { err = errors.Join(err, s.healA()) }()
+	if err := s.hasFailoverRoute(); err != nil {
+		return fmt.Errorf("before the stop: %w", err)
+	}
+	cur, err := s.cursor()
+	if err != nil {
+		return err
+	}
+	*cursor = cur
+	if _, err := s.c.run(s.ctx, "systemctl", "stop", "faild"); err != nil {
+		return err
+	}
+	p, err := s.show("ExecMainStatus", "ExecMainCode", "Result", "ActiveState")
+	if err != nil {
+		return err
+	}
+	// ExecMainCode 1 is CLD_EXITED: faild exited by itself.
+	if p["ExecMainStatus"] != "0" || p["ExecMainCode"] != "1" || p["Result"] != "success" || p["ActiveState"] != "inactive" {
+		return fmt.Errorf("after systemctl stop: %v, want an exit with status 0, success, inactive", p)
+	}
+	if rs, err := s.routes(); err != nil || rs != "" {
+		return fmt.Errorf("after systemctl stop faild's routes are %q (%v), want none", rs, err)
+	}
+	if code, _, err := s.status(); code != 2 {
+		return fmt.Errorf("faild status exits %d (%v) with faild stopped, want 2", code, err)
+	}
+	return nil
+}
+
+// checkNoWarning: nothing faild logged from the stop on is a warning or
+// an error, by journal priority or by its own level.
+func (s *suite) checkNoWarning(cursor string) error {
+	if cursor == "" {
+		return errors.New("the stop did not run")
+	}
+	out, err := s.c.run(s.ctx, "journalctl", "-q", "--no-pager", "-u", "faild", "--after-cursor", cursor, "-o", "json")
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e struct {
+			Priority string `json:"PRIORITY"`
+			Message  any    `json:"MESSAGE"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		msg := fmt.Sprint(e.Message)
+		if prio, _ := strconv.Atoi(e.Priority); prio <= 4 || strings.Contains(msg, "level=WARN") || strings.Contains(msg, "level=ERROR") {
+			bad = append(bad, fmt.Sprintf("<%s> %s", e.Priority, msg))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("a clean stop logged:\n%s", strings.Join(bad, "\n"))
+	}
+	return nil
+}
+
+// checkLateInterface: faild started while LAN B's interface does not exist
+// comes up at once, degraded, says so in STATUS=, and is complete once
+// the interface appears; the unit is never failed or restarted meanwhile.
+func (s *suite) checkLateInterface() (err error) {
+	if _, err := s.c.run(s.ctx, "ip", "link", "del", "eB"); err != nil {
+		return err
+	}
+	defer func() {
+		// eB back, whatever happened.
+		if _, lerr := s.c.run(s.ctx, "ip", "link", "show", "eB"); lerr != nil {
+			err = errors.Join(err, s.addLAN("B"))
+		}
+	}()
+	var seen []string
+	watch := func() error {
+		p, err := s.show("ActiveState", "SubState", "NRestarts", "StatusText")
+		if err != nil {
+			return err
+		}
+		state := p["ActiveState"] + "/" + p["SubState"]
+		if len(seen) == 0 || seen[len(seen)-1] != state {
+			seen = append(seen, state)
+		}
+		// systemctl start sets NRestarts to 0 when its job runs, that
+		// is once the unit has left inactive.
+		if p["ActiveState"] == "failed" || p["ActiveState"] != "inactive" && p["NRestarts"] != "0" {
+			return fmt.Errorf("unit went through %v, %s restarts: want it never failed nor restarted", seen, p["NRestarts"])
+		}
+		return nil
+	}
+	if _, err := s.c.run(s.ctx, "systemctl", "start", "--no-block", "faild"); err != nil {
+		return err
+	}
+	var fatal error
+	if err := s.waitFor("active without eB", 5*time.Second, func() error {
+		if fatal = watch(); fatal != nil {
+			return nil
+		}
+		p, err := s.show("ActiveState", "StatusText")
+		if err != nil {
+			return err
+		}
+		if p["ActiveState"] != "active" {
+			return fmt.Errorf("unit is %s (went through %v)", p["ActiveState"], seen)
+		}
+		if !strings.Contains(p["StatusText"], "eB") {
+			return fmt.Errorf("STATUS=%q does not name the missing eB", p["StatusText"])
+		}
+		return nil
+	}); err != nil || fatal != nil {
+		return errors.Join(err, fatal)
+	}
+	// Stay degraded a while: no restart, no failure.
+	for until := time.Now().Add(2 * time.Second); time.Now().Before(until); time.Sleep(100 * time.Millisecond) {
+		if err := watch(); err != nil {
+			return err
+		}
+	}
+	if err := s.addLAN("B"); err != nil {
+		return err
+	}
+	if err := s.healthy(10 * time.Second); err != nil {
+		return err
+	}
+	if err := watch(); err != nil {
+		return err
+	}
+	return s.waitFor("STATUS= complete", 3*time.Second, func() error {
+		p, err := s.show("StatusText")
+		if err == nil && (strings.Contains(p["StatusText"], "eB") || !strings.Contains(p["StatusText"], "0 of 2 paths down")) {
+			err = fmt.Errorf("STATUS=%q once eB is there, want 0 of 2 paths down and no word of eB", p["StatusText"])
+		}
+		return err
+	})
+}
+
+// checkConfigError: a bad config file makes faild exit 78, which the unit
+// does not retry: it stays failed, and systemctl status shows the error.
+func (s *suite) checkConfigError() (err error) {
+	defer func() {
+		_, _ = s.c.run(s.ctx, "systemctl", "stop", "faild")
+		_, _ = s.c.run(s.ctx, "systemctl", "reset-failed", "faild")
+		err = errors.Join(err, s.c.writeFile("/etc/faild/faild.conf", nodeConfig(), 0o644))
+	}()
+	if _, err := s.c.run(s.ctx, "systemctl", "stop", "faild"); err != nil {
+		return err
+	}
+	if err := s.c.writeFile("/etc/faild/faild.conf", nodeConfig("port = abc"), 0o644); err != nil {
+		return err
+	}
+	if out, err := s.c.run(s.ctx, "systemctl", "start", "faild"); err == nil {
+		return fmt.Errorf("systemctl start with port = abc succeeded: %s", out)
+	}
+	// Three RestartSec: time for any retry to show.
+	time.Sleep(3500 * time.Millisecond)
+	p, err := s.show("ActiveState", "NRestarts", "ExecMainStatus")
+	if err != nil {
+		return err
+	}
+	// systemctl start set NRestarts to 0.
+	if p["ActiveState"] != "failed" || p["NRestarts"] != "0" || p["ExecMainStatus"] != "78" {
+		return fmt.Errorf("with port = abc: unit %s, %s restarts, exit status %s; want failed, no restart, 78",
+			p["ActiveState"], p["NRestarts"], p["ExecMainStatus"])
+	}
+	out, _ := s.c.run(s.ctx, "systemctl", "status", "--no-pager", "faild")
+	if !strings.Contains(out, "port") || !strings.Contains(out, "abc") {
+		return fmt.Errorf("systemctl status does not show the config error:\n%s", out)
+	}
+	return nil
+}
+
+// checkPurge: apt purge removes every file the package and the unit made:
+// the file tree is what it was before apt install.
+func (s *suite) checkPurge(before []string) error {
+	if _, err := s.c.run(s.ctx, "systemctl", "stop", "faild-peer"); err != nil {
+		return err
+	}
+	// Running, so that prerm has to stop it; and a log file for purge
+	// to clean.
+	if _, err := s.c.run(s.ctx, "systemctl", "start", "faild"); err != nil {
+		return err
+	}
+	if err := s.c.writeFile("/var/log/faild/faild.log", "", 0o640); err != nil {
+		return err
+	}
+	if _, err := s.c.run(s.ctx, "env", "DEBIAN_FRONTEND=noninteractive", "apt", "purge", "-y", "faild"); err != nil {
+		return err
+	}
+	after, err := s.files()
+	if err != nil {
+		return err
+	}
+	var added, removed []string
+	for _, f := range after {
+		if _, ok := slices.BinarySearch(before, f); !ok {
+			added = append(added, f)
+		}
+	}
+	for _, f := range before {
+		if _, ok := slices.BinarySearch(after, f); !ok {
+			removed = append(removed, f)
+		}
+	}
+	if len(added)+len(removed) > 0 {
+		return fmt.Errorf("apt purge faild left %v behind and took %v away", added, removed)
+	}
+	if p, err := s.show("LoadState"); err != nil || p["LoadState"] != "not-found" {
+		return fmt.Errorf("after purge systemd still has faild.service: %v %v", p, err)
+	}
+	if out, _ := s.c.sh(s.ctx, "ls -d /run/faild 2>/dev/null; for p in /proc/[0-9]*; do readlink $p/exe; done | grep faild"); out != "" {
+		return fmt.Errorf("after purge: %s", out)
+	}
+	return nil
+}
+
+// files lists every path of the container's root file system but those
+// that change by themselves or with any apt run (caches, apt and dpkg
+// state, journals, temporary files), sorted.
+func (s *suite) files() ([]string, error) {
+	out, err := s.c.sh(s.ctx, `find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp -o -path /var/tmp \
+	-o -path /var/cache -o -path /var/lib/apt -o -path /var/lib/dpkg -o -path /var/log/apt -o -path /var/log/journal \
+	-o -path /root \) -prune -o -print | grep -v -e '^/var/log/dpkg.log$' -e '^/var/log/alternatives.log$' | LC_ALL=C sort`)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimSpace(out), "\n"), nil
+}
+
+// dump logs what explains a failure: faild's journal and the unit.
+func (s *suite) dump() {
+	j, _ := s.c.run(context.Background(), "journalctl", "-q", "--no-pager", "-u", "faild", "-u", "faild-peer", "-n", "80")
+	st, _ := s.c.run(context.Background(), "systemctl", "status", "--no-pager", "faild")
+	s.t.Logf("journal of faild and faild-peer:\n%s\nsystemctl status faild:\n%s", j, st)
+}
