@@ -573,6 +573,16 @@ func listenIn(ns, addr string) (net.PacketConn, error) {
 // checkFailover: a cut of LAN A moves the peer's LAN-A address to LAN B;
 // faild status exits 1 and STATUS= says a path is down.
 func (s *suite) checkFailover() error {
+	// Whatever the checks before left, start from a healthy faild.
+	if p, err := s.show("ActiveState"); err != nil || p["ActiveState"] != "active" {
+		_, _ = s.c.run(s.ctx, "systemctl", "reset-failed", "faild")
+		if _, err := s.c.run(s.ctx, "systemctl", "restart", "faild"); err != nil {
+			return err
+		}
+	}
+	if err := s.healthy(5 * time.Second); err != nil {
+		return err
+	}
 	cur, err := s.cursor()
 	if err != nil {
 		return err
