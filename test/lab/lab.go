@@ -95,7 +95,6 @@ func (l LAN) port(n int) string { return strings.ToLower(l.String()) + strconv.I
 
 func (l LAN) bridge() string { return "br" + l.String() }
 
-
 // Family says which address families the LANs carry.
 type Family int
 
