@@ -120,7 +120,7 @@ deb:
 # with systemd-nspawn (root; the root file system is built once with
 # debootstrap and cached in /var/cache/faild-test). See test/systemd.
 test-systemd:
-	.ci/deps systemd deb
+	.ci/deps systemd
 	@set -e; deb=$$(dist/deb/mkdeb bin/deb $$(dpkg --print-architecture) | sed -n 's/^mkdeb: //p'); \
 		echo "test-systemd: $$deb"; \
 		FAILD_TEST_SYSTEMD=1 FAILD_DEB=$(CURDIR)/$$deb $(GO) test -v -count=1 -timeout $(SYSTEMD_TEST_TIMEOUT) ./test/systemd
