@@ -19,10 +19,11 @@ import (
 // cached root file system: what the test changes lands in the overlay's
 // upper layer and goes with it.
 type container struct {
-	dir    string // the run directory: upper, work, merged, console.log
-	root   string // the merged overlay, the container's /
-	cmd    *exec.Cmd
-	leader int // the container's PID 1 (systemd), as the host sees it
+	dir    string    // the run directory: upper, work, merged, console.log
+	root   string    // the merged overlay, the container's /
+	cmd    *exec.Cmd // unshare, which runs systemd-nspawn
+	nspawn int       // systemd-nspawn's pid
+	leader int       // the container's PID 1 (systemd), as the host sees it
 	done   chan struct{}
 
 	closeOnce sync.Once
@@ -70,12 +71,17 @@ func (c *container) start(ctx context.Context, lower string, logf func(string, .
 	defer console.Close()
 	// --register=no --keep-unit: no machined, no host bus needed (without
 	// them nspawn stops at once with "Failed to open system bus").
-	c.cmd = exec.Command("systemd-nspawn", "-D", c.root, "--private-network", "--register=no", "--keep-unit",
+	// nspawn runs as PID 1 of a PID namespace of its own, so that the
+	// container (a process of that namespace too) dies with it: should
+	// the test die, unshare gets SIGKILL, then nspawn (--kill-child), then
+	// everything in the namespace. Without it the container's systemd
+	// would outlive a killed nspawn.
+	c.cmd = exec.Command("unshare", "--pid", "--kill-child", "systemd-nspawn",
+		"-D", c.root, "--private-network", "--register=no", "--keep-unit",
 		"--machine=faild-test", "-b", "--console=read-only")
 	c.cmd.Stdout, c.cmd.Stderr = console, console
-	// Its own process group keeps a terminal's Ctrl-C for us, so the
-	// container is shut down in order; should the test die, nspawn dies
-	// with it and the kernel kills the whole container.
+	// Its own process group keeps a terminal's Ctrl-C for us, so that the
+	// container is shut down in order.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
 		return fmt.Errorf("failed to start systemd-nspawn: %w", err)
@@ -107,23 +113,16 @@ func (c *container) start(ctx context.Context, lower string, logf func(string, .
 	return nil
 }
 
-// findLeader waits for nspawn's child that runs systemd in a PID
-// namespace of its own.
+// findLeader waits for unshare's child, systemd-nspawn, and for its
+// child that runs systemd.
 func (c *container) findLeader(ctx context.Context) error {
-	own, _ := os.Readlink("/proc/self/ns/pid")
-	pid := c.cmd.Process.Pid
 	for {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-		for _, t := range tasks {
-			b, _ := os.ReadFile(t)
-			for _, f := range strings.Fields(string(b)) {
-				child, _ := strconv.Atoi(f)
-				ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", child))
-				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child))
-				if ns != "" && ns != own && strings.TrimSpace(string(comm)) == "systemd" {
-					c.leader = child
-					return nil
-				}
+		if c.nspawn == 0 {
+			c.nspawn = childNamed(c.cmd.Process.Pid, "systemd-nspawn")
+		}
+		if c.nspawn != 0 {
+			if c.leader = childNamed(c.nspawn, "systemd"); c.leader != 0 {
+				return nil
 			}
 		}
 		if c.exited() {
@@ -135,6 +134,21 @@ func (c *container) findLeader(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// childNamed is the first child of pid whose command is comm, 0 if none.
+func childNamed(pid int, comm string) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(b)) {
+			child, _ := strconv.Atoi(f)
+			if name, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child)); strings.TrimSpace(string(name)) == comm {
+				return child
+			}
+		}
+	}
+	return 0
 }
 
 func (c *container) exited() bool {
@@ -207,14 +221,27 @@ func hostRun(ctx context.Context, ns string, stdin string, args ...string) (stri
 	return string(out), nil
 }
 
-// close shuts the container down in order (SIGTERM makes nspawn ask
-// systemd to power off), kills it if that takes too long, then unmounts
-// the overlay and removes the run directory. Safe to call more than once.
+// sigPoweroff is SIGRTMIN+3 as systemd counts (glibc's SIGRTMIN is 34):
+// what makes systemd power off, and what nspawn sends it on SIGTERM.
+const sigPoweroff = syscall.Signal(34 + 3)
+
+// close shuts the container down in order (systemd powers off, and nspawn
+// and unshare exit with it), kills it if that takes too long (killing
+// unshare kills nspawn, and with it the whole PID namespace), then
+// unmounts the overlay and removes the run directory. Safe to call more
+// than once.
 func (c *container) close() error {
 	c.closeOnce.Do(func() {
 		var errs []error
 		if c.cmd != nil && c.cmd.Process != nil && !c.exited() {
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+			// Not SIGTERM to nspawn: as PID 1 of its namespace it does
+			// not get signals it has no handler for, and it has none
+			// (it reads them from a signalfd).
+			if c.leader != 0 {
+				_ = syscall.Kill(c.leader, sigPoweroff)
+			} else {
+				_ = c.cmd.Process.Kill()
+			}
 			select {
 			case <-c.done:
 			case <-time.After(20 * time.Second):
@@ -222,7 +249,7 @@ func (c *container) close() error {
 				select {
 				case <-c.done:
 				case <-time.After(10 * time.Second):
-					errs = append(errs, fmt.Errorf("systemd-nspawn (pid %d) survived SIGKILL", c.cmd.Process.Pid))
+					errs = append(errs, fmt.Errorf("unshare and systemd-nspawn (pid %d) survived SIGKILL", c.cmd.Process.Pid))
 				}
 			}
 		}

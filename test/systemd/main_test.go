@@ -50,7 +50,7 @@ func requireOptIn(t *testing.T) {
 	}
 	for _, tool := range []struct{ cmd, pkg string }{
 		{"systemd-nspawn", "systemd-container"}, {"debootstrap", "debootstrap"},
-		{"nsenter", "util-linux"}, {"nft", "nftables"}, {"dpkg-deb", "dpkg"},
+		{"nsenter", "util-linux"}, {"unshare", "util-linux"}, {"nft", "nftables"}, {"dpkg-deb", "dpkg"},
 	} {
 		if _, err := exec.LookPath(tool.cmd); err != nil {
 			t.Fatalf("%s not found (package %s); .ci/deps systemd installs it", tool.cmd, tool.pkg)

@@ -287,9 +287,16 @@ func listenIn(ns, addr string) (net.PacketConn, error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		// The thread is never switched back: it ends locked, and Go
-		// discards it.
+		// Switched back before it is unlocked: a thread that ends locked
+		// is discarded, and a child process started from it would get its
+		// Pdeathsig.
 		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			res <- result{nil, err}
+			return
+		}
+		defer orig.Close()
 		h, err := netns.GetFromPath(ns)
 		if err != nil {
 			res <- result{nil, err}
@@ -301,6 +308,12 @@ func listenIn(ns, addr string) (net.PacketConn, error) {
 			return
 		}
 		c, err := net.ListenPacket("udp4", addr)
+		if serr := netns.Set(orig); serr != nil {
+			// Stuck in the container's namespace: let the thread go.
+			res <- result{c, err}
+			return
+		}
+		runtime.UnlockOSThread()
 		res <- result{c, err}
 	}()
 	r := <-res
