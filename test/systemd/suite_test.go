@@ -63,7 +63,9 @@ func (s *suite) check(name string, fn func() error) {
 		case pending && err != nil:
 			t.Skipf("pending (%s): fails as expected: %v", reason, err)
 		case pending:
-			t.Errorf("pending check %s passes now: delete it from pendingChecks", name)
+			// Not an error: a racy defect (the stop warning) passes now
+			// and then before its fix lands.
+			t.Logf("pending check %s passed: once its feature has landed, delete it from pendingChecks", name)
 		case err != nil:
 			t.Errorf("%v", err)
 		}
