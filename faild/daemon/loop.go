@@ -229,6 +229,8 @@ func (d *Daemon) onLink(c platform.LinkChange, now time.Time) {
 	moved := d.refreshLANs(now)
 	// Routes name the interface by index: put them on the new one.
 	d.settle(now, moved)
+	// A LAN gone or back changes STATUS= even when no path has changed.
+	d.notify.setStatus(d.summary().String(), now)
 }
 
 // onRoute follows a change of the kernel's host routes, whoever made it,

@@ -499,12 +499,23 @@ func (s *sim) expect(when string) {
 			s.fail("node%d %s: the kernel holds %v, the status does not show it", n.id, when, held)
 			return
 		}
-		if down != st.PathsDown || n.status != (Summary{st.Peers, len(st.Paths), st.PathsDown}).String() {
+		if down != st.PathsDown || n.status != (Summary{st.Peers, len(st.Paths), st.PathsDown, simUnusable(st.LANs)}).String() {
 			s.fail("node%d %s: status says %d peers, %d of %d paths down, counts %d down; STATUS=%q", n.id, when,
 				st.Peers, st.PathsDown, len(st.Paths), down, n.status)
 			return
 		}
 	}
+}
+
+// simUnusable is Summary.Unusable as the status report's LANs tell it.
+func simUnusable(lans []StatusLAN) string {
+	var out []string
+	for _, l := range lans {
+		if l.State != "up" {
+			out = append(out, l.Dev+" "+l.State)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // check is the invariants after every step of a node's daemon: no route

@@ -93,9 +93,12 @@ type StatusHooks struct {
 func (s *Status) Healthy() bool { return s.PathsDown == 0 }
 
 // Summary is the daemon's state in three numbers, the same for systemd's
-// STATUS= line and the status report.
+// STATUS= line and the status report, and the LANs it cannot use, so that
+// a faild started degraded (a LAN interface late at boot) says so in
+// "systemctl status".
 type Summary struct {
 	Peers, Paths, Down int
+	Unusable           string // "eB gone, eC no carrier"; empty when every LAN is up
 }
 
 func (s Summary) String() string {
@@ -103,13 +106,28 @@ func (s Summary) String() string {
 	if s.Peers == 1 {
 		peers = "peer"
 	}
-	return fmt.Sprintf("%d %s, %d of %d paths down", s.Peers, peers, s.Down, s.Paths)
+	out := fmt.Sprintf("%d %s, %d of %d paths down", s.Peers, peers, s.Down, s.Paths)
+	if s.Unusable != "" {
+		out += "; " + s.Unusable
+	}
+	return out
+}
+
+// unusable names the LANs that are not up, with why: "eB gone".
+func unusable(lans []platform.LAN) string {
+	var out []string
+	for _, l := range lans {
+		if st := lanState(l); st != "up" {
+			out = append(out, l.Name+" "+st)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // summary counts the peers (a dual-stack peer, in both families' tables,
 // once), the paths and the paths down.
 func (d *Daemon) summary() Summary {
-	var s Summary
+	s := Summary{Unusable: unusable(d.lans)}
 	for _, f := range d.fams {
 		if f == nil {
 			continue
@@ -432,7 +450,7 @@ func (s *Status) WriteTable(w io.Writer) {
 		}
 		lans = append(lans, lan)
 	}
-	fmt.Fprintf(w, "LANs %s; %s\n\n", strings.Join(lans, " "), Summary{s.Peers, len(s.Paths), s.PathsDown})
+	fmt.Fprintf(w, "LANs %s; %s\n\n", strings.Join(lans, " "), Summary{Peers: s.Peers, Paths: len(s.Paths), Down: s.PathsDown})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tLAN\tDEV\tADDR\tSTATE\tLAST\tMISSES\tGOODS\tRTT\tFAILOVERS\tSWITCHBACKS\tROUTE")
 	for _, p := range s.Paths {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faild/faild/platform"
 	"github.com/faild/faild/routes"
 )
 
@@ -119,6 +120,10 @@ func TestSummary(t *testing.T) {
 	d.fams[0].table.Expire(t0.Add(time.Hour), nil)
 	if got := d.summary(); got != (Summary{Peers: 2, Paths: 5, Down: 2}) {
 		t.Errorf("summary %+v", got)
+	}
+	d.lans = []platform.LAN{{Name: "eth0", Index: 2, Up: true, Addr: netip.MustParsePrefix("192.0.2.1/24")}, {Name: "eth1"}}
+	if got := d.summary().String(); got != "2 peers, 2 of 5 paths down; eth1 gone" {
+		t.Errorf("summary with eth1 gone %q", got)
 	}
 }
 

@@ -55,6 +55,15 @@ func (l *Lab) CutPair(lan LAN, n1, n2 int) error {
 	)
 }
 
+// HealPair removes what CutPair(lan, n1, n2) injected, with the nodes in
+// the same order, and leaves every other failure in force.
+func (l *Lab) HealPair(lan LAN, n1, n2 int) error {
+	if err := l.checkPorts(lan, n1, n2); err != nil {
+		return err
+	}
+	return l.removeRules(fmt.Sprintf("cut-pair %v %d-%d", lan, n1, n2))
+}
+
 // CutPort drops frames to and/or from node n's port on one LAN; the
 // node's carrier stays up.
 func (l *Lab) CutPort(lan LAN, n int, dir Direction) error {
@@ -171,7 +180,7 @@ func (l *Lab) Loss(lan LAN, n, percent int) error {
 
 // LANDown drops every frame on one LAN.
 func (l *Lab) LANDown(lan LAN) error {
-	if !lan.valid() {
+	if !l.hasLAN(lan) {
 		return fmt.Errorf("failed to take LAN down: bad LAN %v", lan)
 	}
 	c := fmt.Sprintf("lan-down %v", lan)
@@ -224,7 +233,7 @@ func (l *Lab) Heal() error {
 		return err
 	}
 	for _, n := range l.Nodes {
-		for _, lan := range LANs {
+		for _, lan := range l.lans {
 			if err := ipIn(n.NS, "link", "set", lan.Iface(), "up"); err != nil {
 				return err
 			}
@@ -258,7 +267,7 @@ func (l *Lab) Rules() (string, error) {
 }
 
 func (l *Lab) checkPorts(lan LAN, nodes ...int) error {
-	if !lan.valid() {
+	if !l.hasLAN(lan) {
 		return fmt.Errorf("failed to inject failure: bad LAN %v", lan)
 	}
 	for _, n := range nodes {
@@ -281,6 +290,27 @@ func oif(port string) string { return fmt.Sprintf("oifname %q", port) }
 
 func (l *Lab) addRules(rules ...string) error {
 	return nftIn(l.sw, strings.Join(rules, "\n")+"\n")
+}
+
+// removeRules deletes the injected rules tagged with comment, in one
+// transaction; it is an error if there are none.
+func (l *Lab) removeRules(comment string) error {
+	out, err := output("ip", "netns", "exec", l.sw, "nft", "-a", "list", "chain", "bridge", "faildlab", "forward")
+	if err != nil {
+		return err
+	}
+	// nft -a ends each rule with its handle: ... comment "cut-pair A 1-2" # handle 7
+	tag := fmt.Sprintf("comment %q # handle ", comment)
+	var dels []string
+	for _, line := range strings.Split(out, "\n") {
+		if _, h, ok := strings.Cut(line, tag); ok {
+			dels = append(dels, "delete rule bridge faildlab forward handle "+strings.TrimSpace(h))
+		}
+	}
+	if len(dels) == 0 {
+		return fmt.Errorf("failed to heal: no rules %q in force", comment)
+	}
+	return l.addRules(dels...)
 }
 
 // Recreate deletes node n's interface on one LAN (and with it its switch
@@ -328,7 +358,7 @@ func (l *Lab) Readdress(lan LAN, n, host int) error {
 
 // BlockBroadcast makes the switch drop what a network that forbids
 // broadcast and multicast drops: IPv4 broadcast frames and frames to
-// faild's IPv6 group ff12::4117 (MAC 33:33:00:00:41:17), on both LANs,
+// faild's IPv6 group ff12::4117 (MAC 33:33:00:00:41:17), on every LAN,
 // for the rest of the lab's life. ARP and neighbour discovery still pass,
 // so unicast works. The rules sit in a chain of their own that Heal leaves
 // alone, and count what they drop (BlockedFrames).

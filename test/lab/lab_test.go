@@ -100,6 +100,47 @@ func TestLab(t *testing.T) {
 	}
 }
 
+// TestLabLANC builds a lab with a third LAN: every node has eth2 on
+// 203.0.113.0/24, CutPair works on it, and HealPair undoes one cut and
+// leaves the others in force.
+func TestLabLANC(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 2, LANC: true})
+	if got := l.LANs(); len(got) != 3 || got[2] != C {
+		t.Fatalf("LANs() = %v, want [A B C]", got)
+	}
+	for _, lan := range l.LANs() {
+		if !reach(l, 1, 2, lan, 2*time.Second) {
+			t.Errorf("LAN %v: node1 cannot reach node2 (%s)", lan, lan.Addr(2))
+		}
+	}
+	if err := l.CutPair(C, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CutPair(A, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if reach(l, 1, 2, C, 500*time.Millisecond) || reach(l, 1, 2, A, 500*time.Millisecond) {
+		t.Errorf("node1 still reaches node2 on LAN A or C after CutPair")
+	}
+	if err := l.HealPair(C, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if !reach(l, 1, 2, C, 2*time.Second) {
+		t.Errorf("LAN C: HealPair did not heal node1 to node2")
+	}
+	if reach(l, 1, 2, A, 500*time.Millisecond) {
+		t.Errorf("LAN A: HealPair(C) healed the cut on A too")
+	}
+	if err := l.HealPair(C, 1, 2); err == nil {
+		t.Errorf("HealPair of a cut no longer in force: no error")
+	}
+	// A lab without LAN C refuses it.
+	l2 := ForTest(t, Options{Nodes: 2})
+	if err := l2.CutPair(C, 1, 2); err == nil {
+		t.Errorf("CutPair(C) in a two-LAN lab: no error")
+	}
+}
+
 // broadcastReaches tells whether a UDP broadcast from node from on lan
 // arrives at node to: a one-way probe, unlike ping, and what faild's INQs
 // are. It probes every 50 ms for up to 2 s when it wants one to arrive, so
