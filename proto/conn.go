@@ -82,19 +82,22 @@ const receiveBuffer = 4 << 20
 const BatchSize = 64
 
 // udpConn is the Conn of a UDP socket bound to faild's port on every
-// address of one family. x/net moves the batches: recvmmsg and sendmmsg on
-// Linux, one datagram a call elsewhere.
+// address of one family. On Linux its own recvmmsg and sendmmsg move the
+// batches (mm, see mmsg_linux.go); elsewhere x/net does, one datagram a
+// call.
 type udpConn struct {
 	c  *net.UDPConn
 	v6 bool
 	p4 *ipv4.PacketConn
 	p6 *ipv6.PacketConn
+	mm *mmsg // nil: x/net's batches
 
 	rd []ipv4.Message // the reader's; ipv6.Message is the same type
 
 	mu  sync.Mutex // guards what follows: the writers'
 	wr  []ipv4.Message
 	dst []net.UDPAddr
+	ctl [][]byte          // each message's packet info, for mm
 	oob map[oobKey][]byte // marshalled packet info by (interface, source)
 }
 
@@ -140,17 +143,23 @@ func Listen(port int, v6 bool) (Conn, error) {
 		u.c.Close()
 		return nil, err
 	}
+	oob := func() []byte {
+		if v6 {
+			return ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst | ipv6.FlagHopLimit)
+		}
+		return ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
+	}
+	if u.mm, err = newMmsg(u.c, v6, oob); err != nil {
+		u.mm = nil // not Linux: x/net's batches
+	}
 	u.rd = make([]ipv4.Message, BatchSize)
 	for i := range u.rd {
 		u.rd[i].Buffers = make([][]byte, 1)
-		if v6 {
-			u.rd[i].OOB = ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst | ipv6.FlagHopLimit)
-		} else {
-			u.rd[i].OOB = ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
-		}
+		u.rd[i].OOB = oob()
 	}
 	u.wr = make([]ipv4.Message, BatchSize)
 	u.dst = make([]net.UDPAddr, BatchSize)
+	u.ctl = make([][]byte, BatchSize)
 	for i := range u.wr {
 		u.wr[i].Buffers = make([][]byte, 1)
 		u.dst[i].IP = make(net.IP, 0, net.IPv6len)
@@ -187,6 +196,9 @@ func setup6(pc *ipv6.PacketConn) error {
 // ReadBatch implements Conn. Control messages that the kernel cut short
 // (MSG_CTRUNC) are not trusted: the datagram comes without them.
 func (u *udpConn) ReadBatch(ms []Message) (int, error) {
+	if u.mm != nil {
+		return u.mm.read(ms)
+	}
 	rd := u.rd[:min(len(ms), len(u.rd))]
 	for i := range rd {
 		rd[i].Buffers[0] = ms[i].Buf
@@ -217,6 +229,13 @@ func (u *udpConn) ReadBatch(ms []Message) (int, error) {
 func (u *udpConn) WriteBatch(ms []Message) (int, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.mm != nil {
+		ctl := u.ctl[:min(len(ms), len(u.ctl))]
+		for i := range ctl {
+			ctl[i] = u.control(ms[i].IfIndex, ms[i].Src)
+		}
+		return u.mm.write(ms, ctl)
+	}
 	wr := u.wr[:min(len(ms), len(u.wr))]
 	for i := range wr {
 		m := &ms[i]

@@ -346,23 +346,32 @@ func waitFile(path string, timeout time.Duration) error {
 // of each task's schedstat), finer than the 10 ms ticks of /proc/pid/stat,
 // which a daemon at well under 1% of a core needs.
 func cpuNanos(pid int) (int64, error) {
+	ns, _, err := schedStat(pid)
+	return ns, err
+}
+
+// schedStat adds up the schedstat of pid's threads: the CPU time in ns and
+// how many times a thread was put on a CPU (each one a wake-up or a
+// preemption's return: what a context switch costs is paid that often).
+func schedStat(pid int) (ns, slices int64, err error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("failed to list threads of %d: %v", pid, err)
+		return 0, 0, fmt.Errorf("failed to list threads of %d: %v", pid, err)
 	}
-	var sum int64
 	for _, t := range tasks {
 		b, err := os.ReadFile(t)
 		if err != nil {
 			continue // the thread ended
 		}
 		f := strings.Fields(string(b))
-		if len(f) > 0 {
+		if len(f) >= 3 {
 			v, _ := strconv.ParseInt(f[0], 10, 64)
-			sum += v
+			n, _ := strconv.ParseInt(f[2], 10, 64)
+			ns += v
+			slices += n
 		}
 	}
-	return sum, nil
+	return ns, slices, nil
 }
 
 // cpuShares measures each pid's CPU time per wall second over d.

@@ -617,22 +617,6 @@ func procStatus(pid int) map[string]string {
 	return m
 }
 
-// cpuTicks is utime+stime of pid in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("failed to read stat: %w", err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k, nil
-}
-
-// clkTck is USER_HZ, 100 on every Linux architecture faild targets.
-const clkTck = 100
-
 // udpRcvbufErrors reads the UDP receive-buffer drop counter of a namespace.
 func udpRcvbufErrors(n *lab.Node) int64 {
 	out, err := n.Exec("cat", "/proc/net/snmp")
@@ -786,39 +770,42 @@ func scale(main *lab.Lab, r *report, dir string) error {
 	}
 	defer l.Close()
 	secsN := envInt("BENCH_SCALE_SECS", 8)
-	counts := envList("BENCH_PEERS", "10,100,1000,5000")
 	cutAt := envInt("BENCH_SCALE_CUT", 1000)
+	type setting struct {
+		iv    string
+		peers int
+	}
+	var rows []setting
 	most := 0
-	for _, ps := range counts {
+	for _, rs := range envList("BENCH_SCALE_ROWS", "1/10,1/100,1/1000,1/5000,0.1/10,0.1/50,0.1/100,0.1/1000,0.01/10,0.01/50") {
+		iv, ps, _ := strings.Cut(rs, "/")
 		n, err := strconv.Atoi(ps)
-		if err != nil || n < 1 {
-			return fmt.Errorf("bad BENCH_PEERS entry %q", ps)
+		if err != nil || n < 1 || mustFloat(iv) < 0.01 {
+			return fmt.Errorf("bad BENCH_SCALE_ROWS entry %q: want interval/peers, such as 0.1/50", rs)
 		}
+		rows = append(rows, setting{iv, n})
 		most = max(most, n)
 	}
 	if err := pinNeighbours(l, most); err != nil {
 		return err
 	}
 	r.f("\n## Scale (one faild on node1, peeremu on node2 playing N peers on both LANs, IPv6-only LANs, -f 3 -s 3 --max-peers 6000)\n\n")
-	r.f("The LANs are 2001:db8:a::/64 and 2001:db8:b::/64; each fake peer has its own node id and one address per LAN (2001:db8:a::1:N:0:1, 2001:db8:b::1:N:0:1), sends INQs to ff12::4117 on both, spread over the interval, and answers each of faild's INQs at once. ")
-	r.f("CPU: utime+stime per wall second over %d s after discovery and 2 s of warm-up, for faild and for the emulator. Peak RSS: faild's VmHWM at the end. ", secsN)
-	r.f("Emulator sent: its INQs against peers × 2 LANs × window / interval, and its ACKs against faild's INQs it heard × peers; ACKs back: faild's ACKs the emulator heard against the INQs it sent. A row whose emulator sent less than 95%% of what it owed measures a lighter load than its label: its faild figures are withheld.\n\n")
-	r.f("| -t | peers | faild CPU (%% of one core) | faild peak RSS | false failovers | faild UDP rcvbuf drops | emulator CPU | emulator sent INQs / ACKs | ACKs back |\n|---|---|---|---|---|---|---|---|---|\n")
+	r.f("The LANs are 2001:db8:a::/64 and 2001:db8:b::/64; each fake peer has its own node id and one address per LAN (2001:db8:a::1:N:0:1, 2001:db8:b::1:N:0:1), sends INQs to ff12::4117 on both, spread over the interval in ten slots, and answers each of faild's INQs at once. ")
+	r.f("CPU: the schedstat run time of all threads per wall second over %d s after discovery and 2 s of warm-up, for faild and for the emulator. Wake-ups: how often one of faild's threads was put on a CPU, per second (schedstat). Peak RSS: faild's VmHWM at the end. ", secsN)
+	r.f("Emulator sent: its INQs against peers × 2 LANs × window / interval, and its ACKs against faild's INQs it heard × peers; ACKs back: faild's ACKs the emulator heard against the INQs it sent. A row whose emulator sent less than 95%% of what it owed measures a lighter load than its label: its faild figures are withheld. Load average during the rows: in the last column.\n\n")
+	r.f("| -t | peers | faild CPU (%% of one core) | wake-ups/s | faild peak RSS | false failovers | faild UDP rcvbuf drops | emulator CPU | emulator sent INQs / ACKs | ACKs back | load |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	w1, err := watch(l.Node(1).NS)
 	if err != nil {
 		return err
 	}
 	defer w1.close()
 	var downs []string
-	for _, iv := range []string{"1", "0.1"} {
-		for _, ps := range counts {
-			peers, _ := strconv.Atoi(ps)
-			row, err := scaleRow(l, emu, iv, peers, secsN, w1, peers == cutAt, &downs)
-			if err != nil {
-				return err
-			}
-			r.f("%s\n", row)
+	for _, s := range rows {
+		row, err := scaleRow(l, emu, s.iv, s.peers, secsN, w1, s.peers == cutAt, &downs)
+		if err != nil {
+			return err
 		}
+		r.f("%s | %s |\n", row, loadavg())
 	}
 	r.f("\nLAN A dies for every peer at once (LANDown at the switch) with %d peers: time from the nft rule to the last of the peers' /128 routes in the kernel (netlink route subscription), and from faild's last failover log line to that route.\n\n", cutAt)
 	r.f("| -t | peers | routes in | last route after the cut | last route after the last failover log line |\n|---|---|---|---|---|\n")
@@ -864,11 +851,11 @@ func scaleRow(l *lab.Lab, emu, iv string, peers, secsN int, w1 *watcher, cut boo
 		return "", err
 	}
 	t0 := time.Now()
-	f0, err1 := cpuTicks(pid)
-	m0, err2 := cpuTicks(epid)
+	f0, w0, err1 := schedStat(pid)
+	m0, err2 := cpuNanos(epid)
 	time.Sleep(time.Duration(secsN) * time.Second)
-	f1, err3 := cpuTicks(pid)
-	m1, err4 := cpuTicks(epid)
+	f1, w1n, err3 := schedStat(pid)
+	m1, err4 := cpuNanos(epid)
 	wall := time.Since(t0)
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return "", err
@@ -885,17 +872,16 @@ func scaleRow(l *lab.Lab, emu, iv string, peers, secsN int, w1 *watcher, cut boo
 	dueACK := d("inq_heard") * float64(peers)
 	inqPct, ackPct := 100*d("inq_sent")/dueINQ, 100*d("ack_sent")/max(dueACK, 1)
 	backPct := 100 * d("ack_heard") / max(d("inq_sent"), 1)
-	share := func(a, b int64) string {
-		return fmt.Sprintf("%.2f%%", float64(b-a)/clkTck/wall.Seconds()*100)
-	}
+	share := func(a, b int64) string { return pct(float64(b-a) / float64(wall)) }
 	emuCells := fmt.Sprintf("%s | %.0f%% / %.0f%% | %.0f%%", share(m0, m1), inqPct, ackPct, backPct)
 	if errs := d("send_errors"); errs > 0 {
 		emuCells += fmt.Sprintf(" (%.0f send errors)", errs)
 	}
 	if inqPct < 95 || ackPct < 95 {
-		return fmt.Sprintf("| %s | %s | not measured: the emulator did not keep up | | | | %s |", iv, label, emuCells), nil
+		return fmt.Sprintf("| %s | %s | not measured: the emulator did not keep up | | | | | %s", iv, label, emuCells), nil
 	}
-	row := fmt.Sprintf("| %s | %s | %s | %s | %d | %d | %s |", iv, label, share(f0, f1), hwm, fo, drops, emuCells)
+	wakes := float64(w1n-w0) / wall.Seconds()
+	row := fmt.Sprintf("| %s | %s | %s | %.0f | %s | %d | %d | %s", iv, label, share(f0, f1), wakes, hwm, fo, drops, emuCells)
 	if cut {
 		*downs = append(*downs, lanDownAll(l, w1, iv, peers))
 	}
@@ -979,6 +965,5 @@ const notes = `
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
 - **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
 - **Scale** runs on a lab of its own with IPv6-only LANs (/64s), since the main lab's /24s hold at most 240 fake peers. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's socket buffer does not always hold. node1 gets a permanent neighbour entry for every fake address: the kernel's neighbour table is shared by all namespaces and caps collectable entries at gc_thresh3 (1024 by default, a host setting the lab does not change), fewer than 1,000 peers on two LANs need; a real host with that many neighbours must raise it. faild and the emulator share the machine's CPUs, so the emulator's load weighs on faild's figures at the larger crowds.
-- **CPU** assumes USER_HZ = 100.
-- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_PEERS, BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
+- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_SCALE_ROWS (interval/peers, comma-separated), BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
 `
