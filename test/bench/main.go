@@ -112,10 +112,12 @@ func run() error {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s\n", s.name)
+		t0 := time.Now()
 		if err := s.fn(l, &body, dir); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 			body.f("\n**%s failed:** %v\n", s.name, err)
 		}
+		fmt.Fprintf(os.Stderr, "bench: %s took %v\n", s.name, time.Since(t0).Round(time.Second))
 		for _, n := range l.Nodes {
 			if n.Running() {
 				_ = n.Stop()
@@ -356,6 +358,11 @@ func summarize(d []time.Duration) stats {
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
 
+// ms is min / med / p95 / max in ms.
+func (s stats) ms() string {
+	return fmt.Sprintf("%s / %s / %s / %s", ms(s.min), ms(s.med), ms(s.p95), ms(s.max))
+}
+
 func (s stats) cells(theory time.Duration) string {
 	ratio := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(theory), 'f', 2, 64) }
 	return fmt.Sprintf("%s / %s / %s / %s | %s / %s / %s / %s", ms(s.min), ms(s.med), ms(s.p95), ms(s.max),
@@ -466,57 +473,6 @@ func carrier(l *lab.Lab, r *report, _ string) error {
 	r.f("| node2 (its own link went down) | %d | %s |\n", len(d2), summarize(d2).cells(300*time.Millisecond))
 	r.f("| node1 (peer's link went down) | %d | %s |\n", len(d1), summarize(d1).cells(300*time.Millisecond))
 	r.f("\nnode2 sees its own link go down through a netlink link subscription and fails every path on that LAN over at once; node1, whose link stays up, detects the loss by missed evidence like any cut.\n")
-	return nil
-}
-
-// tcpResume measures the longest gap in a TCP echo flow (a message every
-// 10 ms) from node1 to node2's LAN-A address across a cut.
-func tcpResume(l *lab.Lab, r *report, _ string) error {
-	r.f("\n## TCP resumption (echo every 10 ms, node1 → node2's LAN-A address, CutPair on LAN A)\n\n| -t -f 3 | cuts | longest gap ms min / med / max |\n|---|---|---|\n")
-	for _, c := range []struct {
-		iv   string
-		reps int
-	}{{"0.1", envInt("BENCH_TCP", 5)}, {"1", envInt("BENCH_TCP_SLOW", 3)}} {
-		if err := startAll(l, 2, "-r", "-t", c.iv, "-f", "3", "-s", "3"); err != nil {
-			return err
-		}
-		var gaps []time.Duration
-		var failures []string
-		for range c.reps {
-			f, err := l.StartFlow("tcp", 1, lab.A.Addr(2))
-			if err != nil {
-				return err
-			}
-			time.Sleep(500*time.Millisecond + rand.N(100*time.Millisecond))
-			if err := l.CutPair(lab.A, 1, 2); err != nil {
-				f.Stop()
-				return err
-			}
-			// Wait for the flow to come back: echoes well past the cut.
-			n := f.Stats().Echoed
-			deadline := time.Now().Add(30 * time.Second)
-			for f.Stats().Echoed < n+50 && time.Now().Before(deadline) && f.Stats().Err == nil {
-				time.Sleep(20 * time.Millisecond)
-			}
-			s := f.Stop()
-			if s.Err != nil || s.Echoed < n+50 {
-				failures = append(failures, s.String())
-			} else {
-				gaps = append(gaps, s.MaxGap)
-			}
-			if _, err := flush(l); err != nil {
-				return err
-			}
-			time.Sleep(8 * time.Duration(mustFloat(c.iv)*float64(time.Second)))
-		}
-		stopAll(l)
-		s := summarize(gaps)
-		note := ""
-		if len(failures) > 0 {
-			note = fmt.Sprintf(" (%d flows did not resume: %s)", len(failures), strings.Join(failures, "; "))
-		}
-		r.f("| %s | %d | %s / %s / %s%s |\n", c.iv, c.reps, ms(s.min), ms(s.med), ms(s.max), note)
-	}
 	return nil
 }
 
@@ -774,16 +730,24 @@ func scale(main *lab.Lab, r *report, dir string) error {
 	type setting struct {
 		iv    string
 		peers int
+		procs string // GOMAXPROCS for faild, "" for the default
 	}
 	var rows []setting
 	most := 0
-	for _, rs := range envList("BENCH_SCALE_ROWS", "1/10,1/100,1/1000,1/5000,0.1/10,0.1/50,0.1/100,0.1/1000,0.01/10,0.01/50") {
-		iv, ps, _ := strings.Cut(rs, "/")
-		n, err := strconv.Atoi(ps)
-		if err != nil || n < 1 || mustFloat(iv) < 0.01 {
-			return fmt.Errorf("bad BENCH_SCALE_ROWS entry %q: want interval/peers, such as 0.1/50", rs)
+	for _, rs := range envList("BENCH_SCALE_ROWS", "1/10,1/100,1/1000,1/5000,0.1/10,0.1/50,0.1/100,0.1/1000,0.01/10,0.01/50,1/1000/1,1/5000/1,0.1/50/1,0.01/50/1") {
+		f := strings.Split(rs, "/")
+		n, err := strconv.Atoi(f[min(1, len(f)-1)])
+		if len(f) < 2 || len(f) > 3 || err != nil || n < 1 || mustFloat(f[0]) < 0.01 {
+			return fmt.Errorf("bad BENCH_SCALE_ROWS entry %q: want interval/peers[/GOMAXPROCS], such as 0.1/50", rs)
 		}
-		rows = append(rows, setting{iv, n})
+		row := setting{iv: f[0], peers: n}
+		if len(f) == 3 {
+			if p, err := strconv.Atoi(f[2]); err != nil || p < 1 {
+				return fmt.Errorf("bad BENCH_SCALE_ROWS entry %q: GOMAXPROCS must be a positive number", rs)
+			}
+			row.procs = f[2]
+		}
+		rows = append(rows, row)
 		most = max(most, n)
 	}
 	if err := pinNeighbours(l, most); err != nil {
@@ -801,7 +765,7 @@ func scale(main *lab.Lab, r *report, dir string) error {
 	defer w1.close()
 	var downs []string
 	for _, s := range rows {
-		row, err := scaleRow(l, emu, s.iv, s.peers, secsN, w1, s.peers == cutAt, &downs)
+		row, err := scaleRow(l, emu, s.iv, s.peers, s.procs, secsN, w1, s.peers == cutAt && s.procs == "", &downs)
 		if err != nil {
 			return err
 		}
@@ -817,10 +781,10 @@ func scale(main *lab.Lab, r *report, dir string) error {
 
 // scaleRow measures one setting and returns its table row; with cut, it
 // then takes LAN A down and appends the failover row to downs.
-func scaleRow(l *lab.Lab, emu, iv string, peers, secsN int, w1 *watcher, cut bool, downs *[]string) (string, error) {
+func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1 *watcher, cut bool, downs *[]string) (string, error) {
 	defer func() { _ = l.Heal() }()
 	n1 := l.Node(1)
-	if err := n1.Start(undamped("-r", "-t", iv, "-f", "3", "-s", "3", "--max-peers", "6000")...); err != nil {
+	if err := startProcs(n1, procs, undamped("-r", "-t", iv, "-f", "3", "-s", "3", "--max-peers", "6000")...); err != nil {
 		return "", err
 	}
 	defer func() { _ = n1.Stop() }()
@@ -838,6 +802,9 @@ func scaleRow(l *lab.Lab, emu, iv string, peers, secsN int, w1 *watcher, cut boo
 	// A faild that cannot discover the crowd in time is measured all the
 	// same (its CPU is the figure that says why), and the row says so.
 	label := strconv.Itoa(peers)
+	if procs != "" {
+		label += ", GOMAXPROCS=" + procs
+	}
 	if found < peers {
 		label += fmt.Sprintf(" (faild had discovered only %d after 30 s)", found)
 		cut = false
@@ -886,6 +853,25 @@ func scaleRow(l *lab.Lab, emu, iv string, peers, secsN int, w1 *watcher, cut boo
 		*downs = append(*downs, lanDownAll(l, w1, iv, peers))
 	}
 	return row, nil
+}
+
+// startProcs starts faild on n with GOMAXPROCS=procs in its environment
+// (none: as the bench's own). lab.Node.Start hands faild the bench's
+// environment, which the runtime read only at the bench's own start.
+func startProcs(n *lab.Node, procs string, args ...string) error {
+	if procs == "" {
+		return n.Start(args...)
+	}
+	old, had := os.LookupEnv("GOMAXPROCS")
+	os.Setenv("GOMAXPROCS", procs)
+	defer func() {
+		if had {
+			os.Setenv("GOMAXPROCS", old)
+		} else {
+			os.Unsetenv("GOMAXPROCS")
+		}
+	}()
+	return n.Start(args...)
 }
 
 // lanDownAll takes LAN A down for everyone and times the last route in.
@@ -965,5 +951,5 @@ const notes = `
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
 - **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
 - **Scale** runs on a lab of its own with IPv6-only LANs (/64s), since the main lab's /24s hold at most 240 fake peers. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's socket buffer does not always hold. node1 gets a permanent neighbour entry for every fake address: the kernel's neighbour table is shared by all namespaces and caps collectable entries at gc_thresh3 (1024 by default, a host setting the lab does not change), fewer than 1,000 peers on two LANs need; a real host with that many neighbours must raise it. faild and the emulator share the machine's CPUs, so the emulator's load weighs on faild's figures at the larger crowds.
-- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_SCALE_ROWS (interval/peers, comma-separated), BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
+- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP (cuts per interval), BENCH_TCP_INTERVALS, BENCH_BFD_KINDS (pair, host, port), BENCH_BFD_PARTS (cuts, cpu, loss), BENCH_STARTS, BENCH_IDLE_SECS, BENCH_SCALE_ROWS (interval/peers, comma-separated), BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
 `
