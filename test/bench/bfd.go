@@ -491,7 +491,7 @@ var cutKinds = []struct {
 // with faild and bfdd running on both, and times on each end cut → faild
 // route in / session down and heal → faild route gone / session up.
 func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
-	cuts := envInt("BENCH_BFD_CUTS", 8)
+	cuts := envInt("BENCH_BFD_CUTS", 6)
 	kinds := map[string]bool{}
 	for _, k := range envList("BENCH_BFD_KINDS", "pair,host,port") {
 		kinds[k] = true
@@ -616,6 +616,11 @@ func bfdCutKind(l *lab.Lab, r *report, nodes []*frrNode, ws []*watcher, kind str
 				ratio = strconv.FormatFloat(float64(fd.med)/float64(bd.med), 'f', 2, 64)
 			}
 			fr, br := summarize(fRec[i]), summarize(bRec[i])
+			if ratio != "-" {
+				q := float64(fd.med) / float64(bd.med)
+				aim(fmt.Sprintf("detection, %s cut, %v × 3, node%d: faild's median over bfdd's", kind, iv, i+1), "≤ 0.95",
+					fmt.Sprintf("%.2f (%s ms against %s ms)", q, ms(fd.med), ms(bd.med)), q <= 0.95)
+			}
 			r.f("| %s | %v × 3 | node%d | %s (%d) | %s (%d) | %s | %s / %s (%d) | %s / %s (%d) | %d / %d | %.2f |\n",
 				kind, iv, i+1, fd.ms(), len(fDet[i]), bd.ms(), len(bDet[i]), ratio,
 				ms(fr.med), ms(fr.max), len(fRec[i]), ms(br.med), ms(br.max), len(bRec[i]),
@@ -731,6 +736,8 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		r.f("| %s | %d peers (peeremu, LANs A and B) | %s | | %d |\n", who, many, pct(share), fo)
 		if bfdMany > 0 {
 			ratios = append(ratios, fmt.Sprintf("%.2f× (%s)", share/bfdMany, who))
+			aim(fmt.Sprintf("CPU, %d peers at -t 0.1 (%s) against bfdd's %d sessions at 100 ms", many, who, many),
+				"≤ 0.10× bfdd's", fmt.Sprintf("%.2f× (%s against %s)", share/bfdMany, pctOf(share), pctOf(bfdMany)), share <= 0.1*bfdMany)
 		}
 	}
 	if len(ratios) > 0 {
@@ -825,6 +832,10 @@ func bfdLoss(l *lab.Lab, r *report, nodes []*frrNode) error {
 		}
 		span := end.Sub(start)
 		r.f("| %d%% | %d | %.1f | %d | %.1f |\n", p, fo, hours(fo, span), downs, hours(downs, span))
+		if p > 0 {
+			aim(fmt.Sprintf("false failovers at %d%% loss, 100 ms × 3, %v, both nodes", p, span.Round(time.Second)), "≤ bfdd's downs",
+				fmt.Sprintf("faild %d, bfdd %d", fo, downs), fo <= downs)
+		}
 	}
 	_, err := flush(l)
 	return err
@@ -834,7 +845,8 @@ func bfdLoss(l *lab.Lab, r *report, nodes []*frrNode) error {
 const bfdNotes = `
 How this section is timed and what it means:
 
-- **Clock.** Cut and heal times are when the nft call has returned, for faild and bfdd alike (one cut serves both). faild's times are when netlink reports its route; bfdd's are bfdd's own log timestamps (log timestamp precision 6, "debug bfd peer" state-change lines), written as it changes the state, read back from the log file; both use the host's wall clock. Polling "show bfd peers json" was not used: one vtysh call takes about 40 ms.
+- **Clock.** Cut and heal times are when the netlink call that made them returned, for faild and bfdd alike (one cut serves both); the calls take a millisecond or two (last column). faild's times are when netlink reports its route; bfdd's are bfdd's own log timestamps (log timestamp precision 6, "debug bfd peer" state-change lines), written as it changes the state, read back from the log file; both use the host's wall clock. Polling "show bfd peers json" was not used: one vtysh call takes about 40 ms.
+- **Cut kinds.** A pair cut leaves node2's other peers (none run here) and its carrier alone. The host cut drops every frame at node2's own eth0, so node2 hears no one and no one hears it, with the carrier up: both ends detect by missed packets. The port cut takes node2's carrier away: faild on node2 sees its link go down (netlink) and fails over at once; node1 keeps its link and detects by missed packets.
 - **What is detected.** bfdd declares a session down; it installs no route (nothing here makes routing follow it), so its figures leave out the route write that faild's include.
 - **Recovery.** faild removes its route after -s 3 good intervals. bfdd needs the three-way handshake (Down → Init → Up), and a session that is not up transmits at most once a second (RFC 5880 §6.8.3; FRR's slow timer), so its recovery is the wait for the first packet after the heal, anywhere in about 0–2 s, plus a few ms of handshake: its spread, not its median, is the figure to compare.
 - **CPU** is the sum of the schedstat run time of the process's threads (ns), not USER_HZ ticks. bfdd's 50 sessions run between 50 secondary addresses on each node (192.0.2.100–149 on node1, 192.0.2.200–249 on node2), because bfdd keys a single-hop session by peer address and interface; faild's 50 peers are peeremu's, each on both LANs, so faild does twice the work of that many one-LAN sessions.

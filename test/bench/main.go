@@ -136,6 +136,7 @@ func run() error {
 		r.f("| load note | %s |\n", n)
 	}
 	r.f("%s", body.b.String())
+	writeGoals(r)
 	r.f("%s", notes)
 	if err := os.WriteFile(out, []byte(r.b.String()), 0o644); err != nil {
 		errs = append(errs, fmt.Errorf("failed to write %s: %w", out, err))
@@ -179,9 +180,12 @@ func micro(_ *lab.Lab, r *report, _ string) error {
 		f := strings.Fields(line)
 		if len(f) >= 8 && strings.HasPrefix(f[0], "Benchmark") {
 			r.f("| %s | %s | %s | %s |\n", f[0], f[2], f[4], f[6])
+			if strings.HasPrefix(f[0], "BenchmarkPerPacket") || strings.HasPrefix(f[0], "BenchmarkServeLoopback/mmsg") {
+				aim("allocations per packet, "+strings.TrimPrefix(f[0], "Benchmark"), "0", f[6]+" allocs/op", f[6] == "0")
+			}
 		}
 	}
-	r.f("\nPerPacket: decode + checks + path-table evidence update (routes.Table.Observe) + ACK encode, 1000 peers, in memory. ExchangeLoopback: one INQ/ACK round trip through the real exchange and sockets on lo, client included.\n")
+	r.f("\nPerPacket: decode + checks + path-table evidence update (routes.Table.Observe) + ACK encode, 1000 peers, in memory. ServeLoopback: one INQ/ACK round trip through Serve and a real socket on lo, client included, through faild's own recvmmsg/sendmmsg (mmsg, Linux) and through x/net's batches (x-net, the path of the other systems), which allocate each datagram's source address.\n")
 	return nil
 }
 
@@ -734,7 +738,7 @@ func scale(main *lab.Lab, r *report, dir string) error {
 	}
 	var rows []setting
 	most := 0
-	for _, rs := range envList("BENCH_SCALE_ROWS", "1/10,1/100,1/1000,1/5000,0.1/10,0.1/50,0.1/100,0.1/1000,0.01/10,0.01/50,1/1000/1,1/5000/1,0.1/50/1,0.01/50/1") {
+	for _, rs := range envList("BENCH_SCALE_ROWS", "1/100,1/1000,1/5000,0.1/50,0.1/100,0.1/1000,0.01/50,1/1000/1,1/5000/1,0.1/50/1,0.01/50/1") {
 		f := strings.Split(rs, "/")
 		n, err := strconv.Atoi(f[min(1, len(f)-1)])
 		if len(f) < 2 || len(f) > 3 || err != nil || n < 1 || mustFloat(f[0]) < 0.01 {
@@ -844,6 +848,8 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 	if errs := d("send_errors"); errs > 0 {
 		emuCells += fmt.Sprintf(" (%.0f send errors)", errs)
 	}
+	cpu := float64(f1-f0) / float64(wall)
+	scaleGoal(iv, peers, procs, cpu, inqPct >= 95 && ackPct >= 95)
 	if inqPct < 95 || ackPct < 95 {
 		return fmt.Sprintf("| %s | %s | not measured: the emulator did not keep up | | | | | %s", iv, label, emuCells), nil
 	}
@@ -853,6 +859,26 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 		*downs = append(*downs, lanDownAll(l, w1, iv, peers))
 	}
 	return row, nil
+}
+
+// scaleGoal records a scale row that has a target in issue 16.
+func scaleGoal(iv string, peers int, procs string, cpu float64, kept bool) {
+	what := fmt.Sprintf("CPU, %d peers at -t %s", peers, iv)
+	if procs != "" {
+		what += ", GOMAXPROCS=" + procs
+	}
+	got := pctOf(cpu)
+	if !kept {
+		got = "not measured: the emulator did not keep up"
+	}
+	switch {
+	case iv == "1" && peers == 1000:
+		aim(what, "< 2% of a core", got, kept && cpu < 0.02)
+	case iv == "1" && peers == 5000:
+		aim(what, "< 10% of a core", got, kept && cpu < 0.10)
+	case iv == "0.01" && peers == 50:
+		record(what, got)
+	}
 }
 
 // startProcs starts faild on n with GOMAXPROCS=procs in its environment
@@ -910,7 +936,7 @@ func loss(l *lab.Lab, r *report, _ string) error {
 		if err := startAll(l, 2, "-r", "-t", ivs, "-f", strconv.Itoa(f), "-s", "3"); err != nil {
 			return err
 		}
-		for _, ps := range envList("BENCH_LOSS", "5,10,20,30") {
+		for _, ps := range envList("BENCH_LOSS", "10,20,30") {
 			p, _ := strconv.Atoi(ps)
 			if _, err := flush(l); err != nil {
 				return err

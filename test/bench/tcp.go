@@ -6,10 +6,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/faild/faild/test/lab"
 )
@@ -157,6 +161,26 @@ func (f *echoFlow) across(t time.Time) (first, gap time.Duration, ok bool) {
 	return first, gap, ok
 }
 
+// retransmits is how many segments the client's kernel has retransmitted
+// so far (TCP_INFO), -1 if it cannot say.
+func (f *echoFlow) retransmits() int {
+	tc, ok := f.conn.(*net.TCPConn)
+	if !ok {
+		return -1
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	n := -1
+	_ = rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n = int(info.Total_retrans)
+		}
+	})
+	return n
+}
+
 func (f *echoFlow) close() error {
 	close(f.stop)
 	f.conn.Close()
@@ -173,14 +197,22 @@ func tcpResume(l *lab.Lab, r *report, _ string) error {
 	ivs := envList("BENCH_TCP_INTERVALS", "0.2,0.1,0.066,0.05,0.033,0.02")
 	r.f("\n## TCP resumption against -t (echo every 10 ms, node1 → node2's LAN-A address, pair cut on LAN A at the switch, -f 3 -s 3, %d cuts each)\n\n", reps)
 	r.f("The cut is made in-process (nftables netlink, as in the side-by-side with bfdd) and timed at its return. Detection: the later of the two ends' host routes, the moment both directions of the flow have a way over LAN B. First byte: from the cut to the first echo of a message sent after it. Longest gap: between two echoes in a row. Linux retransmits a lost segment after its RTO, at least 200 ms (TCP_RTO_MIN), then after 400 ms more, and so on: a flow whose detection comes before the first retransmission loses no more than that 200 ms; one that misses it waits for the next.\n\n")
-	r.f("| -t -f 3 | f × t | detection (both ends) ms med / max | first byte ms min / med / max | longest gap ms min / med / max | flows that did not resume |\n|---|---|---|---|---|---|\n")
+	r.f("| -t -f 3 | f × t | detection (both ends) ms med / max | first byte ms min / med / max | longest gap ms min / med / max | client retransmissions med / max | flows that did not resume |\n|---|---|---|---|---|---|---|\n")
 	w1, w2, err := watchPair(l)
 	if err != nil {
 		return err
 	}
 	defer w1.close()
 	defer w2.close()
-	pc, err := newPairCut(l)
+	var pc cutter
+	switch kind := os.Getenv("BENCH_TCP_CUT"); kind {
+	case "", "pair":
+		pc, err = newPairCut(l)
+	case "host":
+		pc, err = newHostCut(l)
+	default:
+		err = fmt.Errorf("bad BENCH_TCP_CUT %q: want pair or host", kind)
+	}
 	if err != nil {
 		return err
 	}
@@ -195,6 +227,7 @@ func tcpResume(l *lab.Lab, r *report, _ string) error {
 			return err
 		}
 		var det, first, gaps []time.Duration
+		var rts []int
 		var failures []string
 		for range reps {
 			fl, err := startEchoFlow(l)
@@ -206,6 +239,7 @@ func tcpResume(l *lab.Lab, r *report, _ string) error {
 			time.Sleep(500*time.Millisecond + rand.N(100*time.Millisecond))
 			w1.drain()
 			w2.drain()
+			rt0 := fl.retransmits()
 			cut, _, err := pc.cut()
 			if err != nil {
 				fl.close()
@@ -222,6 +256,9 @@ func tcpResume(l *lab.Lab, r *report, _ string) error {
 				time.Sleep(10 * time.Millisecond)
 			}
 			time.Sleep(100 * time.Millisecond) // a few echoes after it
+			if rt1 := fl.retransmits(); rt0 >= 0 && rt1 >= 0 {
+				rts = append(rts, rt1-rt0)
+			}
 			ferr := fl.close()
 			if fb, gap, ok := fl.across(cut); ok {
 				first = append(first, fb)
@@ -242,8 +279,17 @@ func tcpResume(l *lab.Lab, r *report, _ string) error {
 		if len(failures) > 0 {
 			note += ": " + strings.Join(failures, "; ")
 		}
-		r.f("| %s | %s ms | %s / %s | %s / %s / %s | %s / %s / %s | %s |\n", ivs, ms(3*iv), ms(d.med), ms(d.max),
-			ms(fb.min), ms(fb.med), ms(fb.max), ms(g.min), ms(g.med), ms(g.max), note)
+		slices.Sort(rts)
+		rt := "-"
+		if len(rts) > 0 {
+			rt = fmt.Sprintf("%d / %d", rts[len(rts)/2], rts[len(rts)-1])
+		}
+		if len(first) > 0 {
+			record(fmt.Sprintf("TCP at -t %s -f 3: first byte after the cut, median (longest gap)", ivs),
+				fmt.Sprintf("%s ms (%s ms); detection %s ms, first retransmission ≥ 200 ms", ms(fb.med), ms(g.med), ms(d.med)))
+		}
+		r.f("| %s | %s ms | %s / %s | %s / %s / %s | %s / %s / %s | %s | %s |\n", ivs, ms(3*iv), ms(d.med), ms(d.max),
+			ms(fb.min), ms(fb.med), ms(fb.max), ms(g.min), ms(g.med), ms(g.max), rt, note)
 	}
 	r.f("\nLoad average during the flows: %s at start, %s at end.\n", load0, loadavg())
 	return nil
