@@ -738,7 +738,7 @@ func scale(main *lab.Lab, r *report, dir string) error {
 	}
 	var rows []setting
 	most := 0
-	for _, rs := range envList("BENCH_SCALE_ROWS", "1/100,1/1000,1/5000,0.1/50,0.1/100,0.1/1000,0.01/50,1/1000/1,1/5000/1,0.1/50/1,0.01/50/1") {
+	for _, rs := range envList("BENCH_SCALE_ROWS", "1/100,1/1000,1/5000,0.1/50,0.1/100,0.1/1000,0.05/50,0.01/50,1/1000/1,1/5000/1,0.1/50/1,0.01/50/1") {
 		f := strings.Split(rs, "/")
 		n, err := strconv.Atoi(f[min(1, len(f)-1)])
 		if len(f) < 2 || len(f) > 3 || err != nil || n < 1 || mustFloat(f[0]) < 0.01 {
@@ -977,5 +977,6 @@ const notes = `
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
 - **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
 - **Scale** runs on a lab of its own with IPv6-only LANs (/64s), since the main lab's /24s hold at most 240 fake peers. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's socket buffer does not always hold. node1 gets a permanent neighbour entry for every fake address: the kernel's neighbour table is shared by all namespaces and caps collectable entries at gc_thresh3 (1024 by default, a host setting the lab does not change), fewer than 1,000 peers on two LANs need; a real host with that many neighbours must raise it. faild and the emulator share the machine's CPUs, so the emulator's load weighs on faild's figures at the larger crowds.
+- **GOMAXPROCS=1 rows** run faild with GOMAXPROCS=1 in its environment, the rest as shipped (one P per CPU). With more than one P, the Go scheduler wakes a second thread for each hand-over from a receiver to the decide loop; the wake-ups column shows what that costs.
 - **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP (cuts per interval), BENCH_TCP_INTERVALS, BENCH_BFD_KINDS (pair, host, port), BENCH_BFD_PARTS (cuts, cpu, loss), BENCH_STARTS, BENCH_IDLE_SECS, BENCH_SCALE_ROWS (interval/peers, comma-separated), BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
 `
