@@ -150,10 +150,12 @@ func (r *Receiver) logCross(lans []LAN, arrived int, from netip.Addr, now time.T
 }
 
 // Serve reads batches of datagrams from c until c is closed, answers the
-// INQs among them with one batch of ACKs, and hands what each batch heard
-// to heard, which must not keep the slice: Serve reuses it. An ACK
-// that cannot be sent goes to failed with its LAN, and Serve goes on. It
-// returns nil once c is closed.
+// INQs among each batch with one batch of ACKs, and hands what it heard to
+// heard once the socket has nothing more waiting (or handover facts have
+// gathered): a burst of a thousand ACKs is one hand-over, not sixteen,
+// and each hand-over can cost the loop a wake-up. heard must not keep the
+// slice: Serve reuses it. An ACK that cannot be sent goes to failed with
+// its LAN, and Serve goes on. It returns nil once c is closed.
 func (r *Receiver) Serve(c Conn, heard func([]Heard), failed func(lan int, err error)) error {
 	in := make([]Message, BatchSize)
 	for i := range in {
@@ -164,7 +166,7 @@ func (r *Receiver) Serve(c Conn, heard func([]Heard), failed func(lan int, err e
 	for i := range bufs {
 		bufs[i] = make([]byte, 0, MaxLen)
 	}
-	hs := make([]Heard, 0, BatchSize)
+	hs := make([]Heard, 0, handover)
 	onFail := func(m *Message, err error) { failed(r.x.LANOf(m.IfIndex), err) }
 	for {
 		n, err := c.ReadBatch(in)
@@ -175,7 +177,7 @@ func (r *Receiver) Serve(c Conn, heard func([]Heard), failed func(lan int, err e
 			return fmt.Errorf("failed to read: %w", err)
 		}
 		now := time.Now()
-		hs, replies := hs[:0], 0
+		replies := 0
 		for i := range in[:n] {
 			out[replies].Buf = bufs[replies]
 			hs = append(hs, Heard{})
@@ -189,8 +191,17 @@ func (r *Receiver) Serve(c Conn, heard func([]Heard), failed func(lan int, err e
 			}
 		}
 		WriteAll(c, out[:replies], onFail)
+		// A full batch says more may be waiting; a short one, that the
+		// socket is empty (recvmmsg takes what there is).
+		if n == len(in) && len(hs)+len(in) <= handover {
+			continue
+		}
 		if len(hs) > 0 {
 			heard(hs)
 		}
+		hs = hs[:0]
 	}
 }
+
+// handover is the most facts Serve gathers before it hands them over.
+const handover = 8 * BatchSize

@@ -20,8 +20,9 @@ type channels struct {
 	requests chan request
 }
 
-// batch is the evidence of one read of a family's socket, handed to the
-// loop and back to its receiver for reuse.
+// batch is the evidence a family's receiver gathered until its socket had
+// nothing more waiting (see proto.Receiver.Serve), handed to the loop and
+// back to the receiver for reuse.
 type batch struct {
 	f    *family
 	hs   []proto.Heard
