@@ -78,7 +78,7 @@ func startAll(t *testing.T, b *budget, l *lab.Lab, args func(n *lab.Node) []stri
 		b.wait(n.String()+" discovers every peer", 10*time.Second, func() bool {
 			ev := n.Events()
 			for _, p := range l.Nodes {
-				if p != n && len(lab.Find(ev, "msg", "discovered", "peer", p.Addr(lab.A))) == 0 {
+				if p != n && !discovered(ev, p) {
 					return false
 				}
 			}
