@@ -194,6 +194,9 @@ type simNode struct {
 	wakeAt    time.Time
 	wakeGen   uint64
 	routeWait int // route changes on their way to the daemon
+	// late6: the node's IPv6 addresses have not arrived yet (DAD or
+	// SLAAC at boot), so its interfaces show only the IPv4 ones.
+	late6 bool
 	// changes are the kernel's changes to faild's routes during the
 	// current step, to match the hooks against.
 	changes []platform.RouteChange
@@ -223,7 +226,7 @@ func (n *simNode) lan(l int) platform.LAN {
 		pl.Addr = netip.PrefixFrom(n.addr(l, false), 24)
 		pl.Broadcast = simAddr(255, l, false)
 	}
-	if n.s.v6 {
+	if n.s.v6 && !n.late6 {
 		pl.Addr6 = netip.PrefixFrom(n.addr(l, true), 64)
 	}
 	return pl
