@@ -49,9 +49,12 @@ import (
 //	              entries of the packet: 2 bits for each, the first entry in
 //	              the top bits of the first byte: 00 the sender has no path
 //	              to the peer on the LAN of that address entry (unknown),
-//	              01 it hears the peer there, 10 it does not; 11 is invalid,
-//	              and so is a view with more than MaxViewLANs address entries
-//	              or entries past the total
+//	              01 it hears the peer there (a packet of the peer's
+//	              arrived within the path's detection time, evidence or
+//	              not), 10 it does not, 11 it hears it but loses more
+//	              than LossyPercent of the peer's ACKs. A view with more
+//	              than MaxViewLANs address entries, or with entries past
+//	              the total, is invalid
 //
 // A view larger than one INQ holds (senders keep an INQ within INQBudget
 // bytes) goes out in windows that rotate over successive INQs: the whole
@@ -185,13 +188,20 @@ type Packet struct {
 
 // ViewEntry is what a sender says of one peer: bit i of Known is set when
 // it has a path to the peer on LAN i, bit i of Heard when it hears the
-// peer there (Heard is a subset of Known). In a Packet, i indexes the
-// packet's address entries; in a Heard, the receiver's LANs.
+// peer there, bit i of Lossy when it loses more than LossyPercent of the
+// peer's ACKs there (Lossy is a subset of Heard, Heard of Known). In a
+// Packet, i indexes the packet's address entries; in a Heard, the
+// receiver's LANs.
 type ViewEntry struct {
 	Node  uint32
 	Known uint8
 	Heard uint8
+	Lossy uint8
 }
+
+// LossyPercent is the share of a peer's ACKs lost on a path past which
+// a view marks the path lossy.
+const LossyPercent = 10
 
 // ViewStateLen is the size of an entry's states for n address entries.
 func ViewStateLen(n int) int { return (2*n + 7) / 8 }
@@ -406,7 +416,7 @@ func (p *Packet) checkView(v uint8) error {
 		switch {
 		case i > 0 && e.Node <= p.View[i-1].Node:
 			return fmt.Errorf("%w: node ids not ascending at entry %d", ErrView, i)
-		case e.Known&^all != 0 || e.Heard&^e.Known != 0:
+		case e.Known&^all != 0 || e.Heard&^e.Known != 0 || e.Lossy&^e.Heard != 0:
 			return fmt.Errorf("%w: entry %d has states for LANs it has no address entry for", ErrView, i)
 		}
 	}
@@ -425,6 +435,8 @@ func (p *Packet) appendView(b []byte) []byte {
 		for i := range n {
 			var s byte
 			switch {
+			case e.Lossy&(1<<i) != 0:
+				s = 3
 			case e.Heard&(1<<i) != 0:
 				s = 1
 			case e.Known&(1<<i) != 0:
@@ -463,11 +475,15 @@ func (p *Packet) decodeView(rest []byte) ([]byte, error) {
 			s := st[j/4] >> (6 - 2*(j%4)) & 3
 			switch {
 			case s == 0:
-			case j >= n || s == 3:
+			case j >= n:
 				return rest, fmt.Errorf("proto: decode: %w: entry %d has state %d for address entry %d", ErrView, i, s, j)
 			case s == 1:
 				v.Known |= 1 << j
 				v.Heard |= 1 << j
+			case s == 3:
+				v.Known |= 1 << j
+				v.Heard |= 1 << j
+				v.Lossy |= 1 << j
 			default:
 				v.Known |= 1 << j
 			}

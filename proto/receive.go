@@ -166,6 +166,9 @@ func (r *Receiver) learnView(st *peerState, lans []LAN, lan int, now time.Time) 
 			if e.Heard&(1<<j) != 0 {
 				out.Heard |= 1 << lanOf[j]
 			}
+			if e.Lossy&(1<<j) != 0 {
+				out.Lossy |= 1 << lanOf[j]
+			}
 		}
 		return out
 	}

@@ -173,6 +173,9 @@ func (q *Requestor) encode(lan int, deaf []uint32, v uint8, total int, window []
 				if e.Heard&(1<<i) != 0 {
 					w.Heard |= 1 << pos[i]
 				}
+				if e.Lossy&(1<<i) != 0 {
+					w.Lossy |= 1 << pos[i]
+				}
 			}
 			q.out.View = append(q.out.View, w)
 		}

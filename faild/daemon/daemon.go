@@ -111,6 +111,9 @@ type Daemon struct {
 
 	evs  []routes.Event
 	acts []Action
+	// diags is the diagnosis of each LAN, evaluated at diagAt (cluster.go).
+	diags  [routes.MaxLANs]diagState
+	diagAt time.Time
 	want map[netip.Prefix]platform.Route
 
 	// spawn starts a receiver for a family opened after Run started; nil
@@ -224,6 +227,7 @@ func (d *Daemon) begin(now time.Time) error {
 		return fmt.Errorf("failed to read the routing table: %w", err)
 	}
 	d.rec.fullAt = now.Add(reconcileEvery)
+	d.diagAt = now.Add(d.cfg.Interval)
 	d.adopt(now)
 	d.log.Info("start", "version", d.cfg.Version, "node", routes.PeerID(d.node).String(), "requestor", d.cfg.Requestor,
 		"interval", d.cfg.Interval.String(), "misses", d.cfg.Misses, "successes", d.cfg.Successes,

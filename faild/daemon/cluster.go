@@ -1,0 +1,530 @@
+package daemon
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/faild/faild/proto"
+	"github.com/faild/faild/routes"
+)
+
+// The cluster's view: what every node hears of every other, per LAN, as
+// the version-2 INQs carry it (proto/packet.go). The loop owns it, as it
+// owns the tables it comes from.
+
+// viewRow is one peer's view as its INQs' windows brought it.
+type viewRow struct {
+	boot     uint32
+	at       time.Time     // when a window last came
+	interval time.Duration // the peer's INQ interval
+	entries  []proto.ViewEntry
+}
+
+// apply puts a window into the row: the entries it covers are replaced.
+func (r *viewRow) apply(v *proto.View) {
+	if v.Offset == 0 && len(v.Entries) == v.Total {
+		r.entries = v.Entries
+		return
+	}
+	if len(v.Entries) == 0 {
+		return
+	}
+	lo, hi := 0, len(r.entries)
+	if v.Offset > 0 {
+		lo, _ = slices.BinarySearchFunc(r.entries, v.Entries[0].Node, byNode)
+	}
+	if v.Offset+len(v.Entries) < v.Total {
+		last := v.Entries[len(v.Entries)-1].Node
+		hi, _ = slices.BinarySearchFunc(r.entries, last+1, byNode)
+		if last == ^uint32(0) {
+			hi = len(r.entries)
+		}
+	}
+	r.entries = slices.Concat(r.entries[:lo], v.Entries, r.entries[hi:])
+}
+
+func byNode(e proto.ViewEntry, id uint32) int { return cmp.Compare(e.Node, id) }
+
+// lossWindow is how many rounds of INQs one loss figure spans.
+const lossWindow = 20
+
+// lossMeter measures the share of rounds of INQs on a path that no ACK
+// answered: the loss figure of a requestor's view.
+type lossMeter struct {
+	rounds, answered int
+	acked            bool // an ACK answered the current round
+	pct              int  // the last window's figure; -1 before the first
+}
+
+type lossKey struct {
+	peer routes.PeerID
+	lan  int
+}
+
+// heardView takes in what one packet says about the cluster: whether its
+// sender reads version 2, the window of its view, an ACK for the loss
+// figure.
+func (f *family) heardView(h *proto.Heard, acked bool) {
+	if !f.table.Has(h.Node) {
+		return // the table is full: keep nothing of the stranger
+	}
+	if h.V2 {
+		delete(f.v1, h.Node)
+	} else {
+		f.v1[h.Node] = true
+	}
+	if acked {
+		m := f.loss[lossKey{h.Node, h.LAN}]
+		if m == nil {
+			m = &lossMeter{pct: -1}
+			f.loss[lossKey{h.Node, h.LAN}] = m
+		}
+		m.acked = true
+	}
+	if h.View == nil {
+		return
+	}
+	r := f.rows[h.Node]
+	if r == nil || r.boot != h.Boot {
+		r = &viewRow{boot: h.Boot}
+		f.rows[h.Node] = r
+	}
+	r.at, r.interval = h.At, h.Interval
+	r.apply(h.View)
+}
+
+// countRound closes a round of INQs for the loss figures of every path.
+func (f *family) countRound() {
+	f.table.Paths(time.Time{}, func(id routes.PeerID, lan int, _ routes.Path, _ routes.Route) {
+		k := lossKey{id, lan}
+		m := f.loss[k]
+		if m == nil {
+			m = &lossMeter{pct: -1}
+			f.loss[k] = m
+		}
+		m.rounds++
+		if m.acked {
+			m.answered++
+		}
+		m.acked = false
+		if m.rounds >= lossWindow {
+			m.pct = 100 * (m.rounds - min(m.answered, m.rounds)) / m.rounds
+			m.rounds, m.answered = 0, 0
+		}
+	})
+}
+
+// lossOf is the last loss figure of a path in percent, -1 for none.
+func (f *family) lossOf(id routes.PeerID, lan int) int {
+	if m := f.loss[lossKey{id, lan}]; m != nil {
+		return m.pct
+	}
+	return -1
+}
+
+// forgetView drops what the family keeps of a peer the table forgot.
+func (f *family) forgetView(id routes.PeerID) {
+	delete(f.v1, id)
+	delete(f.rows, id)
+	for k := range f.loss {
+		if k.peer == id {
+			delete(f.loss, k)
+		}
+	}
+}
+
+// view is this node's own view, sorted by node id, for its INQs and its
+// row of the matrix.
+func (f *family) view(now time.Time) []proto.ViewEntry {
+	f.hearing = f.table.Hearing(now, f.hearing[:0])
+	out := f.viewBuf[:0]
+	for _, h := range f.hearing {
+		e := proto.ViewEntry{Node: uint32(h.Peer), Known: h.Known, Heard: h.Heard}
+		for lan := range routes.MaxLANs {
+			if h.Heard&(1<<lan) != 0 && f.lossOf(h.Peer, lan) > proto.LossyPercent {
+				e.Lossy |= 1 << lan
+			}
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b proto.ViewEntry) int { return cmp.Compare(a.Node, b.Node) })
+	f.viewBuf = out
+	return out
+}
+
+// fresh reports whether a row is recent enough to speak for its node: it
+// came within two of the node's detection times (at least a second).
+func (d *Daemon) fresh(r *viewRow, now time.Time) bool {
+	iv := r.interval
+	if iv <= 0 {
+		iv = d.cfg.Interval
+	}
+	return now.Sub(r.at) <= max(2*time.Duration(d.cfg.Misses)*iv, time.Second)
+}
+
+// cell is what one observer says of one node on one LAN.
+type cell uint8
+
+const (
+	unknown cell = iota
+	heard
+	notHeard
+	lossy
+)
+
+func (c cell) String() string {
+	return [...]string{"unknown", "heard", "not-heard", "lossy"}[c]
+}
+
+func cellOf(e proto.ViewEntry, lan int) cell {
+	switch b := uint8(1) << lan; {
+	case e.Lossy&b != 0:
+		return lossy
+	case e.Heard&b != 0:
+		return heard
+	case e.Known&b != 0:
+		return notHeard
+	}
+	return unknown
+}
+
+// matrix is one family's picture of one LAN: for every observer with a
+// fresh view (this node included), what it hears of every node.
+type matrix struct {
+	lan   int
+	nodes []routes.PeerID // every node any observer speaks of, sorted
+	obs   map[routes.PeerID]map[routes.PeerID]cell
+	age   map[routes.PeerID]time.Duration
+	// alive: some fresh observer hears the node on some LAN of the
+	// family, or the node has a fresh view of its own. A node that is
+	// down is no LAN's fault.
+	alive map[routes.PeerID]bool
+}
+
+// matrices draws the picture of every LAN from the family's rows and its
+// own view.
+func (d *Daemon) matrices(f *family, now time.Time) []*matrix {
+	self := routes.PeerID(d.node)
+	rows := map[routes.PeerID][]proto.ViewEntry{self: f.view(now)}
+	ages := map[routes.PeerID]time.Duration{self: 0}
+	for id, r := range f.rows {
+		if d.fresh(r, now) && f.table.Has(id) {
+			rows[id], ages[id] = r.entries, now.Sub(r.at)
+		}
+	}
+	alive := map[routes.PeerID]bool{}
+	for id, es := range rows {
+		alive[id] = true
+		for _, e := range es {
+			if e.Heard != 0 {
+				alive[routes.PeerID(e.Node)] = true
+			}
+		}
+	}
+	var out []*matrix
+	for lan := range d.lans {
+		m := &matrix{lan: lan, obs: map[routes.PeerID]map[routes.PeerID]cell{}, age: ages, alive: alive}
+		seen := map[routes.PeerID]bool{}
+		for id, es := range rows {
+			cells := map[routes.PeerID]cell{}
+			for _, e := range es {
+				if c := cellOf(e, lan); c != unknown && routes.PeerID(e.Node) != id {
+					cells[routes.PeerID(e.Node)] = c
+					seen[routes.PeerID(e.Node)] = true
+				}
+			}
+			m.obs[id] = cells
+			seen[id] = true
+		}
+		for id := range seen {
+			m.nodes = append(m.nodes, id)
+		}
+		slices.Sort(m.nodes)
+		out = append(out, m)
+	}
+	return out
+}
+
+// at is what observer o says of node p; unknown without a view of o's.
+func (m *matrix) at(o, p routes.PeerID) cell {
+	if cells, ok := m.obs[o]; ok {
+		return cells[p]
+	}
+	return unknown
+}
+
+// Diagnosis is the most likely fault on one LAN, as the matrix shows it.
+type Diagnosis struct {
+	LAN    string `json:"lan"`
+	Fault  string `json:"fault"`            // see the Fault* constants
+	Node   string `json:"node,omitempty"`   // node-link, lossy at a port
+	Peer   string `json:"peer,omitempty"`   // the other node of a pair or one-way fault
+	Groups string `json:"groups,omitempty"` // split: "{.1,.2} {.3,.4}"
+	Detail string `json:"detail"`
+}
+
+// The diagnosis kinds.
+const (
+	FaultNodeLink = "node-link" // one node's link to the LAN (its port, cable or interface)
+	FaultSplit    = "split"     // the LAN fell into groups that do not hear each other
+	FaultOneWay   = "one-way"   // one node hears another, not the other way round
+	FaultPair     = "pair"      // two nodes do not hear each other; all else does
+	FaultLANDown  = "lan-down"  // no node hears any other on the LAN
+	FaultLossy    = "lossy"     // ACKs lost at one node's port, or across the LAN
+	FaultSeveral  = "several"   // no single fault explains what the nodes hear
+)
+
+func (d Diagnosis) key() string { return d.Fault + " " + d.Node + " " + d.Peer + " " + d.Groups }
+
+// diagnose names the most likely fault on the matrix's LAN; ok is false
+// when every node hears every other cleanly.
+func (m *matrix) diagnose() (Diagnosis, bool) {
+	lanName := routes.LANName(m.lan)
+	var nodes []routes.PeerID
+	for _, id := range m.nodes {
+		if m.alive[id] {
+			nodes = append(nodes, id)
+		}
+	}
+	type pair struct{ o, p routes.PeerID }
+	var bad, loss []pair
+	known := 0
+	for _, o := range nodes {
+		for _, p := range nodes {
+			switch c := m.at(o, p); {
+			case o == p || c == unknown:
+			case c == notHeard:
+				bad = append(bad, pair{o, p})
+				known++
+			case c == lossy:
+				loss = append(loss, pair{o, p})
+				known++
+			default:
+				known++
+			}
+		}
+	}
+	dg := Diagnosis{LAN: lanName}
+	if len(bad) == 0 && len(loss) == 0 {
+		return dg, false
+	}
+	if len(bad) == 0 {
+		dg.Fault = FaultLossy
+		if x, ok := common(loss, func(p pair) (routes.PeerID, routes.PeerID) { return p.o, p.p }); ok && len(loss) >= 2 {
+			dg.Node = x.String()
+			dg.Detail = fmt.Sprintf("ACKs between %s and the others on LAN %s are lost (more than %d%%), and nowhere else: its port or cable", x, lanName, proto.LossyPercent)
+		} else {
+			dg.Detail = fmt.Sprintf("ACKs are lost (more than %d%%) between %d pairs of nodes on LAN %s: the LAN itself", proto.LossyPercent, len(loss), lanName)
+		}
+		return dg, true
+	}
+	if len(bad) == known {
+		dg.Fault = FaultLANDown
+		dg.Detail = fmt.Sprintf("no node hears another on LAN %s", lanName)
+		return dg, true
+	}
+	// Groups: nodes joined by any direction heard.
+	group := map[routes.PeerID]int{}
+	var groups [][]routes.PeerID
+	for _, n := range nodes {
+		if _, ok := group[n]; ok {
+			continue
+		}
+		g := len(groups)
+		group[n] = g
+		members := []routes.PeerID{n}
+		for i := 0; i < len(members); i++ {
+			for _, q := range nodes {
+				if _, ok := group[q]; ok {
+					continue
+				}
+				if c1, c2 := m.at(members[i], q), m.at(q, members[i]); c1 == heard || c1 == lossy || c2 == heard || c2 == lossy {
+					group[q] = g
+					members = append(members, q)
+				}
+			}
+		}
+		slices.Sort(members)
+		groups = append(groups, members)
+	}
+	inside := 0 // bad pairs within a group
+	for _, b := range bad {
+		if group[b.o] == group[b.p] {
+			inside++
+		}
+	}
+	if len(groups) > 1 && inside == 0 {
+		var singles, large []int
+		for i, g := range groups {
+			if len(g) == 1 {
+				singles = append(singles, i)
+			} else {
+				large = append(large, i)
+			}
+		}
+		if len(singles) == 1 && len(large) == 1 {
+			x := groups[singles[0]][0]
+			dg.Fault, dg.Node = FaultNodeLink, x.String()
+			dg.Detail = fmt.Sprintf("no node hears %s on LAN %s and it hears none", x, lanName)
+			return dg, true
+		}
+		var parts []string
+		for _, g := range groups {
+			var ids []string
+			for _, id := range g {
+				ids = append(ids, shortID(id))
+			}
+			parts = append(parts, "{"+strings.Join(ids, ",")+"}")
+		}
+		dg.Fault, dg.Groups = FaultSplit, strings.Join(parts, " ")
+		dg.Detail = fmt.Sprintf("LAN %s is split into %d groups that do not hear each other: a link between switches", lanName, len(groups))
+		return dg, true
+	}
+	if len(groups) > 1 {
+		dg.Fault = FaultSeveral
+		dg.Detail = fmt.Sprintf("%d pairs of nodes do not hear each other on LAN %s and no single fault explains it", len(bad), lanName)
+		return dg, true
+	}
+	// One group: a fault at one node's port in one direction, or between
+	// two nodes.
+	if x, ok := common(bad, func(p pair) (routes.PeerID, routes.PeerID) { return p.p, p.p }); ok && len(bad) >= 2 {
+		dg.Fault, dg.Node = FaultNodeLink, x.String()
+		dg.Detail = fmt.Sprintf("one way: no node hears %s on LAN %s, and it hears them: what it sends is lost", x, lanName)
+		return dg, true
+	}
+	if x, ok := common(bad, func(p pair) (routes.PeerID, routes.PeerID) { return p.o, p.o }); ok && len(bad) >= 2 {
+		dg.Fault, dg.Node = FaultNodeLink, x.String()
+		dg.Detail = fmt.Sprintf("one way: %s hears no node on LAN %s, and they hear it: what is sent to it is lost", x, lanName)
+		return dg, true
+	}
+	a, b := bad[0].o, bad[0].p
+	if len(bad) <= 2 && !slices.ContainsFunc(bad, func(p pair) bool { return !(p.o == a && p.p == b || p.o == b && p.p == a) }) {
+		if len(bad) == 1 {
+			if c := m.at(b, a); c == heard || c == lossy {
+				dg.Fault, dg.Node, dg.Peer = FaultOneWay, b.String(), a.String()
+				dg.Detail = fmt.Sprintf("%s hears %s on LAN %s, not the other way round: frames from %s to %s are lost", b, a, lanName, b, a)
+				return dg, true
+			}
+		}
+		if a > b {
+			a, b = b, a
+		}
+		dg.Fault, dg.Node, dg.Peer = FaultPair, a.String(), b.String()
+		dg.Detail = fmt.Sprintf("%s and %s do not hear each other on LAN %s; every other pair does", a, b, lanName)
+		return dg, true
+	}
+	dg.Fault = FaultSeveral
+	dg.Detail = fmt.Sprintf("%d pairs of nodes do not hear each other on LAN %s and no single fault explains it", len(bad), lanName)
+	return dg, true
+}
+
+// common finds the node that every pair involves (either of the two nodes
+// ends gives), if there is one.
+func common[P any](ps []P, ends func(P) (routes.PeerID, routes.PeerID)) (routes.PeerID, bool) {
+	if len(ps) == 0 {
+		return 0, false
+	}
+	a, b := ends(ps[0])
+	for _, cand := range []routes.PeerID{a, b} {
+		all := true
+		for _, p := range ps[1:] {
+			if x, y := ends(p); x != cand && y != cand {
+				all = false
+				break
+			}
+		}
+		if all {
+			return cand, true
+		}
+	}
+	return 0, false
+}
+
+// shortID names a node in a group list by the last part of its id (.3).
+func shortID(id routes.PeerID) string {
+	s := id.String()
+	return s[strings.LastIndexByte(s, '.'):]
+}
+
+// diagStable is how many evaluations in a row, one an interval, must give
+// a LAN the same diagnosis before it is taken: while a fault is being
+// detected, nodes see it one after the other.
+const diagStable = 2
+
+// diagState is the diagnosis of one LAN: the one taken, and the candidate
+// that may replace it.
+type diagState struct {
+	cur       Diagnosis
+	has       bool
+	candidate Diagnosis
+	hasCand   bool
+	count     int
+}
+
+// diagnose evaluates every LAN's matrices (once an interval), takes a new
+// diagnosis once it held diagStable times, and logs each change.
+func (d *Daemon) diagnose(now time.Time) {
+	for lan := range d.lans {
+		var got []Diagnosis
+		for _, f := range d.fams {
+			if f == nil {
+				continue
+			}
+			ms := d.matrices(f, now)
+			if dg, ok := ms[lan].diagnose(); ok {
+				got = append(got, dg)
+			}
+		}
+		dg, ok := Diagnosis{}, len(got) > 0
+		switch {
+		case len(got) == 1 || len(got) == 2 && got[0].key() == got[1].key():
+			dg = got[0]
+		case len(got) == 2:
+			dg = Diagnosis{LAN: got[0].LAN, Fault: FaultSeveral, Detail: "IPv4: " + got[0].Detail + "; IPv6: " + got[1].Detail}
+		}
+		st := &d.diags[lan]
+		if st.hasCand == ok && (!ok || st.candidate.key() == dg.key()) {
+			st.count++
+		} else {
+			st.candidate, st.hasCand, st.count = dg, ok, 1
+		}
+		st.candidate.Detail = dg.Detail // the figures in it may move
+		if st.count < diagStable || st.has == ok && (!ok || st.cur.key() == dg.key()) {
+			if ok && st.has && st.cur.key() == dg.key() {
+				st.cur = dg
+			}
+			continue
+		}
+		st.cur, st.has = dg, ok
+		if !ok {
+			d.log.Info("diagnosis", "lan", routes.LANName(lan), "fault", "none",
+				"detail", fmt.Sprintf("every node hears every other on LAN %s again", routes.LANName(lan)))
+			continue
+		}
+		args := []any{"lan", dg.LAN, "fault", dg.Fault}
+		if dg.Node != "" {
+			args = append(args, "node", dg.Node)
+		}
+		if dg.Peer != "" {
+			args = append(args, "peer", dg.Peer)
+		}
+		if dg.Groups != "" {
+			args = append(args, "groups", dg.Groups)
+		}
+		d.log.Warn("diagnosis", append(args, "detail", dg.Detail)...)
+	}
+}
+
+// diagnoses is every LAN's current diagnosis.
+func (d *Daemon) diagnoses() []Diagnosis {
+	out := []Diagnosis{}
+	for _, st := range d.diags {
+		if st.has {
+			out = append(out, st.cur)
+		}
+	}
+	return out
+}
