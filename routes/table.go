@@ -163,9 +163,6 @@ type Path struct {
 type path struct {
 	Path
 	lastGood time.Time // start of the last interval counted in Goods
-	// lastPacket is when the peer's last packet arrived on the path,
-	// evidence or not: whether this node hears the peer there (Hearing).
-	lastPacket time.Time
 	deadline time.Time // when a Valid path goes Invalid without more evidence
 	// gen numbers the path's arming: only the queue entry with the current
 	// gen is live, so an entry left behind by an invalidation that did not
@@ -176,6 +173,10 @@ type path struct {
 	// address is as strong as it gets (see claim.go).
 	claimed bool
 	damping
+
+	// lastPacket is when the peer's last packet arrived on the path,
+	// evidence or not: whether this node hears the peer there (Hearing).
+	lastPacket time.Time
 }
 
 type peer struct {

@@ -114,7 +114,7 @@ type Daemon struct {
 	// diags is the diagnosis of each LAN, evaluated at diagAt (cluster.go).
 	diags  [routes.MaxLANs]diagState
 	diagAt time.Time
-	want map[netip.Prefix]platform.Route
+	want   map[netip.Prefix]platform.Route
 
 	// spawn starts a receiver for a family opened after Run started; nil
 	// when no goroutines run (the simulation drives the steps itself).
