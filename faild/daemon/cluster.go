@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -48,15 +49,24 @@ func (r *viewRow) apply(v *proto.View) {
 
 func byNode(e proto.ViewEntry, id uint32) int { return cmp.Compare(e.Node, id) }
 
-// lossWindow is how many rounds of INQs one loss figure spans.
+// lossWindow is how many rounds of INQs a loss figure spans.
 const lossWindow = 20
 
-// lossMeter measures the share of rounds of INQs on a path that no ACK
-// answered: the loss figure of a requestor's view.
+// lossMeter measures the share of the latest rounds of INQs on a path
+// that no ACK answered: the loss figure of a requestor's view.
 type lossMeter struct {
-	rounds, answered int
-	acked            bool // an ACK answered the current round
-	pct              int  // the last window's figure; -1 before the first
+	history uint32 // bit i: round i back was answered
+	rounds  int    // rounds in history, at most lossWindow
+	acked   bool   // an ACK answered the current round
+}
+
+// pct is the figure in percent, -1 before a whole window.
+func (m *lossMeter) pct() int {
+	if m.rounds < lossWindow {
+		return -1
+	}
+	lost := lossWindow - bits.OnesCount32(m.history&(1<<lossWindow-1))
+	return 100 * lost / lossWindow
 }
 
 type lossKey struct {
@@ -76,13 +86,20 @@ func (f *family) heardView(h *proto.Heard, acked bool) {
 	} else {
 		f.v1[h.Node] = true
 	}
-	if acked {
-		m := f.loss[lossKey{h.Node, h.LAN}]
-		if m == nil {
-			m = &lossMeter{pct: -1}
-			f.loss[lossKey{h.Node, h.LAN}] = m
+	if b, ok := f.boots[h.Node]; !ok || b != h.Boot {
+		// A restart of the peer's loses a round or two of ACKs: that
+		// is no loss of the network's.
+		f.boots[h.Node] = h.Boot
+		for lan := range routes.MaxLANs {
+			if m := f.loss[lossKey{h.Node, lan}]; m != nil {
+				*m = lossMeter{}
+			}
 		}
-		m.acked = true
+	}
+	if acked {
+		if m := f.loss[lossKey{h.Node, h.LAN}]; m != nil {
+			m.acked = true
+		}
 	}
 	if h.View == nil {
 		return
@@ -97,30 +114,35 @@ func (f *family) heardView(h *proto.Heard, acked bool) {
 }
 
 // countRound closes a round of INQs for the loss figures of every path.
+// Only a valid path counts: one that failed (a cut, one way or both)
+// starts over, so a fault that healed is not taken for loss.
 func (f *family) countRound() {
-	f.table.Paths(time.Time{}, func(id routes.PeerID, lan int, _ routes.Path, _ routes.Route) {
+	f.table.Paths(time.Time{}, func(id routes.PeerID, lan int, p routes.Path, _ routes.Route) {
 		k := lossKey{id, lan}
 		m := f.loss[k]
+		if p.State != routes.Valid || !p.Heard {
+			if m != nil {
+				*m = lossMeter{}
+			}
+			return
+		}
 		if m == nil {
-			m = &lossMeter{pct: -1}
+			m = &lossMeter{}
 			f.loss[k] = m
 		}
-		m.rounds++
+		m.history <<= 1
 		if m.acked {
-			m.answered++
+			m.history |= 1
 		}
+		m.rounds = min(m.rounds+1, lossWindow)
 		m.acked = false
-		if m.rounds >= lossWindow {
-			m.pct = 100 * (m.rounds - min(m.answered, m.rounds)) / m.rounds
-			m.rounds, m.answered = 0, 0
-		}
 	})
 }
 
-// lossOf is the last loss figure of a path in percent, -1 for none.
+// lossOf is the loss figure of a path in percent, -1 for none.
 func (f *family) lossOf(id routes.PeerID, lan int) int {
 	if m := f.loss[lossKey{id, lan}]; m != nil {
-		return m.pct
+		return m.pct()
 	}
 	return -1
 }
@@ -128,6 +150,7 @@ func (f *family) lossOf(id routes.PeerID, lan int) int {
 // forgetView drops what the family keeps of a peer the table forgot.
 func (f *family) forgetView(id routes.PeerID) {
 	delete(f.v1, id)
+	delete(f.boots, id)
 	delete(f.rows, id)
 	for k := range f.loss {
 		if k.peer == id {
@@ -156,13 +179,14 @@ func (f *family) view(now time.Time) []proto.ViewEntry {
 }
 
 // fresh reports whether a row is recent enough to speak for its node: it
-// came within two of the node's detection times (at least a second).
+// came within the node's detection time (-f of its intervals), as a
+// path's evidence must.
 func (d *Daemon) fresh(r *viewRow, now time.Time) bool {
 	iv := r.interval
 	if iv <= 0 {
 		iv = d.cfg.Interval
 	}
-	return now.Sub(r.at) <= max(2*time.Duration(d.cfg.Misses)*iv, time.Second)
+	return now.Sub(r.at) <= time.Duration(d.cfg.Misses)*iv+iv/2
 }
 
 // cell is what one observer says of one node on one LAN.

@@ -30,6 +30,7 @@ type family struct {
 	// says they do not read version 2, every peer's view as its INQs
 	// brought it, the loss figure of every path.
 	v1      map[routes.PeerID]bool
+	boots   map[routes.PeerID]uint32 // each peer's latest boot id
 	rows    map[routes.PeerID]*viewRow
 	loss    map[lossKey]*lossMeter
 	hearing []routes.Hearing
@@ -89,7 +90,7 @@ func (d *Daemon) openFamily(v6 bool, now time.Time) error {
 		err = joinGroups(conn, x)
 	}
 	f := &family{v6: v6, conn: conn, x: x, nextINQ: now,
-		v1: map[routes.PeerID]bool{}, rows: map[routes.PeerID]*viewRow{}, loss: map[lossKey]*lossMeter{}}
+		v1: map[routes.PeerID]bool{}, boots: map[routes.PeerID]uint32{}, rows: map[routes.PeerID]*viewRow{}, loss: map[lossKey]*lossMeter{}}
 	if err == nil {
 		f.rx, err = x.NewReceiver()
 	}

@@ -38,6 +38,23 @@ type sim struct {
 	net   simFaults
 	trace []string // what was done to the cluster, for a failure's report
 	err   error    // the first invariant that broke
+	// faults counts the faults since the last heal; diag is the
+	// diagnosis the last one calls for, when it calls for one that can
+	// be told (see expectDiagnosis).
+	faults int
+	diag   simDiag
+	// quiet is when the loss figures no longer remember loss that ended.
+	quiet time.Time
+}
+
+// simDiag is the diagnosis a fault calls for: kind on LAN lan, naming
+// node (and peer), or the groups of a split; kind "" for none, "?" when
+// it cannot be told.
+type simDiag struct {
+	kind       string
+	lan        int
+	node, peer int
+	groups     [][]int
 }
 
 // simEvent is a function to run, or a frame to deliver (fn nil): frames
