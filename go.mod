@@ -12,3 +12,9 @@ require (
 )
 
 require github.com/coreos/go-systemd/v22 v22.7.0
+
+require (
+	github.com/VictoriaMetrics/metrics v1.45.0 // indirect
+	github.com/valyala/fastrand v1.1.0 // indirect
+	github.com/valyala/histogram v1.2.0 // indirect
+)
