@@ -389,10 +389,20 @@ func (m *matrix) diagnose() (Diagnosis, bool) {
 				large = append(large, i)
 			}
 		}
-		if len(singles) == 1 && len(large) == 1 {
+		switch {
+		case len(singles) == 1 && len(large) == 1:
 			x := groups[singles[0]][0]
 			dg.Fault, dg.Node = FaultNodeLink, x.String()
 			dg.Detail = fmt.Sprintf("no node hears %s on LAN %s and it hears none", x, lanName)
+			return dg, true
+		case len(large) < 2:
+			var ids []string
+			for _, i := range singles {
+				ids = append(ids, groups[i][0].String())
+			}
+			dg.Fault = FaultSeveral
+			dg.Detail = fmt.Sprintf("%d nodes hear no one on LAN %s and no one hears them (%s): as many links, not one fault",
+				len(singles), lanName, strings.Join(ids, ", "))
 			return dg, true
 		}
 		var parts []string

@@ -49,6 +49,8 @@ func TestDiagnose(t *testing.T) {
 		{"lossy port of 4", grid(".++~", "+.+~", "++.~", "~~~."), Diagnosis{Fault: FaultLossy, Node: "192.0.2.4"}},
 		{"lossy LAN", grid(".~+~", "~.~+", "+~.~", "~+~."), Diagnosis{Fault: FaultLossy}},
 		{"two faults", grid(".X++", "X.++", "++.X", "++X."), Diagnosis{Fault: FaultSeveral}},
+		{"two links", grid(".XX+", "X.XX", "XX.+", "+X+."), Diagnosis{Fault: FaultSeveral}},
+		{"split, and a link", grid(".+XXX", "+.XXX", "XX.+X", "XX+.X", "XXXX."), Diagnosis{Fault: FaultSplit, Groups: "{.1,.2} {.3,.4} {.5}"}},
 		{"a down node is no LAN's fault", func() *matrix {
 			m := grid(".++X", "+.+X", "++.X", "")
 			m.alive[m.nodes[3]] = false
