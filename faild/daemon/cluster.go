@@ -58,6 +58,7 @@ type lossMeter struct {
 	history uint32 // bit i: round i back was answered
 	rounds  int    // rounds in history, at most lossWindow
 	acked   bool   // an ACK answered the current round
+	paused  bool   // the path is not valid: rounds do not count
 }
 
 // pct is the figure in percent, -1 before a whole window.
@@ -66,6 +67,9 @@ func (m *lossMeter) pct() int {
 		return -1
 	}
 	lost := lossWindow - bits.OnesCount32(m.history&(1<<lossWindow-1))
+	if m.paused {
+		return -1 // while the path is down, the figure says nothing
+	}
 	return 100 * lost / lossWindow
 }
 
@@ -114,15 +118,21 @@ func (f *family) heardView(h *proto.Heard, acked bool) {
 }
 
 // countRound closes a round of INQs for the loss figures of every path.
-// Only a valid path counts: one that failed (a cut, one way or both)
-// starts over, so a fault that healed is not taken for loss.
+// Only a valid path counts. When one fails, the rounds without an ACK
+// that made it fail leave its history (they were a cut, not loss), and it
+// goes on from there once the path is valid again: a fault that healed
+// is not taken for loss, and a lossy path that fails now and then keeps
+// its figure.
 func (f *family) countRound() {
 	f.table.Paths(time.Time{}, func(id routes.PeerID, lan int, p routes.Path, _ routes.Route) {
 		k := lossKey{id, lan}
 		m := f.loss[k]
 		if p.State != routes.Valid || !p.Heard {
-			if m != nil {
-				*m = lossMeter{}
+			if m != nil && !m.paused {
+				tz := min(bits.TrailingZeros32(m.history), m.rounds)
+				m.history >>= tz
+				m.rounds -= tz
+				m.paused, m.acked = true, false
 			}
 			return
 		}
@@ -130,6 +140,7 @@ func (f *family) countRound() {
 			m = &lossMeter{}
 			f.loss[k] = m
 		}
+		m.paused = false
 		m.history <<= 1
 		if m.acked {
 			m.history |= 1
