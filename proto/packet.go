@@ -75,11 +75,11 @@ import (
 //     way round (see MAC)
 //
 // A version-1 node drops version-2 packets as malformed. So a node sends
-// version 2 only while every peer it knows has shown FlagV2 (see
-// Requestor.INQs), answers every INQ with a version-1 ACK with FlagV2, and
-// sends every 16th INQ as version 1 even then, so that a version-1
-// responder that joins later is heard and turns the cluster back to
-// version 1 until it is upgraded.
+// each INQ in version 2 and, while a peer it knows has not shown FlagV2,
+// in version 1 too (see Requestor.INQs); it answers every INQ with a
+// version-1 ACK with FlagV2. For its first 16 rounds, and one round in 16
+// after, the version-1 INQ goes anyway: a version-1 responder speaks only
+// when asked, and would not be known otherwise.
 //
 // Over IPv4, INQs go to each LAN's broadcast address; over IPv6 to the
 // link-local group ff12::4117 (Group6), chosen transient (T=1) because IANA

@@ -42,8 +42,10 @@ type Round struct {
 	// indexed by our LANs; it goes out in windows (see packet.go).
 	View []ViewEntry
 	// V1 sends a version-1 INQ beside each version-2 one, for the
-	// version-1 peers among those known. Every v1Every rounds one goes
-	// anyway, so that a version-1 responder that joins is heard.
+	// version-1 peers among those known. In the first v1Every rounds, and
+	// every v1Every rounds after, one goes anyway: a version-1 responder
+	// speaks only when asked, so it would not be known otherwise, and
+	// would lose a node that was upgraded and restarted.
 	V1 bool
 }
 
@@ -91,7 +93,7 @@ func (q *Requestor) INQs(now time.Time, r Round, ms []Message) ([]Message, error
 		q.cursor = 0
 	}
 	window := r.View[q.cursor:min(len(r.View), q.cursor+room)]
-	v1 := r.V1 || q.round%v1Every == v1Every-1
+	v1 := r.V1 || q.round < v1Every || q.round%v1Every == v1Every-1
 	q.round++
 	for i := range lans {
 		l := &lans[i]
