@@ -1,8 +1,14 @@
 package daemon
 
 import (
+	"fmt"
+	"log/slog"
+	"net/netip"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/faild/faild/platform"
 
 	"github.com/faild/faild/proto"
 	"github.com/faild/faild/routes"
@@ -12,21 +18,23 @@ import (
 // '+' heard, 'X' not heard, '~' lossy, '?' unknown, '.' self; a row of
 // "" is a node without a view of its own.
 func grid(rows ...string) *matrix {
-	m := &matrix{lan: 0, obs: map[routes.PeerID]map[routes.PeerID]cell{}, alive: map[routes.PeerID]bool{}}
+	n := len(rows)
+	m := &matrix{lan: 0, index: map[routes.PeerID]int{}, cells: make([]cell, n*n),
+		obs: make([]bool, n), age: make([]time.Duration, n), alive: make([]bool, n)}
 	for i := range rows {
 		id := routes.PeerID(0xc0000201 + i)
 		m.nodes = append(m.nodes, id)
-		m.alive[id] = true
+		m.index[id] = i
+		m.alive[i] = true
 	}
 	for i, r := range rows {
 		if r == "" {
 			continue
 		}
-		cells := map[routes.PeerID]cell{}
+		m.obs[i] = true
 		for j, c := range r {
-			cells[m.nodes[j]] = map[rune]cell{'+': heard, 'X': notHeard, '~': lossy, '?': unknown, '.': unknown}[c]
+			m.cells[i*n+j] = map[rune]cell{'+': heard, 'X': notHeard, '~': lossy, '?': unknown, '.': unknown}[c]
 		}
-		m.obs[m.nodes[i]] = cells
 	}
 	return m
 }
@@ -53,7 +61,7 @@ func TestDiagnose(t *testing.T) {
 		{"split, and a link", grid(".+XXX", "+.XXX", "XX.+X", "XX+.X", "XXXX."), Diagnosis{Fault: FaultSplit, Groups: "{.1,.2} {.3,.4} {.5}"}},
 		{"a down node is no LAN's fault", func() *matrix {
 			m := grid(".++X", "+.+X", "++.X", "")
-			m.alive[m.nodes[3]] = false
+			m.alive[3] = false
 			return m
 		}(), Diagnosis{}},
 	}
@@ -94,4 +102,45 @@ func TestApplyWindows(t *testing.T) {
 	if len(r.entries) != 1 || r.entries[0].Node != 9 {
 		t.Errorf("row %v after a whole view of 9", r.entries)
 	}
+}
+
+// BenchmarkDiagnose is one evaluation of the diagnosis (the matrices of
+// two LANs drawn from every peer's view, and their diagnoses) in a
+// cluster where every node hears every other.
+func BenchmarkDiagnose(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("%d nodes", n), func(b *testing.B) {
+			d, now := benchDaemon(b, n)
+			b.ResetTimer()
+			for range b.N {
+				d.diagnose(now)
+			}
+		})
+	}
+}
+
+// benchDaemon is a daemon of one IPv4 family whose table and rows hold n
+// nodes, itself included, that all hear each other on two LANs.
+func benchDaemon(b *testing.B, n int) (*Daemon, time.Time) {
+	now := time.Unix(1e9, 0)
+	d := &Daemon{cfg: Config{Interval: 100 * time.Millisecond, Misses: 3}, node: 1, lans: make([]platform.LAN, 2),
+		log: slog.New(slog.DiscardHandler)}
+	f := &family{table: routes.New(routes.Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3}),
+		v1: map[routes.PeerID]bool{}, boots: map[routes.PeerID]uint32{}, rows: map[routes.PeerID]*viewRow{}, loss: map[lossKey]*lossMeter{}}
+	d.fams[0] = f
+	var entries []proto.ViewEntry
+	for id := 1; id <= n; id++ {
+		entries = append(entries, proto.ViewEntry{Node: uint32(id), Known: 3, Heard: 3})
+	}
+	for id := 2; id <= n; id++ {
+		for lan := range 2 {
+			f.table.Observe(routes.Observation{Peer: routes.PeerID(id), LAN: lan, Addrs: []netip.Addr{netip.AddrFrom4([4]byte{10, 0, byte(id >> 8), byte(id)}),
+				netip.AddrFrom4([4]byte{10, 1, byte(id >> 8), byte(id)})}, Interval: 100 * time.Millisecond, At: now}, nil)
+		}
+		f.rows[routes.PeerID(id)] = &viewRow{boot: 1, at: now, interval: 100 * time.Millisecond, entries: entries}
+	}
+	if got := len(d.matrices(f, now)[0].nodes); got != n {
+		b.Fatalf("%d observers, want %d", got, n)
+	}
+	return d, now
 }

@@ -63,7 +63,7 @@ func (d *Daemon) cluster(now time.Time) *Cluster {
 			// should see whose view is missing.
 			stale := map[routes.PeerID][]cellOfRow{}
 			for id, r := range f.rows {
-				if _, ok := m.obs[id]; ok || !f.table.Has(id) {
+				if i, ok := m.index[id]; ok && m.obs[i] || !f.table.Has(id) {
 					continue
 				}
 				var cells []cellOfRow
@@ -95,8 +95,8 @@ func (d *Daemon) cluster(now time.Time) *Cluster {
 			}
 			row(self, 0, true, func(p routes.PeerID) cell { return m.at(self, p) })
 			var obs []routes.PeerID
-			for id := range m.obs {
-				if id != self {
+			for i, id := range m.nodes {
+				if m.obs[i] && id != self {
 					obs = append(obs, id)
 				}
 			}
@@ -116,7 +116,7 @@ func (d *Daemon) cluster(now time.Time) *Cluster {
 					})
 					continue
 				}
-				row(o, m.age[o], true, func(p routes.PeerID) cell { return m.at(o, p) })
+				row(o, m.age[m.index[o]], true, func(p routes.PeerID) cell { return m.at(o, p) })
 			}
 			c.LANs = append(c.LANs, cl)
 		}

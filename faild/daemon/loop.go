@@ -170,8 +170,7 @@ func (d *Daemon) wake(now time.Time) {
 	}
 	d.sendINQs(now)
 	if !now.Before(d.diagAt) {
-		d.diagAt = now.Add(d.cfg.Interval)
-		d.diagnose(now)
+		d.diagAt = d.diagnose(now)
 	}
 	replan := len(d.adopted) > 0 && !now.Before(d.adoptEnd)
 	if !d.rec.retryAt.IsZero() && !now.Before(d.rec.retryAt) {

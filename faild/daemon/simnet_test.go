@@ -223,16 +223,6 @@ type simNode struct {
 
 func (n *simNode) addr(lan int, v6 bool) netip.Addr { return simAddr(n.id, lan, v6) }
 
-// owns reports whether a is one of the node's addresses.
-func (n *simNode) owns(a netip.Addr) bool {
-	for l := range n.s.lans {
-		if a == n.addr(l, false) || a == n.addr(l, true) {
-			return true
-		}
-	}
-	return false
-}
-
 // lan describes the node's interface on a LAN as the kernel would.
 func (n *simNode) lan(l int) platform.LAN {
 	pl := platform.LAN{Name: fmt.Sprintf("e%d", l), Index: simIndex(l), Up: !n.s.net.noCarrier[l][n.id]}
