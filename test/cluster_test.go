@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,25 @@ func TestDiagnosis(t *testing.T) {
 	if out, code := runStatus(t, bin, l.Node(1), "--cluster"); code != 0 || !strings.Contains(out, "diagnosis: none") {
 		t.Fatalf("faild status --cluster before any fault: exit %d\n%s", code, out)
 	}
+	// An operator follows node 2's events all along.
+	var watched strings.Builder
+	watch := exec.Command(bin, "status", "--watch", "--status-socket", l.Node(2).StatusSocket())
+	watch.Stdout = &watched
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		watch.Process.Signal(os.Interrupt)
+		if err := watch.Wait(); err != nil {
+			t.Errorf("faild status --watch after SIGINT: %v; want exit 0", err)
+		}
+		events := lab.ParseLog(watched.String())
+		for _, kv := range [][]string{{"msg", "failover"}, {"msg", "diagnosis", "fault", "split"}, {"msg", "diagnosis", "fault", "none"}} {
+			if len(lab.Find(events, kv...)) == 0 {
+				t.Errorf("faild status --watch did not show %v:\n%s", kv, watched.String())
+			}
+		}
+	}()
 	id := func(n int) string { return lab.A.Addr(n) }
 	kinds := []struct {
 		name   string
