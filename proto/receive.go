@@ -145,7 +145,6 @@ func (r *Receiver) learnView(st *peerState, lans []LAN, lan int, now time.Time) 
 		st.viewBoot, st.viewed, st.hears = p.BootID, true, [MaxLANs]int8{}
 		st.viewAt = time.Time{}
 	}
-	st.viewed = true
 	var lanOf [MaxViewLANs]int8 // the LAN of ours each address entry is on, -1 for none
 	for j, a := range p.Addrs[:min(len(p.Addrs), MaxViewLANs)] {
 		lanOf[j] = -1

@@ -448,7 +448,7 @@ func (t *Table) Hearing(now time.Time, dst []Hearing) []Hearing {
 		h := Hearing{Peer: p.id}
 		det := t.detection(p)
 		for lan, pa := range p.paths {
-			if pa == nil || lan >= 8 {
+			if pa == nil || lan >= MaxLANs {
 				continue
 			}
 			h.Known |= 1 << lan

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,4 +144,62 @@ func benchDaemon(b *testing.B, n int) (*Daemon, time.Time) {
 		b.Fatalf("%d observers, want %d", got, n)
 	}
 	return d, now
+}
+
+// TestClusterReport: in a simulated cluster of requestors with node 3's
+// port on LAN A cut, node 1's cluster report has a row for every node
+// on both LANs, node 3 not heard on LAN A by anyone and heard on LAN B,
+// node 3's own row (come over LAN B) hearing no one on LAN A, and the
+// diagnosis on top of both reports.
+func TestClusterReport(t *testing.T) {
+	s := newSim(7)
+	for _, n := range s.nodes {
+		n.cfg.Requestor = true
+	}
+	s.run(s.now.Add(time.Second))
+	s.net.cutIn[0][3], s.net.cutOut[0][3] = true, true
+	s.run(s.now.Add(2 * time.Second))
+	d := s.node(1).d
+	c := d.cluster(s.now)
+	id3 := routes.PeerID(s.node(3).d.node).String()
+	if len(c.Diagnosis) != 1 || c.Diagnosis[0].Fault != FaultNodeLink || c.Diagnosis[0].Node != id3 {
+		t.Fatalf("diagnosis %+v, want node-link %s", c.Diagnosis, id3)
+	}
+	seen := map[string]bool{}
+	for _, l := range c.LANs {
+		seen[l.LAN+" "+l.Family] = true
+		col := slices.Index(l.Nodes, id3)
+		if col < 0 || len(l.Rows) != len(s.nodes) || len(l.Nodes) != len(s.nodes) {
+			t.Fatalf("LAN %s %s: nodes %v, %d rows; want all %d nodes", l.LAN, l.Family, l.Nodes, len(l.Rows), len(s.nodes))
+		}
+		for _, r := range l.Rows {
+			want := "heard"
+			switch {
+			case r.Observer == id3:
+				want = "self"
+			case l.LAN == "A":
+				want = "not-heard"
+			}
+			if !r.Fresh || r.Cells[col] != want {
+				t.Errorf("LAN %s %s: %s says %s of %s (fresh %v), want %s", l.LAN, l.Family, r.Observer, r.Cells[col], id3, r.Fresh, want)
+			}
+			if r.Observer == id3 && l.LAN == "A" && slices.Contains(r.Cells, "heard") {
+				t.Errorf("LAN A: %s, cut off, hears %v", id3, r.Cells)
+			}
+		}
+	}
+	if !seen["A "+c.LANs[0].Family] || !seen["B "+c.LANs[0].Family] {
+		t.Errorf("LANs %v", seen)
+	}
+	var table, status strings.Builder
+	c.WriteTable(&table)
+	d.snapshot(s.now).WriteTable(&status)
+	for _, out := range []string{table.String(), status.String()} {
+		if !strings.HasPrefix(out, "diagnosis: LAN A node-link node="+id3+": ") {
+			t.Errorf("report does not start with the diagnosis:\n%s", out)
+		}
+	}
+	if !strings.Contains(table.String(), "OBSERVER") {
+		t.Errorf("no matrix:\n%s", table.String())
+	}
 }

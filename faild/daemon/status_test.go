@@ -143,6 +143,9 @@ func TestServeStatus(t *testing.T) {
 			switch r.verb {
 			case "reload":
 				r.reply <- []byte(`{"error":"bad file"}` + "\n")
+			case "cluster":
+				b, _ := json.Marshal(&Cluster{Node: "192.0.2.1", PathsDown: 1, Diagnosis: []Diagnosis{{LAN: "A", Fault: FaultLANDown}}})
+				r.reply <- b
 			default:
 				b, _ := json.Marshal(&Status{Node: "192.0.2.1", PathsDown: 1})
 				r.reply <- b
@@ -152,6 +155,9 @@ func TestServeStatus(t *testing.T) {
 	s, _, err := FetchStatus(sock)
 	if err != nil || s.Node != "192.0.2.1" || s.Healthy() {
 		t.Errorf("status: %+v, %v", s, err)
+	}
+	if c, _, err := FetchCluster(sock); err != nil || c.Node != "192.0.2.1" || c.Healthy() || len(c.Diagnosis) != 1 {
+		t.Errorf("cluster: %+v, %v", c, err)
 	}
 	if err := Reload(sock); err == nil || err.Error() != "bad file" {
 		t.Errorf("reload: %v; want the loop's error", err)
