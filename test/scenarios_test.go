@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faild/faild/faild/daemon"
 	"github.com/faild/faild/test/lab"
 )
 
@@ -79,6 +80,24 @@ func startAll(t *testing.T, b *budget, l *lab.Lab, args func(n *lab.Node) []stri
 			ev := n.Events()
 			for _, p := range l.Nodes {
 				if p != n && len(lab.Find(ev, "msg", "discovered", "peer", p.Addr(lab.A))) == 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	// Discovered is not yet heard: a peer's INQ counts only once its view
+	// says it hears us, which at -t 1 can take an interval after the
+	// discovery. Only a path that has carried evidence carries another's
+	// traffic, so the tests start from every path heard.
+	for _, n := range l.Nodes {
+		b.wait(n.String()+" hears every path", 10*time.Second, func() bool {
+			s, _, err := daemon.FetchStatus(n.StatusSocket())
+			if err != nil {
+				return false
+			}
+			for _, p := range s.Paths {
+				if !p.Heard {
 					return false
 				}
 			}
