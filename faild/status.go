@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/jessevdk/go-flags"
 
@@ -13,6 +17,8 @@ import (
 // clientOptions is the command line of "faild status" and "faild reload".
 type clientOptions struct {
 	JSON         bool   `long:"json" description:"Print the status as JSON (schema in faild(8)); status only"`
+	Cluster      bool   `long:"cluster" description:"Print every LAN's matrix of who hears whom in the cluster, and the diagnosis; status only"`
+	Watch        bool   `long:"watch" description:"Follow the daemon's events, one line each in the log's format, until interrupted; status only"`
 	StatusSocket string `long:"status-socket" value-name:"PATH" description:"The daemon's status socket (default: from -c, else /run/faild/faild.sock)"`
 	Config       string `short:"c" long:"config" value-name:"FILE" description:"Take --status-socket from the daemon's config file"`
 }
@@ -64,6 +70,15 @@ func status(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	switch {
+	case o.Watch && (o.Cluster || o.JSON):
+		fmt.Fprintln(stderr, "faild: --watch takes neither --cluster nor --json")
+		return statusUnreachable
+	case o.Watch:
+		return watch(path, stdout, stderr)
+	case o.Cluster:
+		return cluster(path, o.JSON, stdout, stderr)
+	}
 	s, raw, err := daemon.FetchStatus(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "faild: failed to reach the daemon: %v\n", err)
@@ -76,6 +91,42 @@ func status(args []string, stdout, stderr io.Writer) int {
 	}
 	if !s.Healthy() {
 		return statusPathsDown
+	}
+	return statusHealthy
+}
+
+// cluster is "faild status --cluster": every LAN's matrix and the
+// diagnosis, with the exit status of "faild status".
+func cluster(path string, asJSON bool, stdout, stderr io.Writer) int {
+	c, raw, err := daemon.FetchCluster(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "faild: failed to reach the daemon: %v\n", err)
+		return statusUnreachable
+	}
+	if asJSON {
+		stdout.Write(raw)
+	} else {
+		c.WriteTable(stdout)
+	}
+	if !c.Healthy() {
+		return statusPathsDown
+	}
+	return statusHealthy
+}
+
+// watch is "faild status --watch": the daemon's events as they happen,
+// until interrupted (exit 0) or the daemon stops (exit 2).
+func watch(path string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := daemon.Watch(ctx, path, stdout)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "faild: failed to reach the daemon: %v\n", err)
+		return statusUnreachable
+	case ctx.Err() == nil:
+		fmt.Fprintln(stderr, "faild: the daemon closed the event stream")
+		return statusUnreachable
 	}
 	return statusHealthy
 }

@@ -445,8 +445,9 @@ func TestSetLANs(t *testing.T) {
 func TestINQs(t *testing.T) {
 	x := testExchange(t)
 	q, _ := x.NewRequestor()
+	q.round = v1Every // past the first rounds, whose version-1 INQs TestViewRotates covers
 	deaf := func(lan int) []uint32 { return []uint32{uint32(100 + lan)} }
-	ms, err := q.INQs(time.Now(), deaf, nil)
+	ms, err := q.INQs(time.Now(), Round{Deaf: deaf}, nil)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("INQs = %d messages, %v; want one per LAN", len(ms), err)
 	}
@@ -463,14 +464,15 @@ func TestINQs(t *testing.T) {
 	lans[0].Unicast, lans[0].Peers = true, []netip.Addr{netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}
 	lans[1].Unicast = true
 	x.SetLANs(lans)
-	ms, _ = q.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	ms, _ = q.INQs(time.Now(), Round{}, nil)
 	if len(ms) != 2 || ms[0].Addr.Addr() != lans[0].Peers[0] || ms[1].Addr.Addr() != lans[0].Peers[1] || ms[0].IfIndex != 2 {
 		t.Errorf("unicast INQs = %+v; want one to each LAN-A peer and none on LAN B", ms)
 	}
 
 	x6 := testExchange6(t)
 	q6, _ := x6.NewRequestor()
-	ms, _ = q6.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	q6.round = v1Every
+	ms, _ = q6.INQs(time.Now(), Round{}, nil)
 	if len(ms) != 2 || ms[0].Addr.Addr() != Group6 || ms[0].Src != netip.MustParseAddr("2001:db8:a::1") {
 		t.Errorf("IPv6 INQs = %+v; want two to %v naming our address", ms, Group6)
 	}

@@ -173,6 +173,10 @@ type path struct {
 	// address is as strong as it gets (see claim.go).
 	claimed bool
 	damping
+
+	// lastPacket is when the peer's last packet arrived on the path,
+	// evidence or not: whether this node hears the peer there (Hearing).
+	lastPacket time.Time
 }
 
 type peer struct {
@@ -254,6 +258,9 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	p.interval, p.heard = o.Interval, o.At
 	evs = t.learnAddrs(p, o, evs)
 	pa := p.paths[o.LAN]
+	if pa != nil {
+		pa.lastPacket = o.At
+	}
 	if pa == nil || o.Deaf {
 		return evs // no address on the LAN it spoke on, or no evidence
 	}
@@ -420,6 +427,36 @@ func (t *Table) Deaf(lan int, dst []uint32) []uint32 {
 		if lan < len(p.paths) && p.paths[lan] != nil && (p.paths[lan].State == Invalid || !p.paths[lan].Heard) {
 			dst = append(dst, uint32(p.id))
 		}
+	}
+	return dst
+}
+
+// Hearing is what this node hears of one peer, for the view its INQs
+// carry: bit i of Known is set when it has a path to the peer on LAN i,
+// bit i of Heard when a packet of the peer's arrived there within the
+// path's detection time, evidence or not. Heard says which way frames go:
+// a path broken one way is invalid at both ends, but only one end hears
+// the other.
+type Hearing struct {
+	Peer         PeerID
+	Known, Heard uint8
+}
+
+// Hearing appends what this node hears of every peer as of now to dst.
+func (t *Table) Hearing(now time.Time, dst []Hearing) []Hearing {
+	for _, p := range t.peers {
+		h := Hearing{Peer: p.id}
+		det := t.detection(p)
+		for lan, pa := range p.paths {
+			if pa == nil || lan >= MaxLANs {
+				continue
+			}
+			h.Known |= 1 << lan
+			if !pa.lastPacket.IsZero() && now.Sub(pa.lastPacket) <= det {
+				h.Heard |= 1 << lan
+			}
+		}
+		dst = append(dst, h)
 	}
 	return dst
 }

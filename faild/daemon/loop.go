@@ -135,6 +135,9 @@ func (d *Daemon) next() time.Time {
 	if len(d.adopted) > 0 && d.adoptEnd.Before(at) {
 		at = d.adoptEnd
 	}
+	if d.diagAt.Before(at) {
+		at = d.diagAt
+	}
 	return at
 }
 
@@ -153,6 +156,7 @@ func (d *Daemon) onHeard(f *family, hs []proto.Heard, now time.Time) {
 			o.RTT = max(rtt, time.Nanosecond)
 		}
 		d.evs = f.table.Observe(o, d.evs)
+		f.heardView(h, h.Type == proto.ACK)
 	}
 	d.settle(now, false)
 }
@@ -166,6 +170,9 @@ func (d *Daemon) wake(now time.Time) {
 		}
 	}
 	d.sendINQs(now)
+	if !now.Before(d.diagAt) {
+		d.diagAt = d.diagnose(now)
+	}
 	replan := len(d.adopted) > 0 && !now.Before(d.adoptEnd)
 	if !d.rec.retryAt.IsZero() && !now.Before(d.rec.retryAt) {
 		d.acts = d.rec.retry(now, d.acts)
@@ -193,7 +200,8 @@ func (d *Daemon) sendINQs(now time.Time) {
 		if f.nextINQ.Before(now) {
 			f.nextINQ = now.Add(d.cfg.Interval) // the loop was held up: do not send a burst
 		}
-		ms, err := f.tx.INQs(now, f.deaf, f.out[:0])
+		f.countRound()
+		ms, err := f.tx.INQs(now, proto.Round{Deaf: f.deaf, View: f.view(now), V1: len(f.v1) > 0}, f.out[:0])
 		f.out = ms
 		if err != nil {
 			d.log.Error("inq-failed", "family", f.name(), "err", err)
@@ -279,9 +287,15 @@ func (d *Daemon) settle(now time.Time, replan bool) {
 	// one.
 	replan = replan || len(d.adopted) > 0
 	for _, e := range d.evs {
+		if e.Kind == routes.Forgotten {
+			for _, f := range d.fams {
+				if f != nil && !f.table.Has(e.Peer) {
+					f.forgetView(e.Peer)
+				}
+			}
+		}
 		if e.Kind != routes.Discovered {
 			replan = true
-			break
 		}
 	}
 	if replan {

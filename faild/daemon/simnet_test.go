@@ -38,6 +38,23 @@ type sim struct {
 	net   simFaults
 	trace []string // what was done to the cluster, for a failure's report
 	err   error    // the first invariant that broke
+	// faults counts the faults since the last heal; diag is the
+	// diagnosis the last one calls for, when it calls for one that can
+	// be told (see expectDiagnosis).
+	faults int
+	diag   simDiag
+	// quiet is when the loss figures no longer remember loss that ended.
+	quiet time.Time
+}
+
+// simDiag is the diagnosis a fault calls for: kind on LAN lan, naming
+// node (and peer), or the groups of a split; kind "" for none, "?" when
+// it cannot be told.
+type simDiag struct {
+	kind       string
+	lan        int
+	node, peer int
+	groups     [][]int
 }
 
 // simEvent is a function to run, or a frame to deliver (fn nil): frames
@@ -208,16 +225,6 @@ type simNode struct {
 }
 
 func (n *simNode) addr(lan int, v6 bool) netip.Addr { return simAddr(n.id, lan, v6) }
-
-// owns reports whether a is one of the node's addresses.
-func (n *simNode) owns(a netip.Addr) bool {
-	for l := range n.s.lans {
-		if a == n.addr(l, false) || a == n.addr(l, true) {
-			return true
-		}
-	}
-	return false
-}
 
 // lan describes the node's interface on a LAN as the kernel would.
 func (n *simNode) lan(l int) platform.LAN {

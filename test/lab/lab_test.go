@@ -568,3 +568,51 @@ func TestHost(t *testing.T) {
 		t.Errorf("namespaces left after Close: %v", left)
 	}
 }
+
+// TestSplitLAN: with SplitA, LAN A is two switches joined by a trunk; cut,
+// the LAN falls into two groups that still hear each other within; a
+// one-way cut drops one direction only; Heal joins them again.
+func TestSplitLAN(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 4, SplitA: 2})
+	type probe struct {
+		lan      LAN
+		from, to int
+		want     bool
+	}
+	for _, c := range []struct {
+		name   string
+		inject func() error
+		probes []probe
+	}{
+		{"joined", func() error { return nil }, []probe{{A, 1, 3, true}, {A, 4, 2, true}}},
+		{"CutTrunk", l.CutTrunk, []probe{{A, 1, 3, false}, {A, 4, 2, false}, {A, 1, 2, true}, {A, 3, 4, true}, {B, 1, 3, true}}},
+		{"CutOneWay", func() error { return l.CutOneWay(A, 3, 4) }, []probe{{A, 3, 4, false}, {A, 4, 3, true}, {A, 3, 1, true}}},
+		{"CutPort across", func() error { return l.CutPort(A, 4, Both) }, []probe{{A, 1, 4, false}, {A, 1, 3, true}}},
+	} {
+		if err := c.inject(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if got := broadcastReaches(t, l, p.lan, p.from, p.to, p.want); got != p.want {
+				t.Errorf("%s: broadcast on LAN %v from node%d reaches node%d: %v, want %v", c.name, p.lan, p.from, p.to, got, p.want)
+			}
+		}
+		if err := l.Heal(); err != nil {
+			t.Fatalf("%s: heal: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if !reach(l, p.from, p.to, p.lan, 2*time.Second) {
+				t.Errorf("%s: after Heal node%d cannot ping node%d on LAN %v", c.name, p.from, p.to, p.lan)
+			}
+		}
+	}
+	if err := l.CutOneWay(A, 1, 3); err == nil {
+		t.Error("a one-way cut between the two switches accepted")
+	}
+	if err := ForTest(t, Options{Nodes: 3}).CutTrunk(); err == nil {
+		t.Error("CutTrunk on a LAN A of one switch accepted")
+	}
+	if _, err := New(Options{Nodes: 3, SplitA: 3}); err == nil {
+		t.Error("SplitA 3 of 3 nodes accepted")
+	}
+}
