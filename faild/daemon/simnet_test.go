@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -75,22 +74,54 @@ type simFrame struct {
 	b   []byte
 }
 
+// simQueue is a binary heap of events by time, then by the order they
+// were queued; typed, not container/heap's, so that queueing an event
+// allocates nothing (the events are most of the simulation's work).
 type simQueue []simEvent
 
-func (q simQueue) Len() int { return len(q) }
-func (q simQueue) Less(i, j int) bool {
+func (q simQueue) less(i, j int) bool {
 	if !q[i].at.Equal(q[j].at) {
 		return q[i].at.Before(q[j].at)
 	}
 	return q[i].seq < q[j].seq
 }
-func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *simQueue) Push(x any)   { *q = append(*q, x.(simEvent)) }
-func (q *simQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
+
+func (q *simQueue) push(e simEvent) {
+	*q = append(*q, e)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !h.less(i, up) {
+			break
+		}
+		h[i], h[up] = h[up], h[i]
+		i = up
+	}
+}
+
+func (q *simQueue) pop() simEvent {
+	h := *q
+	e := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = simEvent{}
+	h = h[:last]
+	for i := 0; ; {
+		m, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h.less(l, m) {
+			m = l
+		}
+		if r < len(h) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return e
 }
 
 // at runs fn at t (never before now).
@@ -99,7 +130,7 @@ func (s *sim) at(t time.Time, fn func()) {
 		t = s.now
 	}
 	s.seq++
-	heap.Push(&s.queue, simEvent{at: t, seq: s.seq, fn: fn})
+	s.queue.push(simEvent{at: t, seq: s.seq, fn: fn})
 }
 
 func (s *sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
@@ -107,7 +138,7 @@ func (s *sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
 // run runs events until t or the first broken invariant.
 func (s *sim) run(t time.Time) {
 	for s.err == nil && len(s.queue) > 0 && !s.queue[0].at.After(t) {
-		e := heap.Pop(&s.queue).(simEvent)
+		e := s.queue.pop()
 		s.now = e.at
 		if e.fn != nil {
 			e.fn()
@@ -219,6 +250,7 @@ type simNode struct {
 	changes []platform.RouteChange
 	rbuf    []byte
 	abuf    []byte
+	replies [1]proto.Message // receive's ACK, kept so that it does not escape
 	hs      []proto.Heard
 	routes  []platform.KernelRoute // scratch for check
 	version int                    // the kernel's at the last check
@@ -328,7 +360,7 @@ func (s *sim) send(from *simNode, v6 bool, m *proto.Message) {
 		for range copies {
 			delay := 50*time.Microsecond + time.Duration(s.rng.Int64N(int64(s.net.jitter)+1))
 			s.seq++
-			heap.Push(&s.queue, simEvent{at: s.now.Add(delay), seq: s.seq, frame: f, to: to})
+			s.queue.push(simEvent{at: s.now.Add(delay), seq: s.seq, frame: f, to: to})
 		}
 	}
 }
@@ -345,16 +377,19 @@ func (n *simNode) receive(fr *simFrame) {
 		return
 	}
 	m := proto.Message{Buf: n.rbuf, N: copy(n.rbuf, fr.b), Addr: netip.AddrPortFrom(fr.src, uint16(n.cfg.Port)), IfIndex: simIndex(fr.lan), Hops: 255}
-	reply := proto.Message{Buf: n.abuf[:0]}
+	reply := &n.replies[0]
+	*reply = proto.Message{Buf: n.abuf[:0]}
 	n.hs = n.hs[:1]
-	heard, replied := f.rx.Receive(&m, n.s.now, &n.hs[0], &reply)
+	heard, replied := f.rx.Receive(&m, n.s.now, &n.hs[0], reply)
 	if replied {
-		proto.WriteAll(n.conns[boolInt(v6)], []proto.Message{reply}, func(*proto.Message, error) {})
+		proto.WriteAll(n.conns[boolInt(v6)], n.replies[:], ignoreSendError)
 	}
 	if heard {
 		n.step(func() { n.d.onHeard(f, n.hs, n.s.now) })
 	}
 }
+
+func ignoreSendError(*proto.Message, error) {}
 
 // step runs one step of the daemon and then checks it: every step ends
 // with the invariants and the next wake-up scheduled.
