@@ -76,29 +76,24 @@ func status(args []string, stdout, stderr io.Writer) int {
 		return statusUnreachable
 	case o.Watch:
 		return watch(path, stdout, stderr)
-	case o.Cluster:
-		return cluster(path, o.JSON, stdout, stderr)
 	}
-	s, raw, err := daemon.FetchStatus(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "faild: failed to reach the daemon: %v\n", err)
-		return statusUnreachable
+	if o.Cluster {
+		return show(func() (report, []byte, error) { return daemon.FetchCluster(path) }, o.JSON, stdout, stderr)
 	}
-	if o.JSON {
-		stdout.Write(raw)
-	} else {
-		s.WriteTable(stdout)
-	}
-	if !s.Healthy() {
-		return statusPathsDown
-	}
-	return statusHealthy
+	return show(func() (report, []byte, error) { return daemon.FetchStatus(path) }, o.JSON, stdout, stderr)
 }
 
-// cluster is "faild status --cluster": every LAN's matrix and the
-// diagnosis, with the exit status of "faild status".
-func cluster(path string, asJSON bool, stdout, stderr io.Writer) int {
-	c, raw, err := daemon.FetchCluster(path)
+// report is what "faild status" prints: the daemon's status, or with
+// --cluster the cluster's matrices.
+type report interface {
+	WriteTable(io.Writer)
+	Healthy() bool
+}
+
+// show fetches a report and prints it as a table or the daemon's JSON;
+// the exit status is the health.
+func show(fetch func() (report, []byte, error), asJSON bool, stdout, stderr io.Writer) int {
+	r, raw, err := fetch()
 	if err != nil {
 		fmt.Fprintf(stderr, "faild: failed to reach the daemon: %v\n", err)
 		return statusUnreachable
@@ -106,9 +101,9 @@ func cluster(path string, asJSON bool, stdout, stderr io.Writer) int {
 	if asJSON {
 		stdout.Write(raw)
 	} else {
-		c.WriteTable(stdout)
+		r.WriteTable(stdout)
 	}
-	if !c.Healthy() {
+	if !r.Healthy() {
 		return statusPathsDown
 	}
 	return statusHealthy
