@@ -13,7 +13,13 @@ FUZZ_TARGETS   := ./proto:FuzzDecode ./proto:FuzzVerify ./proto:FuzzAdmitKeyless
 FUZZTIME       ?= 2m
 FUZZTIME_SHORT ?= 5s
 
-.PHONY: all build test check sim fuzz fuzz-short install demo bench clean cross vet-all sizes mutate cover
+.PHONY: all build test check sim fuzz fuzz-short install demo bench clean cross vet-all sizes mutate cover deb test-systemd
+
+# make deb builds faild_VERSION_ARCH.deb for these Debian architectures
+# into bin/deb (dist/deb/mkdeb says how VERSION is made).
+DEB_ARCHES ?= amd64 arm64 armhf mipsel
+# make test-systemd bounds its one long test by this.
+SYSTEMD_TEST_TIMEOUT ?= 20m
 
 # make cross builds these, as GOOS/GOARCH or linux/arm/GOARM. MIPS builds
 # use soft float: many MIPS boards have no FPU and faild does little
@@ -33,9 +39,12 @@ build:
 
 # Unit tests everywhere; the network-namespace lab in test/ runs as root and
 # skips with a reason otherwise (FAILD_LAB=require makes that a failure).
+# .ci/deps installs what the tests lack (as root) or says what is missing.
 # Under the race detector the simulated cluster runs a hundred schedules;
 # make sim then runs SEEDS of them at full speed.
-test: build
+test:
+	.ci/deps test
+	$(MAKE) --no-print-directory build
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory vet-all
 	.ci/check-man bin/faild
@@ -157,7 +166,24 @@ install: build
 # A three-node lab in network namespaces: cut LAN A, watch the failover and
 # the switchback. Needs root.
 demo:
+	.ci/deps demo
 	$(GO) run ./test/demo
+
+# Debian packages from static builds, checked with lintian (root prints
+# that it should not be root; that is all).
+deb:
+	.ci/deps deb
+	dist/deb/mkdeb bin/deb $(DEB_ARCHES)
+	lintian --fail-on error,warning $(foreach a,$(DEB_ARCHES),bin/deb/faild_*_$(a).deb)
+
+# The .deb and the unit under a real systemd: a bookworm container booted
+# with systemd-nspawn (root; the root file system is built once with
+# debootstrap and cached in /var/cache/faild-test). See test/systemd.
+test-systemd:
+	.ci/deps systemd
+	@set -e; deb=$$(dist/deb/mkdeb bin/deb $$(dpkg --print-architecture) | sed -n 's/^mkdeb: //p'); \
+		echo "test-systemd: $$deb"; \
+		FAILD_TEST_SYSTEMD=1 FAILD_DEB=$(CURDIR)/$$deb $(GO) test -v -count=1 -timeout $(SYSTEMD_TEST_TIMEOUT) ./test/systemd
 
 # Benchmarks on the lab with the real binary (root, under 15 minutes);
 # writes BENCHMARKS.md. BENCH_* variables shorten a run: see BENCHMARKS.md.

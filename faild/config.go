@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net"
+	"net/netip"
 	"os/user"
 	"reflect"
 	"slices"
@@ -21,12 +24,13 @@ import (
 // own, so --help lists them together; a config file names them without a
 // section, like every other option.
 type opsOptions struct {
-	Config       string        `short:"c" long:"config" value-name:"FILE" description:"Read options from FILE (INI, the long option names as keys); options on the command line win"`
-	StatusSocket string        `long:"status-socket" value-name:"PATH" default:"/run/faild/faild.sock" description:"Unix socket that 'faild status' reads; mode 0660, owner root"`
-	StatusGroup  string        `long:"status-group" value-name:"GROUP" description:"Group that may read the status socket (default: root's group)"`
-	OnChange     string        `long:"on-change" value-name:"SCRIPT" description:"Run SCRIPT on every failover and switchback, one at a time, with the event in FAILD_* environment variables"`
-	HookTimeout  time.Duration `long:"hook-timeout" value-name:"DURATION" default:"10s" description:"Kill an --on-change script (and its process group) that runs longer than this"`
-	LogFormat    string        `long:"log-format" value-name:"FORMAT" default:"text" choice:"text" choice:"json" description:"Event log format: text (key=value) or json"`
+	Config        string        `short:"c" long:"config" value-name:"FILE" description:"Read options from FILE (INI, the long option names as keys); options on the command line win"`
+	StatusSocket  string        `long:"status-socket" value-name:"PATH" default:"/run/faild/faild.sock" description:"Unix socket that 'faild status' reads; mode 0660, owner root"`
+	StatusGroup   string        `long:"status-group" value-name:"GROUP" description:"Group that may read the status socket (default: root's group)"`
+	OnChange      string        `long:"on-change" value-name:"SCRIPT" description:"Run SCRIPT on every failover and switchback, one at a time, with the event in FAILD_* environment variables"`
+	HookTimeout   time.Duration `long:"hook-timeout" value-name:"DURATION" default:"10s" description:"Kill an --on-change script (and its process group) that runs longer than this"`
+	LogFormat     string        `long:"log-format" value-name:"FORMAT" default:"text" choice:"text" choice:"json" description:"Event log format: text (key=value) or json"`
+	MetricsListen string        `long:"metrics-listen" value-name:"ADDR:PORT" description:"Serve Prometheus metrics at http://ADDR:PORT/metrics (default: off)"`
 }
 
 // validate checks the production options into cfg; options.validate
@@ -43,7 +47,13 @@ func (o *opsOptions) validate(cfg *daemon.Config) error {
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return conffile.Bad("log-format", "invalid --log-format %q: want text or json", o.LogFormat)
 	}
+	if o.MetricsListen != "" {
+		if err := checkListen(o.MetricsListen); err != nil {
+			return conffile.Bad("metrics-listen", "invalid --metrics-listen %q: %w", o.MetricsListen, err)
+		}
+	}
 	cfg.StatusSocket, cfg.OnChange, cfg.HookTimeout = o.StatusSocket, o.OnChange, o.HookTimeout
+	cfg.MetricsListen = o.MetricsListen
 	// Resolved here, not when the socket is bound, so that a typo is a bad
 	// command line caught before any route is touched.
 	if o.StatusGroup != "" {
@@ -60,6 +70,25 @@ func (o *opsOptions) validate(cfg *daemon.Config) error {
 			return conffile.Bad("status-group", "invalid --status-group %q: gid %q is not a number", o.StatusGroup, g.Gid)
 		}
 		cfg.StatusGID = gid
+	}
+	return nil
+}
+
+// checkListen checks a host:port to listen on: an IP address (or none,
+// for every address) and a port of 1 to 65535. A host name is refused:
+// what it resolves to can change under a running daemon.
+func checkListen(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want ADDR:PORT, such as 127.0.0.1:9117 or [::1]:9117")
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q is not an IP address", host)
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: must be 1 to 65535", port)
 	}
 	return nil
 }

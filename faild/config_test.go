@@ -97,6 +97,13 @@ func TestValidateOps(t *testing.T) {
 		{"zero hook timeout", []string{"--hook-timeout", "0s"}, false},
 		{"empty socket", []string{"--status-socket", ""}, false},
 		{"unknown status group", []string{"--status-group", "faild-no-such-group"}, false},
+		{"metrics on loopback", []string{"--metrics-listen", "127.0.0.1:9117"}, true},
+		{"metrics on every address", []string{"--metrics-listen", ":9117"}, true},
+		{"metrics on IPv6", []string{"--metrics-listen", "[::1]:9117"}, true},
+		{"metrics without a port", []string{"--metrics-listen", "127.0.0.1"}, false},
+		{"metrics on port 0", []string{"--metrics-listen", "127.0.0.1:0"}, false},
+		{"metrics on port 70000", []string{"--metrics-listen", "127.0.0.1:70000"}, false},
+		{"metrics on a host name", []string{"--metrics-listen", "localhost:9117"}, false},
 	}
 	if g, err := user.LookupGroupId("0"); err == nil {
 		tests = append(tests, struct {

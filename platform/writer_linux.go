@@ -78,20 +78,25 @@ func (w *netlinkWriter) Routes() ([]KernelRoute, error) {
 
 // devName names an interface, remembering the answer in names.
 func (w *netlinkWriter) devName(index int, names map[int]string) string {
-	if index == 0 {
-		return ""
-	}
 	if n, ok := names[index]; ok {
 		return n
 	}
-	n := fmt.Sprintf("if%d", index)
-	if l, err := w.h.LinkByIndex(index); err == nil {
-		n = l.Attrs().Name
-	}
-	if names != nil {
-		names[index] = n
-	}
+	n := linkName(index)
+	names[index] = n
 	return n
+}
+
+// linkName names an interface by index. It asks on a netlink socket of its
+// own (the package's functions open one a call), so that the route watch's
+// goroutine never shares the writer's handle, which the loop uses.
+func linkName(index int) string {
+	if index == 0 {
+		return ""
+	}
+	if l, err := netlink.LinkByIndex(index); err == nil {
+		return l.Attrs().Name
+	}
+	return fmt.Sprintf("if%d", index)
 }
 
 // hostRoute reads a route of the main table to one address, of any type
@@ -174,7 +179,7 @@ func (w *netlinkWriter) WatchRoutes(ctx context.Context, fn func(RouteChange), o
 					return errors.New("the route subscription ended; subscribing again")
 				}
 				if r, ok := hostRoute(&u.Route); ok {
-					r.Dev = w.devName(r.Index, nil)
+					r.Dev = linkName(r.Index)
 					fn(RouteChange{Route: r, Deleted: u.Type == unix.RTM_DELROUTE})
 				}
 			}

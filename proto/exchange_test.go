@@ -232,9 +232,10 @@ func TestParseControl(t *testing.T) {
 	}
 }
 
-// TestAnswered: an ACK counts, with its round trip, only when it answers
-// one of the latest INQs sent on its own LAN; an echo of 0 or of a slot
-// never filled matches nothing.
+// TestAnswered: an ACK counts, with its INQ's number and round trip, only
+// when it answers one of the latest INQs sent on its own LAN (a round's
+// version-1 copy has the round's number); an echo of 0 or of a slot never
+// filled matches nothing.
 func TestAnswered(t *testing.T) {
 	x := testExchange(t)
 	q, err := x.NewRequestor()
@@ -243,24 +244,32 @@ func TestAnswered(t *testing.T) {
 	}
 	t0 := time.Now()
 	for i := range 10 {
-		q.sent[1][q.nsent[1]%sentRing] = sentINQ{seq: uint64(100 + i), at: t0.Add(time.Duration(i) * time.Second)}
 		q.nsent[1]++
+		for c := range 2 { // a round's version-2 INQ and its version-1 copy: one number
+			q.sent[1][q.nrec[1]%sentRing] = sentINQ{seq: uint64(100 + 2*i + c), n: q.nsent[1], at: t0.Add(time.Duration(i) * time.Second)}
+			q.nrec[1]++
+		}
 	}
-	if rtt, ok := q.Answered(1, 109, t0.Add(9*time.Second+time.Millisecond)); !ok || rtt != time.Millisecond {
-		t.Errorf("round trip of the latest INQ = %v, %v", rtt, ok)
+	for _, echo := range []uint64{118, 119} {
+		if n, rtt, ok := q.Answered(1, echo, t0.Add(9*time.Second+time.Millisecond)); !ok || n != 10 || rtt != time.Millisecond {
+			t.Errorf("the latest round's INQ %d: number %d, round trip %v, %v; want 10, 1ms", echo, n, rtt, ok)
+		}
+	}
+	if n, at := q.Sent(1); n != 10 || !at.Equal(t0.Add(9*time.Second)) {
+		t.Errorf("Sent = %d at %v, want 10 at 9s", n, at.Sub(t0))
 	}
 	for _, tt := range []struct {
 		name string
 		lan  int
 		echo uint64
 	}{
-		{"an INQ nine intervals old", 1, 101},
+		{"an INQ of the ninth latest round", 1, 103},
 		{"an INQ sent on another LAN", 0, 109},
 		{"echo 0, never sent", 0, 0},
 		{"no LAN", -1, 109},
 	} {
 		before := x.Drops()[DropStaleACK]
-		if _, ok := q.Answered(tt.lan, tt.echo, t0.Add(10*time.Second)); ok || x.Drops()[DropStaleACK] != before+1 {
+		if _, _, ok := q.Answered(tt.lan, tt.echo, t0.Add(10*time.Second)); ok || x.Drops()[DropStaleACK] != before+1 {
 			t.Errorf("%s: accepted, or not counted stale", tt.name)
 		}
 	}
@@ -445,8 +454,9 @@ func TestSetLANs(t *testing.T) {
 func TestINQs(t *testing.T) {
 	x := testExchange(t)
 	q, _ := x.NewRequestor()
+	q.round = v1Every // past the first rounds, whose version-1 INQs TestViewRotates covers
 	deaf := func(lan int) []uint32 { return []uint32{uint32(100 + lan)} }
-	ms, err := q.INQs(time.Now(), deaf, nil)
+	ms, err := q.INQs(time.Now(), Round{Deaf: deaf}, nil)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("INQs = %d messages, %v; want one per LAN", len(ms), err)
 	}
@@ -463,7 +473,7 @@ func TestINQs(t *testing.T) {
 	lans[0].Unicast, lans[0].Peers = true, []netip.Addr{netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}
 	lans[1].Unicast = true
 	x.SetLANs(lans)
-	ms, _ = q.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	ms, _ = q.INQs(time.Now(), Round{}, nil)
 	if len(ms) != 2 || ms[0].Addr.Addr() != lans[0].Peers[0] || ms[1].Addr.Addr() != lans[0].Peers[1] || ms[0].IfIndex != 2 {
 		t.Errorf("unicast INQs = %+v; want one to each LAN-A peer and none on LAN B", ms)
 	}
@@ -475,18 +485,27 @@ func TestINQs(t *testing.T) {
 			t.Errorf("unicast INQ %d: number %d, want 2", i, p.Echo)
 		}
 	}
+	// A version-1 copy carries its round's number.
 	x.SetLANs(testExchange(t).LANs())
-	ms, _ = q.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	ms, _ = q.INQs(time.Now(), Round{V1: true}, nil)
+	want := []struct {
+		version uint8
+		n       uint64
+	}{{Version2, 3}, {Version, 3}, {Version2, 2}, {Version, 2}}
+	if len(ms) != len(want) {
+		t.Fatalf("INQs with V1 = %d messages, want %d", len(ms), len(want))
+	}
 	for i, m := range ms {
 		var p Packet
-		if p.Decode(m.Buf) != nil || p.Echo != []uint64{3, 2}[i] {
-			t.Errorf("INQ on LAN %d: number %d, want %d", i, p.Echo, []uint64{3, 2}[i])
+		if p.Decode(m.Buf) != nil || p.Version != want[i].version || p.Echo != want[i].n {
+			t.Errorf("INQ %d: version %d number %d, want %+v", i, p.Version, p.Echo, want[i])
 		}
 	}
 
 	x6 := testExchange6(t)
 	q6, _ := x6.NewRequestor()
-	ms, _ = q6.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	q6.round = v1Every
+	ms, _ = q6.INQs(time.Now(), Round{}, nil)
 	if len(ms) != 2 || ms[0].Addr.Addr() != Group6 || ms[0].Src != netip.MustParseAddr("2001:db8:a::1") {
 		t.Errorf("IPv6 INQs = %+v; want two to %v naming our address", ms, Group6)
 	}

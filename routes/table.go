@@ -240,6 +240,10 @@ type path struct {
 	claimed bool
 	damping
 	q quality
+
+	// lastPacket is when the peer's last packet arrived on the path,
+	// evidence or not: whether this node hears the peer there (Hearing).
+	lastPacket time.Time
 }
 
 type peer struct {
@@ -334,6 +338,7 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 	if pa == nil {
 		return evs // no address on the LAN it spoke on
 	}
+	pa.lastPacket = o.At
 	if o.Boot != p.boot {
 		if p.boot != 0 {
 			// The peer restarted: what it did not send meanwhile is no
@@ -633,6 +638,36 @@ func (t *Table) Deaf(lan int, dst []uint32) []uint32 {
 		if pa := p.paths[lan]; pa.State == Invalid && pa.Reason != ReasonPeer || !pa.Heard {
 			dst = append(dst, uint32(p.id))
 		}
+	}
+	return dst
+}
+
+// Hearing is what this node hears of one peer, for the view its INQs
+// carry: bit i of Known is set when it has a path to the peer on LAN i,
+// bit i of Heard when a packet of the peer's arrived there within the
+// path's detection time, evidence or not. Heard says which way frames go:
+// a path broken one way is invalid at both ends, but only one end hears
+// the other.
+type Hearing struct {
+	Peer         PeerID
+	Known, Heard uint8
+}
+
+// Hearing appends what this node hears of every peer as of now to dst.
+func (t *Table) Hearing(now time.Time, dst []Hearing) []Hearing {
+	for _, p := range t.peers {
+		h := Hearing{Peer: p.id}
+		det := t.detection(p)
+		for lan, pa := range p.paths {
+			if pa == nil || lan >= MaxLANs {
+				continue
+			}
+			h.Known |= 1 << lan
+			if !pa.lastPacket.IsZero() && now.Sub(pa.lastPacket) <= det {
+				h.Heard |= 1 << lan
+			}
+		}
+		dst = append(dst, h)
 	}
 	return dst
 }

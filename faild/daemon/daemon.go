@@ -42,8 +42,11 @@ type Config struct {
 
 	StatusSocket string // "" serves no status socket
 	StatusGID    int
-	OnChange     string
-	HookTimeout  time.Duration
+	// MetricsListen is where the Prometheus endpoint listens
+	// (--metrics-listen, host:port); "" serves none.
+	MetricsListen string
+	OnChange      string
+	HookTimeout   time.Duration
 }
 
 // Deps are what the daemon acts through: the system's in production, fakes
@@ -112,11 +115,15 @@ type Daemon struct {
 
 	hooks  *hooks
 	notify *notifier
+	events *eventStream         // the log's lines for the clients that follow them
 	sent   map[string]time.Time // when a send failure was last logged, by packet and LAN
 
 	evs  []routes.Event
 	acts []Action
-	want map[netip.Prefix]platform.Route
+	// diags is the diagnosis of each LAN, evaluated at diagAt (cluster.go).
+	diags  [routes.MaxLANs]diagState
+	diagAt time.Time
+	want   map[netip.Prefix]platform.Route
 
 	// spawn starts a receiver for a family opened after Run started; nil
 	// when no goroutines run (the simulation drives the steps itself).
@@ -133,7 +140,10 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, boot: randomUint32(),
+	events := newEventStream()
+	// Every line goes to the event stream too, for faild status --watch.
+	deps.Log = slog.New(&teeHandler{next: deps.Log.Handler(), e: events})
+	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, boot: randomUint32(), events: events,
 		rec:     newReconciler(deps.Routes),
 		adopted: make(map[netip.Prefix]platform.Route), adoptedOnce: make(map[netip.Prefix]bool),
 		blocked: make(map[netip.Prefix]string),
@@ -173,12 +183,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		defer ln.Close()
 	}
+	var mln net.Listener
+	if d.cfg.MetricsListen != "" {
+		var err error
+		if mln, err = listenMetrics(d.cfg.MetricsListen); err != nil {
+			return err
+		}
+		defer mln.Close()
+	}
 	now := time.Now()
 	if err := d.begin(now); err != nil {
 		return err
 	}
 	defer d.closeFamilies()
 
+	// The loop ends the run when it returns (SIGUSR2), like a task's error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	ch := newChannels()
 	d.spawn = func(f *family) { g.Go(func() error { return d.receive(gctx, f, ch) }) }
@@ -191,8 +212,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stop := context.AfterFunc(gctx, d.closeFamilies)
 	defer stop()
 	if ln != nil {
-		g.Go(func() error { return serveStatus(gctx, ln, ch.requests, d.log) })
+		g.Go(func() error { return serveStatus(gctx, ln, ch.requests, d.events, d.log) })
 	}
+	if mln != nil {
+		g.Go(func() error { return serveMetrics(gctx, mln, ch.requests, d.log) })
+	}
+	g.Go(func() error { return d.events.serve(gctx) })
 	g.Go(func() error { return d.hooks.serve(gctx) })
 	g.Go(func() error {
 		return d.deps.Interfaces.WatchLinks(gctx, func(c platform.LinkChange) { post(gctx, ch.links, c) },
@@ -202,7 +227,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return d.deps.Routes.WatchRoutes(gctx, func(c platform.RouteChange) { post(gctx, ch.routes, c) },
 			func(err error) { d.log.Warn("route-watch", "err", err) })
 	})
-	g.Go(func() error { return d.loop(gctx, ch) })
+	g.Go(func() error {
+		defer cancel()
+		return d.loop(gctx, ch)
+	})
 	err := g.Wait()
 	d.notify.stopping()
 	return errors.Join(err, d.end(time.Now()))
@@ -229,7 +257,11 @@ func (d *Daemon) begin(now time.Time) error {
 		return fmt.Errorf("failed to read the routing table: %w", err)
 	}
 	d.rec.fullAt = now.Add(reconcileEvery)
+	d.diagAt = now.Add(d.cfg.Interval)
 	d.adopt(now)
+	// Now, so that whatever the reconciler does first (the route watch's
+	// first news is a whole read) already counts the adopted routes.
+	d.reconcile(now)
 	d.log.Info("start", "version", d.cfg.Version, "node", routes.PeerID(d.node).String(), "requestor", d.cfg.Requestor,
 		"interval", d.cfg.Interval.String(), "misses", d.cfg.Misses, "successes", d.cfg.Successes,
 		"port", d.cfg.Port, "lans", describe(d.lans), "auth", len(d.cfg.Keys) > 0, "max_peers", d.cfg.MaxPeers,

@@ -25,6 +25,16 @@ type family struct {
 	out     []proto.Message // INQs, reused
 	deafBuf []uint32
 	routes  []routes.Route
+
+	// The cluster's view (cluster.go): the peers whose latest packet
+	// says they do not read version 2, every peer's view as its INQs
+	// brought it, the loss figure of every path.
+	v1      map[routes.PeerID]bool
+	boots   map[routes.PeerID]uint32 // each peer's latest boot id
+	rows    map[routes.PeerID]*viewRow
+	loss    map[lossKey]*lossMeter
+	hearing []routes.Hearing
+	viewBuf []proto.ViewEntry
 }
 
 func (f *family) name() string { return familyName(f.v6) }
@@ -79,7 +89,8 @@ func (d *Daemon) openFamily(v6 bool, now time.Time) error {
 	if err == nil {
 		err = joinGroups(conn, x)
 	}
-	f := &family{v6: v6, conn: conn, x: x, nextINQ: now}
+	f := &family{v6: v6, conn: conn, x: x, nextINQ: now,
+		v1: map[routes.PeerID]bool{}, boots: map[routes.PeerID]uint32{}, rows: map[routes.PeerID]*viewRow{}, loss: map[lossKey]*lossMeter{}}
 	if err == nil {
 		f.rx, err = x.NewReceiver()
 	}

@@ -20,8 +20,9 @@ type channels struct {
 	requests chan request
 }
 
-// batch is the evidence of one read of a family's socket, handed to the
-// loop and back to its receiver for reuse.
+// batch is the evidence a family's receiver gathered until its socket had
+// nothing more waiting (see proto.Receiver.Serve), handed to the loop and
+// back to the receiver for reuse.
 type batch struct {
 	f    *family
 	hs   []proto.Heard
@@ -134,6 +135,9 @@ func (d *Daemon) next() time.Time {
 	if len(d.adopted) > 0 && d.adoptEnd.Before(at) {
 		at = d.adoptEnd
 	}
+	if d.diagAt.Before(at) {
+		at = d.diagAt
+	}
 	return at
 }
 
@@ -146,13 +150,14 @@ func (d *Daemon) onHeard(f *family, hs []proto.Heard, now time.Time) {
 		o := routes.Observation{Peer: h.Node, LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)], Interval: h.Interval, Deaf: h.Deaf,
 			INQ: h.Echo, Boot: h.Boot, At: h.At}
 		if h.Type == proto.ACK {
-			n, rtt, ok := f.tx.AnsweredINQ(h.LAN, h.Echo, h.At)
+			n, rtt, ok := f.tx.Answered(h.LAN, h.Echo, h.At)
 			if !ok {
 				continue
 			}
 			o.RTT, o.INQ = max(rtt, time.Nanosecond), n
 		}
 		d.evs = f.table.Observe(o, d.evs)
+		f.heardView(h, h.Type == proto.ACK)
 	}
 	d.settle(now, false)
 }
@@ -166,6 +171,9 @@ func (d *Daemon) wake(now time.Time) {
 		}
 	}
 	d.sendINQs(now)
+	if !now.Before(d.diagAt) {
+		d.diagAt = d.diagnose(now)
+	}
 	replan := len(d.adopted) > 0 && !now.Before(d.adoptEnd)
 	if !d.rec.retryAt.IsZero() && !now.Before(d.rec.retryAt) {
 		d.acts = d.rec.retry(now, d.acts)
@@ -193,7 +201,8 @@ func (d *Daemon) sendINQs(now time.Time) {
 		if f.nextINQ.Before(now) {
 			f.nextINQ = now.Add(d.cfg.Interval) // the loop was held up: do not send a burst
 		}
-		ms, err := f.tx.INQs(now, f.deaf, f.out[:0])
+		f.countRound()
+		ms, err := f.tx.INQs(now, proto.Round{Deaf: f.deaf, View: f.view(now), V1: len(f.v1) > 0}, f.out[:0])
 		f.out = ms
 		if err != nil {
 			d.log.Error("inq-failed", "family", f.name(), "err", err)
@@ -235,6 +244,8 @@ func (d *Daemon) onLink(c platform.LinkChange, now time.Time) {
 	moved := d.refreshLANs(now)
 	// Routes name the interface by index: put them on the new one.
 	d.settle(now, moved)
+	// A LAN gone or back changes STATUS= even when no path has changed.
+	d.notify.setStatus(d.summary().String(), now)
 }
 
 // onRoute follows a change of the kernel's host routes, whoever made it,
@@ -282,9 +293,15 @@ func (d *Daemon) settle(now time.Time, replan bool) {
 	// one.
 	replan = replan || len(d.adopted) > 0
 	for _, e := range d.evs {
+		if e.Kind == routes.Forgotten {
+			for _, f := range d.fams {
+				if f != nil && !f.table.Has(e.Peer) {
+					f.forgetView(e.Peer)
+				}
+			}
+		}
 		if e.Kind != routes.Discovered && e.Kind != routes.Held {
 			replan = true
-			break
 		}
 	}
 	if replan {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -214,6 +215,15 @@ func (s *sim) settle(kind faultKind) time.Duration {
 	return time.Duration(n) * c.Interval
 }
 
+// diagnosed is how long after a fault every node must have diagnosed
+// it: the detection at both ends (a one-way cut's far end a detection
+// time after the near end), a round of INQs to carry the views, and
+// diagStable evaluations an interval apart, with two intervals of slack.
+func (s *sim) diagnosed() time.Duration {
+	c := s.cfg()
+	return time.Duration(2*c.Misses+3+1+diagStable+2) * c.Interval
+}
+
 // runSchedule runs the schedule of one seed and returns the cluster and
 // the first invariant it broke.
 func runSchedule(seed uint64) (*sim, error) {
@@ -223,17 +233,23 @@ func runSchedule(seed uint64) (*sim, error) {
 	phases := 4 + s.rng.IntN(5)
 	for p := 0; p < phases && s.err == nil; p++ {
 		kind := s.fault()
-		end := s.now
-		if s.net.flapping.After(end) {
-			end = s.net.flapping
+		start := s.now
+		if s.net.flapping.After(start) {
+			start = s.net.flapping
 		}
-		end = end.Add(s.settle(kind))
+		end := start.Add(s.settle(kind))
 		s.run(end)
 		if s.net.certain(s.now) {
 			s.expect("after " + s.trace[len(s.trace)-1])
 		}
 		s.expectLoss("after " + s.trace[len(s.trace)-1])
-		s.run(end.Add(time.Duration(s.rng.IntN(500)) * time.Millisecond))
+		if at := start.Add(s.diagnosed()); at.After(s.now) {
+			s.run(at)
+		}
+		if s.net.certain(s.now) {
+			s.expectDiagnosis("after " + s.trace[len(s.trace)-1])
+		}
+		s.run(s.now.Add(time.Duration(s.rng.IntN(500)) * time.Millisecond))
 	}
 	if s.err == nil {
 		s.healAll()
@@ -241,6 +257,7 @@ func runSchedule(seed uint64) (*sim, error) {
 		// path's penalty decays one step a window.
 		s.run(s.now.Add(2 * s.settle(otherFault)))
 		s.expect("after healing")
+		s.expectDiagnosis("after healing")
 	}
 	for _, n := range s.nodes {
 		if s.err == nil {
@@ -259,24 +276,32 @@ func (s *sim) fault() faultKind {
 	}
 	lan := s.rng.IntN(s.lans)
 	f := &s.net
-	switch k := s.rng.IntN(16); k {
+	s.faults++
+	s.diag = simDiag{lan: lan, node: n, peer: m}
+	switch k := s.rng.IntN(17); k {
 	case 0, 1:
 		f.pairCut[lan][n][m], f.pairCut[lan][m][n] = true, true
 		s.disturb(lan, n, m)
+		s.diag.kind = FaultPair
 		s.logf("cut node%d-node%d on LAN %s", n, m, routes.LANName(lan))
 		return cutBoth
 	case 2:
 		f.pairCut[lan][n][m] = true
 		s.disturb(lan, n, m)
+		s.diag.kind = FaultOneWay
 		s.logf("cut node%d->node%d on LAN %s, one way", n, m, routes.LANName(lan))
 		return cutOneWay
 	case 3:
 		f.cutOut[lan][n], f.cutIn[lan][n] = true, true
 		s.disturb(lan, n)
+		s.diag.kind = FaultNodeLink
 		s.logf("cut node%d's port on LAN %s", n, routes.LANName(lan))
 		return cutBoth
+	case 14:
+		return s.split(lan)
 	case 4:
 		s.disturb(lan, n)
+		s.diag.kind = FaultNodeLink
 		if s.rng.IntN(2) == 0 {
 			f.cutIn[lan][n] = true
 			s.logf("cut node%d's port on LAN %s, to the node", n, routes.LANName(lan))
@@ -286,14 +311,17 @@ func (s *sim) fault() faultKind {
 		}
 		return cutOneWay
 	case 5:
+		s.diag.kind = FaultNodeLink
 		s.carrier(n, lan, false)
 		return cutBoth
 	case 6:
+		s.diag.kind = FaultLANDown
 		f.lanDown[lan] = true
 		s.disturb(lan, s.ids()...)
 		s.logf("LAN %s down", routes.LANName(lan))
 		return cutBoth
 	case 7:
+		s.diag.kind = "?"
 		p := float64(5+s.rng.IntN(36)) / 100
 		f.lossIn[lan][n], f.lossOut[lan][n] = p, p
 		s.disturb(lan, n)
@@ -302,6 +330,7 @@ func (s *sim) fault() faultKind {
 		}
 		s.logf("loss %.0f%% at node%d's port on LAN %s", 100*p, n, routes.LANName(lan))
 	case 8:
+		s.diag.kind = "?" // a flapping port loses frames: lossy, or worse
 		s.flap(n, lan)
 	case 9, 10:
 		how := []string{"crash", "handover", "clean"}[s.rng.IntN(3)]
@@ -412,6 +441,104 @@ func (s *sim) expectLoss(when string) {
 
 func (s *sim) node(id int) *simNode { return s.nodes[id-1] }
 
+// split cuts a LAN into two groups of at least two nodes that do not hear
+// each other, as a failed link between two switches does.
+func (s *sim) split(lan int) faultKind {
+	ids := s.rng.Perm(len(s.nodes))
+	if len(ids) < 4 {
+		s.diag.kind = "?"
+		s.logf("no split of LAN %s: too few nodes", routes.LANName(lan))
+		return otherFault
+	}
+	cut := 2 + s.rng.IntN(len(ids)-3)
+	var a, b []int
+	for i, id := range ids {
+		if i < cut {
+			a = append(a, id+1)
+		} else {
+			b = append(b, id+1)
+		}
+	}
+	for _, x := range a {
+		for _, y := range b {
+			s.net.pairCut[lan][x][y], s.net.pairCut[lan][y][x] = true, true
+		}
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	s.disturb(lan, s.ids()...)
+	s.diag.kind, s.diag.groups = FaultSplit, [][]int{a, b}
+	s.logf("split LAN %s into %v and %v", routes.LANName(lan), a, b)
+	return cutBoth
+}
+
+// expectDiagnosis checks every running node's diagnosis against the
+// fault done to the cluster since the last heal, when it is the only one
+// and every node is a requestor (a responder sends no view, and a
+// one-way fault to it looks like a two-way one): the fault's kind on its
+// LAN naming the right nodes, and no fault on any other LAN; and none
+// at all when the fault was no fault of a LAN (a restart, a stop, an
+// administrator's route, duplicated or delayed frames).
+func (s *sim) expectDiagnosis(when string) {
+	if s.err != nil || s.faults > 1 || s.diag.kind == "?" || s.now.Before(s.quiet) {
+		return
+	}
+	for _, n := range s.nodes {
+		if !n.cfg.Requestor || n.d == nil && s.diag.kind != "" {
+			return
+		}
+	}
+	id := func(n int) string { return routes.PeerID(s.node(n).d.node).String() }
+	var want []Diagnosis
+	if s.diag.kind != "" && s.faults == 1 {
+		dg := Diagnosis{LAN: routes.LANName(s.diag.lan), Fault: s.diag.kind}
+		switch s.diag.kind {
+		case FaultNodeLink:
+			dg.Node = id(s.diag.node)
+		case FaultOneWay:
+			dg.Node, dg.Peer = id(s.diag.node), id(s.diag.peer)
+		case FaultPair:
+			a, b := s.node(s.diag.node).d.node, s.node(s.diag.peer).d.node
+			dg.Node, dg.Peer = routes.PeerID(min(a, b)).String(), routes.PeerID(max(a, b)).String()
+		case FaultSplit:
+			var groups [][]routes.PeerID
+			for _, g := range s.diag.groups {
+				var ids []routes.PeerID
+				for _, n := range g {
+					ids = append(ids, routes.PeerID(s.node(n).d.node))
+				}
+				slices.Sort(ids)
+				groups = append(groups, ids)
+			}
+			slices.SortFunc(groups, func(a, b []routes.PeerID) int { return cmp.Compare(a[0], b[0]) })
+			var parts []string
+			for _, g := range groups {
+				var names []string
+				for _, id := range g {
+					names = append(names, shortID(id))
+				}
+				parts = append(parts, "{"+strings.Join(names, ",")+"}")
+			}
+			dg.Groups = strings.Join(parts, " ")
+		}
+		want = append(want, dg)
+	}
+	for _, n := range s.nodes {
+		if n.d == nil {
+			continue
+		}
+		got := n.d.diagnoses()
+		ok := len(got) == len(want)
+		for i := range got {
+			ok = ok && got[i].key() == want[i].key() && got[i].LAN == want[i].LAN
+		}
+		if !ok {
+			s.fail("node%d %s: diagnosis %+v, want %+v", n.id, when, got, want)
+			return
+		}
+	}
+}
+
 // carrier pulls or plugs a node's cable on a LAN; the node hears of it
 // from its kernel at once.
 func (s *sim) carrier(id, lan int, up bool) {
@@ -505,6 +632,13 @@ func (s *sim) foreign(n, m int) {
 // healAll undoes every fault and starts every node that is stopped.
 func (s *sim) healAll() {
 	s.logf("heal everything")
+	if s.diag.kind == "?" || s.faults > 1 {
+		// Loss that ended shows in the loss figures for a window, and
+		// its diagnosis for the rounds that views take to travel and
+		// the evaluations a change needs.
+		s.quiet = s.now.Add((lossWindow + diagStable + 2) * s.cfg().Interval)
+	}
+	s.faults, s.diag = 0, simDiag{}
 	lost := s.net.noCarrier
 	s.net = simFaults{gen: s.net.gen + 1}
 	s.lossSince = [routes.MaxLANs][9]time.Time{}
@@ -547,9 +681,6 @@ func (s *sim) expected(n *simNode) []platform.Route {
 		if p == n || p.d == nil || !n.cfg.Requestor && !p.cfg.Requestor {
 			continue
 		}
-		if s.unknowable(n, p) {
-			continue
-		}
 		for _, v6 := range []bool{false, true} {
 			if v6 && !s.v6 || !v6 && !s.v4 {
 				continue
@@ -575,23 +706,6 @@ func (s *sim) expected(n *simNode) []platform.Route {
 	return out
 }
 
-// unknowable reports whether n cannot tell that a path to p carries its
-// frames one way only: p hears nothing from n on any LAN, so it does not
-// know n and cannot list n as a peer it does not hear, while n hears p on
-// a LAN whose other direction is broken. Until INQs say whom their sender
-// hears, n counts p's INQs there as evidence. A responder sends on a LAN
-// only the ACKs to the INQs that reach it there.
-func (s *sim) unknowable(n, p *simNode) bool {
-	oneWay := false
-	for l := range s.lans {
-		if s.net.deliverable(n.id, p.id, l) && (n.cfg.Requestor || s.net.deliverable(p.id, n.id, l)) {
-			return false // p can hear n somewhere, and so know it
-		}
-		oneWay = oneWay || s.net.deliverable(p.id, n.id, l)
-	}
-	return oneWay
-}
-
 // expect checks that every running node holds exactly the routes the
 // network calls for, and reports them as the kernel holds them.
 func (s *sim) expect(when string) {
@@ -600,14 +714,6 @@ func (s *sim) expect(when string) {
 			continue
 		}
 		want, got := s.expected(n), n.kernel.Ours()
-		got = slices.DeleteFunc(got, func(r platform.Route) bool {
-			for _, p := range s.nodes {
-				if p != n && p.d != nil && s.unknowable(n, p) && p.owns(r.Dst.Addr()) {
-					return true
-				}
-			}
-			return false
-		})
 		if !slices.Equal(want, got) {
 			s.fail("node%d %s: routes %v, want %v", n.id, when, got, want)
 			return
@@ -632,12 +738,23 @@ func (s *sim) expect(when string) {
 			s.fail("node%d %s: the kernel holds %v, the status does not show it", n.id, when, held)
 			return
 		}
-		if down != st.PathsDown || n.status != (Summary{st.Peers, len(st.Paths), st.PathsDown}).String() {
+		if down != st.PathsDown || n.status != (Summary{st.Peers, len(st.Paths), st.PathsDown, simUnusable(st.LANs)}).String() {
 			s.fail("node%d %s: status says %d peers, %d of %d paths down, counts %d down; STATUS=%q", n.id, when,
 				st.Peers, st.PathsDown, len(st.Paths), down, n.status)
 			return
 		}
 	}
+}
+
+// simUnusable is Summary.Unusable as the status report's LANs tell it.
+func simUnusable(lans []StatusLAN) string {
+	var out []string
+	for _, l := range lans {
+		if l.State != "up" {
+			out = append(out, l.Dev+" "+l.State)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // check is the invariants after every step of a node's daemon: no route

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -42,6 +41,23 @@ type sim struct {
 	lossSince, disturbed [routes.MaxLANs][9]time.Time
 	trace                []string // what was done to the cluster, for a failure's report
 	err                  error    // the first invariant that broke
+	// faults counts the faults since the last heal; diag is the
+	// diagnosis the last one calls for, when it calls for one that can
+	// be told (see expectDiagnosis).
+	faults int
+	diag   simDiag
+	// quiet is when the loss figures no longer remember loss that ended.
+	quiet time.Time
+}
+
+// simDiag is the diagnosis a fault calls for: kind on LAN lan, naming
+// node (and peer), or the groups of a split; kind "" for none, "?" when
+// it cannot be told.
+type simDiag struct {
+	kind       string
+	lan        int
+	node, peer int
+	groups     [][]int
 }
 
 // simEvent is a function to run, or a frame to deliver (fn nil): frames
@@ -62,22 +78,54 @@ type simFrame struct {
 	b   []byte
 }
 
+// simQueue is a binary heap of events by time, then by the order they
+// were queued; typed, not container/heap's, so that queueing an event
+// allocates nothing (the events are most of the simulation's work).
 type simQueue []simEvent
 
-func (q simQueue) Len() int { return len(q) }
-func (q simQueue) Less(i, j int) bool {
+func (q simQueue) less(i, j int) bool {
 	if !q[i].at.Equal(q[j].at) {
 		return q[i].at.Before(q[j].at)
 	}
 	return q[i].seq < q[j].seq
 }
-func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *simQueue) Push(x any)   { *q = append(*q, x.(simEvent)) }
-func (q *simQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
+
+func (q *simQueue) push(e simEvent) {
+	*q = append(*q, e)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !h.less(i, up) {
+			break
+		}
+		h[i], h[up] = h[up], h[i]
+		i = up
+	}
+}
+
+func (q *simQueue) pop() simEvent {
+	h := *q
+	e := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = simEvent{}
+	h = h[:last]
+	for i := 0; ; {
+		m, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h.less(l, m) {
+			m = l
+		}
+		if r < len(h) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return e
 }
 
 // at runs fn at t (never before now).
@@ -86,7 +134,7 @@ func (s *sim) at(t time.Time, fn func()) {
 		t = s.now
 	}
 	s.seq++
-	heap.Push(&s.queue, simEvent{at: t, seq: s.seq, fn: fn})
+	s.queue.push(simEvent{at: t, seq: s.seq, fn: fn})
 }
 
 func (s *sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
@@ -94,7 +142,7 @@ func (s *sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
 // run runs events until t or the first broken invariant.
 func (s *sim) run(t time.Time) {
 	for s.err == nil && len(s.queue) > 0 && !s.queue[0].at.After(t) {
-		e := heap.Pop(&s.queue).(simEvent)
+		e := s.queue.pop()
 		s.now = e.at
 		if e.fn != nil {
 			e.fn()
@@ -199,27 +247,21 @@ type simNode struct {
 	wakeAt    time.Time
 	wakeGen   uint64
 	routeWait int // route changes on their way to the daemon
+	// late6: the node's IPv6 addresses have not arrived yet (DAD or
+	// SLAAC at boot), so its interfaces show only the IPv4 ones.
+	late6 bool
 	// changes are the kernel's changes to faild's routes during the
 	// current step, to match the hooks against.
 	changes []platform.RouteChange
 	rbuf    []byte
 	abuf    []byte
+	replies [1]proto.Message // receive's ACK, kept so that it does not escape
 	hs      []proto.Heard
 	routes  []platform.KernelRoute // scratch for check
 	version int                    // the kernel's at the last check
 }
 
 func (n *simNode) addr(lan int, v6 bool) netip.Addr { return simAddr(n.id, lan, v6) }
-
-// owns reports whether a is one of the node's addresses.
-func (n *simNode) owns(a netip.Addr) bool {
-	for l := range n.s.lans {
-		if a == n.addr(l, false) || a == n.addr(l, true) {
-			return true
-		}
-	}
-	return false
-}
 
 // lan describes the node's interface on a LAN as the kernel would.
 func (n *simNode) lan(l int) platform.LAN {
@@ -228,7 +270,7 @@ func (n *simNode) lan(l int) platform.LAN {
 		pl.Addr = netip.PrefixFrom(n.addr(l, false), 24)
 		pl.Broadcast = simAddr(255, l, false)
 	}
-	if n.s.v6 {
+	if n.s.v6 && !n.late6 {
 		pl.Addr6 = netip.PrefixFrom(n.addr(l, true), 64)
 	}
 	return pl
@@ -323,7 +365,7 @@ func (s *sim) send(from *simNode, v6 bool, m *proto.Message) {
 		for range copies {
 			delay := 50*time.Microsecond + time.Duration(s.rng.Int64N(int64(s.net.jitter)+1))
 			s.seq++
-			heap.Push(&s.queue, simEvent{at: s.now.Add(delay), seq: s.seq, frame: f, to: to})
+			s.queue.push(simEvent{at: s.now.Add(delay), seq: s.seq, frame: f, to: to})
 		}
 	}
 }
@@ -340,16 +382,19 @@ func (n *simNode) receive(fr *simFrame) {
 		return
 	}
 	m := proto.Message{Buf: n.rbuf, N: copy(n.rbuf, fr.b), Addr: netip.AddrPortFrom(fr.src, uint16(n.cfg.Port)), IfIndex: simIndex(fr.lan), Hops: 255}
-	reply := proto.Message{Buf: n.abuf[:0]}
+	reply := &n.replies[0]
+	*reply = proto.Message{Buf: n.abuf[:0]}
 	n.hs = n.hs[:1]
-	heard, replied := f.rx.Receive(&m, n.s.now, &n.hs[0], &reply)
+	heard, replied := f.rx.Receive(&m, n.s.now, &n.hs[0], reply)
 	if replied {
-		proto.WriteAll(n.conns[boolInt(v6)], []proto.Message{reply}, func(*proto.Message, error) {})
+		proto.WriteAll(n.conns[boolInt(v6)], n.replies[:], ignoreSendError)
 	}
 	if heard {
 		n.step(func() { n.d.onHeard(f, n.hs, n.s.now) })
 	}
 }
+
+func ignoreSendError(*proto.Message, error) {}
 
 // step runs one step of the daemon and then checks it: every step ends
 // with the invariants and the next wake-up scheduled.
@@ -413,6 +458,14 @@ func (n *simNode) start() {
 	n.step(func() {
 		if err := d.begin(n.s.now); err != nil {
 			n.s.fail("node %d: start: %v", n.id, err)
+		}
+	})
+	// The route watch's first news, once it has subscribed: read it all.
+	n.routeWait++
+	n.s.after(routeDelay, func() {
+		n.routeWait--
+		if n.d == d {
+			n.step(func() { d.onRoute(platform.RouteChange{Lost: true}, n.s.now) })
 		}
 	})
 }

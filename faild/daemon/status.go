@@ -54,6 +54,9 @@ type Status struct {
 	// LogLinesLost counts the event log's lines lost to write errors (a
 	// full disk, say) since start.
 	LogLinesLost uint64 `json:"log_lines_lost"`
+	// Diagnosis is the most likely fault of each LAN that has one, from
+	// the cluster's matrix (faild status --cluster).
+	Diagnosis []Diagnosis `json:"diagnosis"`
 }
 
 // StatusLAN is one of this node's LANs.
@@ -112,9 +115,12 @@ type StatusHooks struct {
 func (s *Status) Healthy() bool { return s.PathsDown == 0 }
 
 // Summary is the daemon's state in three numbers, the same for systemd's
-// STATUS= line and the status report.
+// STATUS= line and the status report, and the LANs it cannot use, so that
+// a faild started degraded (a LAN interface late at boot) says so in
+// "systemctl status".
 type Summary struct {
 	Peers, Paths, Down int
+	Unusable           string // "eB gone, eC no carrier"; empty when every LAN is up
 }
 
 func (s Summary) String() string {
@@ -122,13 +128,28 @@ func (s Summary) String() string {
 	if s.Peers == 1 {
 		peers = "peer"
 	}
-	return fmt.Sprintf("%d %s, %d of %d paths down", s.Peers, peers, s.Down, s.Paths)
+	out := fmt.Sprintf("%d %s, %d of %d paths down", s.Peers, peers, s.Down, s.Paths)
+	if s.Unusable != "" {
+		out += "; " + s.Unusable
+	}
+	return out
+}
+
+// unusable names the LANs that are not up, with why: "eB gone".
+func unusable(lans []platform.LAN) string {
+	var out []string
+	for _, l := range lans {
+		if st := lanState(l); st != "up" {
+			out = append(out, l.Name+" "+st)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // summary counts the peers (a dual-stack peer, in both families' tables,
 // once), the paths and the paths down.
 func (d *Daemon) summary() Summary {
-	var s Summary
+	s := Summary{Unusable: unusable(d.lans)}
 	for _, f := range d.fams {
 		if f == nil {
 			continue
@@ -198,6 +219,7 @@ func (d *Daemon) snapshot(now time.Time) *Status {
 	if d.deps.LogLost != nil {
 		s.LogLinesLost = d.deps.LogLost()
 	}
+	s.Diagnosis = d.diagnoses()
 	return s
 }
 
@@ -223,16 +245,23 @@ func cmpAddr(a, b string) int {
 	return pa.Compare(pb)
 }
 
-// request is one question to the loop from the status server.
+// request is one question to the loop from the status server, or from
+// the metrics endpoint (scrape set, reply nil).
 type request struct {
-	verb  string
-	reply chan []byte
+	verb   string
+	reply  chan []byte
+	scrape chan *scrape
 }
 
 // answer answers a request; the loop calls it.
 func (d *Daemon) answer(r request, now time.Time) {
 	var v any
 	switch r.verb {
+	case "metrics":
+		r.scrape <- d.scrapeSnapshot(now)
+		return
+	case "cluster":
+		v = d.cluster(now)
 	case "reload":
 		res := result{OK: true}
 		if err := d.reload(now); err != nil {
@@ -324,9 +353,10 @@ func chownIfNeeded(path string, gid int) error {
 }
 
 // serveStatus answers every connection until ctx ends. A client writes one
-// line, its verb ("status", "reload"); one that writes nothing within half
-// a second, or closes its side, gets the status.
-func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- request, log *slog.Logger) error {
+// line, its verb ("status", "cluster", "reload", "events"); one that
+// writes nothing within half a second, or closes its side, gets the
+// status. "events" follows the event stream until the client hangs up.
+func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- request, events *eventStream, log *slog.Logger) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -344,8 +374,17 @@ func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- requ
 			return fmt.Errorf("failed to accept on status socket: %w", err)
 		}
 		// One at a time: an answer is cheap, and a slow client is cut
-		// off by the deadline rather than piling up goroutines.
-		answerConn(ctx, c, requests, log)
+		// off by the deadline rather than piling up goroutines. Only a
+		// client that follows the events (at most maxWatchers) gets a
+		// goroutine of its own.
+		if verb, ok := readVerb(c); ok && verb == "events" {
+			go events.follow(ctx, c)
+			continue
+		} else if ok {
+			answerConn(ctx, c, verb, requests, log)
+		} else {
+			c.Close()
+		}
 	}
 }
 
@@ -353,20 +392,29 @@ func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- requ
 // configuration file and reopens the log.
 const reloadTimeout = 10 * time.Second
 
-func answerConn(ctx context.Context, c net.Conn, requests chan<- request, log *slog.Logger) {
-	defer c.Close()
+// readVerb reads a client's verb line; ok is false when the client is gone.
+func readVerb(c net.Conn) (verb string, ok bool) {
 	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	line, _ := bufio.NewReaderSize(io.LimitReader(c, 64), 64).ReadString('\n')
-	verb := strings.TrimSpace(line)
+	line, err := bufio.NewReaderSize(io.LimitReader(c, 64), 64).ReadString('\n')
+	verb = strings.TrimSpace(line)
 	if verb == "" {
+		var ne net.Error
+		if err != nil && err != io.EOF && !(errors.As(err, &ne) && ne.Timeout()) {
+			return "", false
+		}
 		verb = "status"
 	}
+	return verb, true
+}
+
+func answerConn(ctx context.Context, c net.Conn, verb string, requests chan<- request, log *slog.Logger) {
+	defer c.Close()
 	timeout := 2 * time.Second
 	if verb == "reload" {
 		timeout = reloadTimeout
 	}
 	c.SetDeadline(time.Now().Add(timeout))
-	if verb != "status" && verb != "reload" {
+	if verb != "status" && verb != "reload" && verb != "cluster" {
 		b, _ := json.Marshal(result{Error: fmt.Sprintf("unknown request %q", verb)})
 		c.Write(append(b, '\n'))
 		return
@@ -441,9 +489,13 @@ func Reload(path string) error {
 	return nil
 }
 
-// WriteTable prints a snapshot for people: a header, one row per path,
-// and the drop and hook counters.
+// WriteTable prints a snapshot for people: the diagnosis, a header, one
+// row per path, and the drop and hook counters.
 func (s *Status) WriteTable(w io.Writer) {
+	if len(s.Diagnosis) > 0 {
+		WriteDiagnosis(w, s.Diagnosis)
+		fmt.Fprintln(w)
+	}
 	role := "responder"
 	if s.Requestor {
 		role = "requestor"
@@ -465,7 +517,7 @@ func (s *Status) WriteTable(w io.Writer) {
 		}
 		lans = append(lans, lan)
 	}
-	fmt.Fprintf(w, "LANs %s; %s\n\n", strings.Join(lans, " "), Summary{s.Peers, len(s.Paths), s.PathsDown})
+	fmt.Fprintf(w, "LANs %s; %s\n\n", strings.Join(lans, " "), Summary{Peers: s.Peers, Paths: len(s.Paths), Down: s.PathsDown})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tLAN\tDEV\tADDR\tSTATE\tLAST\tMISSES\tGOODS\tLOSS\tLOSS-ALL\tRTT\tP50/P99\tFAILOVERS\tSWITCHBACKS\tROUTE")
 	for _, p := range s.Paths {

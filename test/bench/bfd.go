@@ -346,23 +346,32 @@ func waitFile(path string, timeout time.Duration) error {
 // of each task's schedstat), finer than the 10 ms ticks of /proc/pid/stat,
 // which a daemon at well under 1% of a core needs.
 func cpuNanos(pid int) (int64, error) {
+	ns, _, err := schedStat(pid)
+	return ns, err
+}
+
+// schedStat adds up the schedstat of pid's threads: the CPU time in ns and
+// how many times a thread was put on a CPU (each one a wake-up or a
+// preemption's return: what a context switch costs is paid that often).
+func schedStat(pid int) (ns, slices int64, err error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("failed to list threads of %d: %v", pid, err)
+		return 0, 0, fmt.Errorf("failed to list threads of %d: %v", pid, err)
 	}
-	var sum int64
 	for _, t := range tasks {
 		b, err := os.ReadFile(t)
 		if err != nil {
 			continue // the thread ended
 		}
 		f := strings.Fields(string(b))
-		if len(f) > 0 {
+		if len(f) >= 3 {
 			v, _ := strconv.ParseInt(f[0], 10, 64)
-			sum += v
+			n, _ := strconv.ParseInt(f[2], 10, 64)
+			ns += v
+			slices += n
 		}
 	}
-	return sum, nil
+	return ns, slices, nil
 }
 
 // cpuShares measures each pid's CPU time per wall second over d.
@@ -424,14 +433,24 @@ func bfd(l *lab.Lab, r *report, dir string) error {
 		nodes = append(nodes, f)
 	}
 	var errs []error
-	if err := bfdCuts(l, r, nodes); err != nil {
-		errs = append(errs, err)
+	parts := map[string]bool{}
+	for _, p := range envList("BENCH_BFD_PARTS", "cuts,cpu,loss") {
+		parts[p] = true
 	}
-	if err := bfdCPU(l, r, nodes, dir); err != nil {
-		errs = append(errs, err)
+	if parts["cuts"] {
+		if err := bfdCuts(l, r, nodes); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := bfdLoss(l, r, nodes); err != nil {
-		errs = append(errs, err)
+	if parts["cpu"] {
+		if err := bfdCPU(l, r, nodes, dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if parts["loss"] {
+		if err := bfdLoss(l, r, nodes); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	r.f("%s", bfdNotes)
 	return errors.Join(errs...)
@@ -458,14 +477,33 @@ func startPair(nodes []*frrNode, iv time.Duration) error {
 	return nil
 }
 
-// bfdCuts cuts LAN A between node1 and node2 with faild and bfdd running
-// on both and times, on each node, cut → faild route in / session down and
-// heal → faild route gone / session up.
+// cutKinds are the cuts of the side-by-side, by BENCH_BFD_KINDS name.
+var cutKinds = []struct {
+	name, what string
+	open       func(*lab.Lab) (cutter, error)
+}{
+	{"pair", "pair cut at the switch (node1 ↔ node2 on LAN A, both ways; carrier up)", func(l *lab.Lab) (cutter, error) { return newPairCut(l) }},
+	{"host", "full-port cut at node2 (netdev ingress + egress drop on its eth0; carrier up)", func(l *lab.Lab) (cutter, error) { return newHostCut(l) }},
+	{"port", "bridge port down (node2's LAN-A switch port set down; node2 loses carrier)", func(l *lab.Lab) (cutter, error) { return newPortDown(l) }},
+}
+
+// bfdCuts cuts LAN A between node1 and node2, in each way of cutKinds,
+// with faild and bfdd running on both, and times on each end cut → faild
+// route in / session down and heal → faild route gone / session up.
 func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
-	cuts := envInt("BENCH_BFD_CUTS", 8)
-	r.f("\n### Detection and recovery (CutPair on LAN A, %d cuts per setting, both nodes: 2 samples per cut)\n\n", cuts)
-	r.f("Detection: cut → faild's host route in the kernel (netlink) / bfdd's session down (its log). Recovery: heal → faild's route removed (-s 3) / session up again. Ratio: to interval × 3.\n\n")
-	r.f("| interval × 3 | who | detection ms min / med / p95 / max | ratio | recovery ms min / med / p95 / max | ratio | early |\n|---|---|---|---|---|---|---|\n")
+	cuts := envInt("BENCH_BFD_CUTS", 6)
+	kinds := map[string]bool{}
+	for _, k := range envList("BENCH_BFD_KINDS", "pair,host,port") {
+		kinds[k] = true
+	}
+	r.f("\n### Detection and recovery (%d cuts per kind and setting; each end gives one sample a cut)\n\n", cuts)
+	r.f("Each cut is one netlink transaction from the bench process (nftables through github.com/google/nftables, the port through netlink), timed at its return; its median length is in the last column. Detection: cut → faild's host route in the kernel (netlink) / bfdd's session down (its log). Recovery: heal → faild's route removed (-s 3) / session up again. Ratio: faild's median to bfdd's.\n\n")
+	for _, k := range cutKinds {
+		if kinds[k.name] {
+			r.f("- **%s**: %s\n", k.name, k.what)
+		}
+	}
+	r.f("\n| cut | interval × 3 | end | faild detection ms min / med / p95 / max (n) | bfdd detection ms min / med / p95 / max (n) | ratio | faild recovery ms med / max (n) | bfdd recovery ms med / max (n) | early faild / bfdd | call ms |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	w1, w2, err := watchPair(l)
 	if err != nil {
 		return err
@@ -474,6 +512,27 @@ func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
 	defer w2.close()
 	ws := []*watcher{w1, w2}
 	load0 := loadavg()
+	for _, k := range cutKinds {
+		if !kinds[k.name] {
+			continue
+		}
+		c, err := k.open(l)
+		if err != nil {
+			return fmt.Errorf("%s cut: %w", k.name, err)
+		}
+		err = bfdCutKind(l, r, nodes, ws, k.name, c, cuts)
+		c.close()
+		if err != nil {
+			return fmt.Errorf("%s cut: %w", k.name, err)
+		}
+	}
+	r.f("\nEnd: node1 is the far end of the host and port cuts (it keeps its link and sees node2 fall silent), node2 the cut one. n: samples; fewer than the cuts means a detection or recovery did not come within 10 intervals + 3 s. Early: changes logged before the cut or heal they were waited for (left out of the figures); a stall of the shared machine long enough to fail both LANs, not the cut, makes them. Load average during the cuts: %s at start, %s at end.\n", load0, loadavg())
+	return nil
+}
+
+// bfdCutKind runs one kind of cut at each interval of BENCH_BFD_INTERVALS
+// and writes a row per interval and end.
+func bfdCutKind(l *lab.Lab, r *report, nodes []*frrNode, ws []*watcher, kind string, c cutter, cuts int) error {
 	for _, ivs := range envList("BENCH_BFD_INTERVALS", "0.1,0.3") {
 		iv := time.Duration(mustFloat(ivs) * float64(time.Second))
 		if iv < 10*time.Millisecond {
@@ -486,7 +545,8 @@ func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
 			stopAll(l)
 			return err
 		}
-		var fDet, fRec, bDet, bRec []time.Duration
+		var fDet, fRec, bDet, bRec [2][]time.Duration
+		var calls []time.Duration
 		timeout := 10*iv + 3*time.Second
 		early := map[string]int{}
 		// sample waits for the next change at or after ref. A change
@@ -514,6 +574,7 @@ func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
 			time.Sleep(time.Second + 3*iv + rand.N(iv))
 			for _, f := range nodes {
 				if err := f.log.waitUps(1, 10*time.Second); err != nil {
+					stopAll(l)
 					return fmt.Errorf("bfdd on %s before a cut: %w", f.node, err)
 				}
 			}
@@ -521,35 +582,51 @@ func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
 				ws[i].drain()
 				nodes[i].log.drain()
 			}
-			if err := l.CutPair(lab.A, 1, 2); err != nil {
+			cut, call, err := c.cut()
+			if err != nil {
+				stopAll(l)
 				return err
 			}
-			cut := time.Now()
+			calls = append(calls, call)
 			for i := range 2 {
 				w, b, dst := ws[i], nodes[i].log, lab.A.Addr(2-i)
-				sample(&fDet, "faild", cut, func(t time.Duration) (time.Time, bool) { return w.wait(true, dst, t) })
-				sample(&bDet, "bfdd", cut, func(t time.Duration) (time.Time, bool) { return b.wait(false, t) })
+				sample(&fDet[i], "faild", cut, func(t time.Duration) (time.Time, bool) { return w.wait(true, dst, t) })
+				sample(&bDet[i], "bfdd", cut, func(t time.Duration) (time.Time, bool) { return b.wait(false, t) })
 			}
 			time.Sleep(rand.N(iv))
-			heal, err := flush(l)
+			heal, _, err := c.heal()
 			if err != nil {
+				stopAll(l)
 				return err
 			}
 			for i := range 2 {
 				w, b, dst := ws[i], nodes[i].log, lab.A.Addr(2-i)
-				sample(&fRec, "faild", heal, func(t time.Duration) (time.Time, bool) { return w.wait(false, dst, t) })
-				sample(&bRec, "bfdd", heal, func(t time.Duration) (time.Time, bool) { return b.wait(true, t) })
+				sample(&fRec[i], "faild", heal, func(t time.Duration) (time.Time, bool) { return w.wait(false, dst, t) })
+				sample(&bRec[i], "bfdd", heal, func(t time.Duration) (time.Time, bool) { return b.wait(true, t) })
 			}
 		}
 		stopAll(l)
 		for _, f := range nodes {
 			f.stopBFD()
 		}
-		theory := 3 * iv
-		r.f("| %v × 3 | faild | %s (%d) | %s (%d) | %d |\n", iv, summarize(fDet).cells(theory), len(fDet), summarize(fRec).cells(theory), len(fRec), early["faild"])
-		r.f("| %v × 3 | bfdd | %s (%d) | %s (%d) | %d |\n", iv, summarize(bDet).cells(theory), len(bDet), summarize(bRec).cells(theory), len(bRec), early["bfdd"])
+		for i := range 2 {
+			fd, bd := summarize(fDet[i]), summarize(bDet[i])
+			ratio := "-"
+			if len(fDet[i]) > 0 && len(bDet[i]) > 0 && bd.med > 0 {
+				ratio = strconv.FormatFloat(float64(fd.med)/float64(bd.med), 'f', 2, 64)
+			}
+			fr, br := summarize(fRec[i]), summarize(bRec[i])
+			if ratio != "-" {
+				q := float64(fd.med) / float64(bd.med)
+				aim(fmt.Sprintf("detection, %s cut, %v × 3, node%d: faild's median over bfdd's", kind, iv, i+1), "≤ 0.95",
+					fmt.Sprintf("%.2f (%s ms against %s ms)", q, ms(fd.med), ms(bd.med)), q <= 0.95)
+			}
+			r.f("| %s | %v × 3 | node%d | %s (%d) | %s (%d) | %s | %s / %s (%d) | %s / %s (%d) | %d / %d | %.2f |\n",
+				kind, iv, i+1, fd.ms(), len(fDet[i]), bd.ms(), len(bDet[i]), ratio,
+				ms(fr.med), ms(fr.max), len(fRec[i]), ms(br.med), ms(br.max), len(bRec[i]),
+				early["faild"], early["bfdd"], float64(summarize(calls).med)/1e6)
+		}
 	}
-	r.f("\nThe count of samples is in brackets after each ratio; fewer than 2 per cut means a detection or recovery did not come within 10 intervals + 3 s. Early: changes logged before the cut or heal they were waited for (left out of the figures); a stall of the shared machine long enough to fail both LANs, not the cut, makes them. Load average during the cuts: %s at start, %s at end.\n", load0, loadavg())
 	return nil
 }
 
@@ -646,30 +723,52 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	if b, err := exec.Command("go", "build", "-o", emu, "./test/peeremu/cmd/peeremu").CombinedOutput(); err != nil {
 		return fmt.Errorf("failed to build peeremu: %w: %s", err, b)
 	}
-	if err := l.Node(1).Start(undamped("-r", "-t", "0.1", "-f", "3", "-s", "3")...); err != nil {
-		return err
+	var ratios []string
+	for _, procs := range []string{"", "2"} {
+		share, fo, err := faildEmulated(l, emu, many, procs, d, failovers)
+		if err != nil {
+			return err
+		}
+		who := "faild -t 0.1"
+		if procs != "" {
+			who += ", GOMAXPROCS=" + procs
+		}
+		r.f("| %s | %d peers (peeremu, LANs A and B) | %s | | %d |\n", who, many, pct(share), fo)
+		if bfdMany > 0 {
+			ratios = append(ratios, fmt.Sprintf("%.2f× (%s)", share/bfdMany, who))
+			aim(fmt.Sprintf("CPU, %d peers at -t 0.1 (%s) against bfdd's %d sessions at 100 ms", many, who, many),
+				"≤ 0.10× bfdd's", fmt.Sprintf("%.2f× (%s against %s)", share/bfdMany, pctOf(share), pctOf(bfdMany)), share <= 0.1*bfdMany)
+		}
+	}
+	if len(ratios) > 0 {
+		r.f("\nfaild with %d peers on two LANs uses %s the CPU of bfdd with %d sessions on one LAN (target: 0.1×).\n", many, strings.Join(ratios, " and "), many)
+	}
+	return nil
+}
+
+// faildEmulated runs faild on node1 at -t 0.1 against peers emulated
+// peers (GOMAXPROCS=procs unless empty) and measures its CPU over d.
+func faildEmulated(l *lab.Lab, emu string, peers int, procs string, d time.Duration, failovers func() int) (float64, int, error) {
+	if err := startProcs(l.Node(1), procs, undamped("-r", "-t", "0.1", "-f", "3", "-s", "3")...); err != nil {
+		return 0, 0, err
 	}
 	defer stopAll(l)
-	e, err := startEmulator(l, emu, many, "0.1")
+	e, err := startEmulator(l, emu, peers, "0.1")
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer e.stop()
 	deadline := time.Now().Add(15 * time.Second)
-	for len(lab.Find(l.Node(1).Events(), "msg", "discovered")) < many && time.Now().Before(deadline) {
+	for len(lab.Find(l.Node(1).Events(), "msg", "discovered")) < peers && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second)
-	fo0 = failovers()
-	s, err = cpuShares(d, l.Node(1).Pid())
+	fo0 := failovers()
+	s, err := cpuShares(d, l.Node(1).Pid())
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	r.f("| faild -t 0.1 | %d peers (peeremu, LANs A and B) | %s | | %d |\n", many, pct(s[0]), failovers()-fo0)
-	if bfdMany > 0 {
-		r.f("\nfaild with %d peers on two LANs uses %.2f× the CPU of bfdd with %d sessions on one LAN.\n", many, s[0]/bfdMany, many)
-	}
-	return nil
+	return s[0], failovers() - fo0, nil
 }
 
 // bfdLoss counts faild's failovers and bfdd's session downs over the same
@@ -690,7 +789,7 @@ func bfdLoss(l *lab.Lab, r *report, nodes []*frrNode) error {
 	load0 := loadavg()
 	defer func() { r.f("\nLoad average during the loss runs: %s at start, %s at end.\n", load0, loadavg()) }()
 	hours := func(n int, span time.Duration) float64 { return float64(n) / 2 / (float64(span) / float64(iv) / 3600) }
-	for _, ps := range envList("BENCH_BFD_LOSS", "0,10,20") {
+	for _, ps := range envList("BENCH_BFD_LOSS", "0,10,20,30") {
 		p, _ := strconv.Atoi(ps)
 		if _, err := flush(l); err != nil {
 			return err
@@ -733,6 +832,10 @@ func bfdLoss(l *lab.Lab, r *report, nodes []*frrNode) error {
 		}
 		span := end.Sub(start)
 		r.f("| %d%% | %d | %.1f | %d | %.1f |\n", p, fo, hours(fo, span), downs, hours(downs, span))
+		if p > 0 {
+			aim(fmt.Sprintf("false failovers at %d%% loss, 100 ms × 3, %v, both nodes", p, span.Round(time.Second)), "≤ bfdd's downs",
+				fmt.Sprintf("faild %d, bfdd %d", fo, downs), fo <= downs)
+		}
 	}
 	_, err := flush(l)
 	return err
@@ -742,7 +845,8 @@ func bfdLoss(l *lab.Lab, r *report, nodes []*frrNode) error {
 const bfdNotes = `
 How this section is timed and what it means:
 
-- **Clock.** Cut and heal times are when the nft call has returned, for faild and bfdd alike (one cut serves both). faild's times are when netlink reports its route; bfdd's are bfdd's own log timestamps (log timestamp precision 6, "debug bfd peer" state-change lines), written as it changes the state, read back from the log file; both use the host's wall clock. Polling "show bfd peers json" was not used: one vtysh call takes about 40 ms.
+- **Clock.** Cut and heal times are when the netlink call that made them returned, for faild and bfdd alike (one cut serves both); the calls take a millisecond or two (last column). faild's times are when netlink reports its route; bfdd's are bfdd's own log timestamps (log timestamp precision 6, "debug bfd peer" state-change lines), written as it changes the state, read back from the log file; both use the host's wall clock. Polling "show bfd peers json" was not used: one vtysh call takes about 40 ms.
+- **Cut kinds.** A pair cut leaves node2's other peers (none run here) and its carrier alone. The host cut drops every frame at node2's own eth0, so node2 hears no one and no one hears it, with the carrier up: both ends detect by missed packets. The port cut takes node2's carrier away: faild on node2 sees its link go down (netlink) and fails over at once; node1 keeps its link and detects by missed packets.
 - **What is detected.** bfdd declares a session down; it installs no route (nothing here makes routing follow it), so its figures leave out the route write that faild's include.
 - **Recovery.** faild removes its route after -s 3 good intervals. bfdd needs the three-way handshake (Down → Init → Up), and a session that is not up transmits at most once a second (RFC 5880 §6.8.3; FRR's slow timer), so its recovery is the wait for the first packet after the heal, anywhere in about 0–2 s, plus a few ms of handshake: its spread, not its median, is the figure to compare.
 - **CPU** is the sum of the schedstat run time of the process's threads (ns), not USER_HZ ticks. bfdd's 50 sessions run between 50 secondary addresses on each node (192.0.2.100–149 on node1, 192.0.2.200–249 on node2), because bfdd keys a single-hop session by peer address and interface; faild's 50 peers are peeremu's, each on both LANs, so faild does twice the work of that many one-LAN sessions.

@@ -55,6 +55,39 @@ func (l *Lab) CutPair(lan LAN, n1, n2 int) error {
 	)
 }
 
+// HealPair removes what CutPair(lan, n1, n2) injected, with the nodes in
+// the same order, and leaves every other failure in force.
+func (l *Lab) HealPair(lan LAN, n1, n2 int) error {
+	if err := l.checkPorts(lan, n1, n2); err != nil {
+		return err
+	}
+	return l.removeRules(fmt.Sprintf("cut-pair %v %d-%d", lan, n1, n2))
+}
+
+// CutOneWay drops the frames from node from to node to on one LAN, and
+// nothing the other way. On a split LAN A both must be on the same
+// switch: the rule matches the two nodes' ports on one bridge.
+func (l *Lab) CutOneWay(lan LAN, from, to int) error {
+	if err := l.checkPorts(lan, from, to); err != nil {
+		return err
+	}
+	if from == to || l.bridgeOf(lan, from) != l.bridgeOf(lan, to) {
+		return fmt.Errorf("failed to cut one way: nodes %d and %d are not two nodes on one switch", from, to)
+	}
+	c := fmt.Sprintf("cut-one-way %v %d->%d", lan, from, to)
+	return l.addRules(rule(c, iif(lan.port(from)), oif(lan.port(to))))
+}
+
+// CutTrunk cuts the trunk between the two switches of a split LAN A
+// (Options.SplitA): both ends lose carrier, and the LAN falls into two
+// groups.
+func (l *Lab) CutTrunk() error {
+	if l.splitA == 0 {
+		return errors.New("failed to cut the trunk: LAN A is one switch (Options.SplitA)")
+	}
+	return ipIn(l.sw, "link", "set", trunk, "down")
+}
+
 // CutPort drops frames to and/or from node n's port on one LAN; the
 // node's carrier stays up.
 func (l *Lab) CutPort(lan LAN, n int, dir Direction) error {
@@ -192,7 +225,7 @@ func (l *Lab) LossOneWay(lan LAN, n, percent int, dir Direction) error {
 
 // LANDown drops every frame on one LAN.
 func (l *Lab) LANDown(lan LAN) error {
-	if !lan.valid() {
+	if !l.hasLAN(lan) {
 		return fmt.Errorf("failed to take LAN down: bad LAN %v", lan)
 	}
 	c := fmt.Sprintf("lan-down %v", lan)
@@ -238,14 +271,19 @@ func (l *Lab) CarrierUp(lan LAN, n int) error {
 	return ipIn(l.sw, "link", "set", lan.port(n), "up")
 }
 
-// Heal removes every injected rule and brings every node interface and
-// switch port up.
+// Heal removes every injected rule and brings every node interface,
+// switch port and trunk up.
 func (l *Lab) Heal() error {
 	if err := l.ClearRules(); err != nil {
 		return err
 	}
+	if l.splitA > 0 {
+		if err := ipIn(l.sw, "link", "set", trunk, "up"); err != nil {
+			return err
+		}
+	}
 	for _, n := range l.Nodes {
-		for _, lan := range LANs {
+		for _, lan := range l.lans {
 			if err := ipIn(n.NS, "link", "set", lan.Iface(), "up"); err != nil {
 				return err
 			}
@@ -279,7 +317,7 @@ func (l *Lab) Rules() (string, error) {
 }
 
 func (l *Lab) checkPorts(lan LAN, nodes ...int) error {
-	if !lan.valid() {
+	if !l.hasLAN(lan) {
 		return fmt.Errorf("failed to inject failure: bad LAN %v", lan)
 	}
 	for _, n := range nodes {
@@ -304,6 +342,27 @@ func (l *Lab) addRules(rules ...string) error {
 	return nftIn(l.sw, strings.Join(rules, "\n")+"\n")
 }
 
+// removeRules deletes the injected rules tagged with comment, in one
+// transaction; it is an error if there are none.
+func (l *Lab) removeRules(comment string) error {
+	out, err := output("ip", "netns", "exec", l.sw, "nft", "-a", "list", "chain", "bridge", "faildlab", "forward")
+	if err != nil {
+		return err
+	}
+	// nft -a ends each rule with its handle: ... comment "cut-pair A 1-2" # handle 7
+	tag := fmt.Sprintf("comment %q # handle ", comment)
+	var dels []string
+	for _, line := range strings.Split(out, "\n") {
+		if _, h, ok := strings.Cut(line, tag); ok {
+			dels = append(dels, "delete rule bridge faildlab forward handle "+strings.TrimSpace(h))
+		}
+	}
+	if len(dels) == 0 {
+		return fmt.Errorf("failed to heal: no rules %q in force", comment)
+	}
+	return l.addRules(dels...)
+}
+
 // Recreate deletes node n's interface on one LAN (and with it its switch
 // port, the veth's other end) and builds a new veth pair in its place with
 // the same names and address, as replacing a NIC or a container's
@@ -319,7 +378,7 @@ func (l *Lab) Recreate(lan LAN, n int) error {
 	port, dev := lan.port(n), lan.Iface()
 	for _, s := range [][]string{
 		{l.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", node.NS},
-		{l.sw, "link", "set", port, "master", lan.bridge(), "up"},
+		{l.sw, "link", "set", port, "master", l.bridgeOf(lan, n), "up"},
 		{node.NS, "addr", "add", lan.Addr(n) + "/24", "brd", "+", "dev", dev},
 		{node.NS, "link", "set", dev, "up"},
 	} {
@@ -349,7 +408,7 @@ func (l *Lab) Readdress(lan LAN, n, host int) error {
 
 // BlockBroadcast makes the switch drop what a network that forbids
 // broadcast and multicast drops: IPv4 broadcast frames and frames to
-// faild's IPv6 group ff12::4117 (MAC 33:33:00:00:41:17), on both LANs,
+// faild's IPv6 group ff12::4117 (MAC 33:33:00:00:41:17), on every LAN,
 // for the rest of the lab's life. ARP and neighbour discovery still pass,
 // so unicast works. The rules sit in a chain of their own that Heal leaves
 // alone, and count what they drop (BlockedFrames).

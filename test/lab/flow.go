@@ -102,7 +102,7 @@ func (l *Lab) StartFlow(network string, from int, dst string) (*Flow, error) {
 // owner finds the node that has addr.
 func (l *Lab) owner(addr string) (*Node, error) {
 	for _, n := range l.Nodes {
-		for _, lan := range LANs {
+		for _, lan := range l.lans {
 			if n.Addr(lan) == addr || n.Addr6(lan) == addr {
 				return n, nil
 			}

@@ -100,6 +100,24 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// BuildCross compiles a static faild for Linux on another CPU into dir,
+// named faild-GOARCH (faild-armv7 for GOARCH=arm GOARM=7), and returns its
+// path. MIPS builds use soft float, as make cross does.
+func BuildCross(dir, goarch, goarm string) (string, error) {
+	name := "faild-" + goarch
+	if goarm != "" {
+		name += "v" + goarm
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/faild/faild/faild")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOARM="+goarm,
+		"GOMIPS=softfloat", "GOMIPS64=softfloat")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("failed to build faild for %s: %w\n%s", name, err, strings.TrimSpace(string(out)))
+	}
+	return bin, nil
+}
+
 // BuildForTest builds faild into a temporary directory of the test, or fails
 // it; it skips first where the lab cannot run, to spare the build.
 func BuildForTest(t TB) string {

@@ -25,7 +25,7 @@ func (h *Host) String() string { return "host" + strconv.Itoa(h.ID) }
 // on lan: interface eth0 with lan.Addr(id)/24, plugged into that LAN's
 // bridge only. Close removes it with the rest of the lab.
 func (l *Lab) AddHost(lan LAN, id int) (*Host, error) {
-	if !lan.valid() {
+	if !l.hasLAN(lan) {
 		return nil, fmt.Errorf("failed to add host: bad LAN %v", lan)
 	}
 	if id <= MaxNodes || id > 254 {

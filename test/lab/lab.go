@@ -1,6 +1,7 @@
 // Package lab builds a throw-away network for end-to-end tests of faild: a
-// "switch" namespace holding two bridges (LAN A and LAN B) and up to eight
-// node namespaces wired to both LANs, in which the real faild binary runs.
+// "switch" namespace holding two bridges (LAN A and LAN B), or three with
+// LAN C, and up to eight node namespaces wired to every LAN, in which the
+// real faild binary runs.
 // Failures are injected at the switch with nftables, so the nodes see what a
 // real broken LAN looks like: frames vanish, carrier stays up.
 //
@@ -32,24 +33,27 @@ import (
 // one left by a crashed run can be recognised and removed.
 const NSPrefix = "faildlab-"
 
-// MaxNodes is the most nodes a lab holds; addresses are 192.0.2.i and
-// 198.51.100.i, and switch ports a1..a8, b1..b8.
+// MaxNodes is the most nodes a lab holds; addresses are 192.0.2.i,
+// 198.51.100.i (and 203.0.113.i), and switch ports a1..a8, b1..b8 (c1..c8).
 const MaxNodes = 8
 
 // cmdTimeout bounds every helper command (ip, nft) the lab runs.
 const cmdTimeout = 10 * time.Second
 
-// LAN names one of the two redundant LANs.
+// LAN names one of the redundant LANs.
 type LAN int
 
-// The two LANs. Node i has 192.0.2.i/24 on eth0 (LAN A) and
-// 198.51.100.i/24 on eth1 (LAN B).
+// The LANs. Node i has 192.0.2.i/24 on eth0 (LAN A), 198.51.100.i/24 on
+// eth1 (LAN B) and, in a lab with Options.LANC, 203.0.113.i/24 on eth2
+// (LAN C).
 const (
 	A LAN = iota
 	B
+	C
 )
 
-// LANs lists both LANs, for loops.
+// LANs lists the two LANs every lab has, for loops; Lab.LANs adds C where
+// the lab has it.
 var LANs = []LAN{A, B}
 
 func (l LAN) String() string {
@@ -58,6 +62,8 @@ func (l LAN) String() string {
 		return "A"
 	case B:
 		return "B"
+	case C:
+		return "C"
 	}
 	return "LAN(" + strconv.Itoa(int(l)) + ")"
 }
@@ -69,16 +75,19 @@ func (l LAN) Iface() string { return "eth" + strconv.Itoa(int(l)) }
 func (l LAN) Addr(n int) string { return l.net() + strconv.Itoa(n) }
 
 // Addr6 is node n's IPv6 address on this LAN: 2001:db8:a::n on LAN A,
-// 2001:db8:b::n on LAN B.
+// 2001:db8:b::n on LAN B, 2001:db8:c::n on LAN C.
 func (l LAN) Addr6(n int) string {
 	return "2001:db8:" + strings.ToLower(l.String()) + "::" + strconv.FormatInt(int64(n), 16)
 }
 
 func (l LAN) net() string {
-	if l == A {
+	switch l {
+	case A:
 		return "192.0.2."
+	case B:
+		return "198.51.100."
 	}
-	return "198.51.100."
+	return "203.0.113."
 }
 
 // port is node n's switch-side interface on this LAN: a1, b3, ...
@@ -86,7 +95,20 @@ func (l LAN) port(n int) string { return strings.ToLower(l.String()) + strconv.I
 
 func (l LAN) bridge() string { return "br" + l.String() }
 
-func (l LAN) valid() bool { return l == A || l == B }
+// The second switch of a split LAN A, and the trunk between the two.
+const (
+	splitBridge = "brA2"
+	trunk       = "tA"
+	trunk2      = "tA2"
+)
+
+// bridgeOf is the bridge node n's port on lan is a member of.
+func (l *Lab) bridgeOf(lan LAN, n int) string {
+	if lan == A && l.splitA > 0 && n > l.splitA {
+		return splitBridge
+	}
+	return lan.bridge()
+}
 
 // Family says which address families the LANs carry.
 type Family int
@@ -125,6 +147,13 @@ type Options struct {
 	// Dir receives the faild log files; empty means a temporary directory
 	// that Close removes.
 	Dir string
+	// LANC adds a third LAN: bridge brC, eth2 on every node.
+	LANC bool
+	// SplitA, when above 0, builds LAN A of two switches: nodes 1 to
+	// SplitA on bridge brA, the others on brA2, joined by a veth trunk
+	// (tA on brA, tA2 on brA2) that CutTrunk cuts, as the link between
+	// two switches fails.
+	SplitA int
 }
 
 // Lab is one running lab. Its methods are safe for concurrent use.
@@ -140,8 +169,10 @@ type Lab struct {
 	// Family is the address families of the LANs.
 	Family Family
 
+	lans   []LAN  // A, B and, with Options.LANC, C
 	sw     string // switch namespace
 	ownDir bool
+	splitA int
 
 	mu         sync.Mutex
 	namespaces []string // created so far, in order
@@ -155,8 +186,9 @@ var (
 	live   = map[*Lab]bool{}
 )
 
-// New builds a lab: the switch with bridges brA and brB, and opts.Nodes
-// nodes, each with eth0 on LAN A and eth1 on LAN B, addressed, up, and with
+// New builds a lab: the switch with bridges brA and brB (and brC), and
+// opts.Nodes nodes, each with eth0 on LAN A and eth1 on LAN B (and eth2 on
+// LAN C), addressed, up, and with
 // loose reverse-path filtering (faild answers on one LAN for an address of
 // the other). On error everything already created is removed.
 func New(opts Options) (*Lab, error) {
@@ -173,7 +205,13 @@ func New(opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Run: run, Bin: opts.Bin, Dir: opts.Dir, Family: opts.Family}
+	if opts.SplitA < 0 || opts.SplitA >= opts.Nodes && opts.SplitA > 0 {
+		return nil, fmt.Errorf("failed to create lab: SplitA %d, want 1..%d (or 0 for one switch)", opts.SplitA, opts.Nodes-1)
+	}
+	l := &Lab{Run: run, Bin: opts.Bin, Dir: opts.Dir, Family: opts.Family, lans: LANs, splitA: opts.SplitA}
+	if opts.LANC {
+		l.lans = []LAN{A, B, C}
+	}
 	if l.Dir == "" {
 		if l.Dir, err = os.MkdirTemp("", NSPrefix+run+"-"); err != nil {
 			return nil, fmt.Errorf("failed to create log directory: %w", err)
@@ -210,6 +248,20 @@ func (l *Lab) nsName(role string) string {
 // Prefix is the start of every namespace name of this lab.
 func (l *Lab) Prefix() string { return fmt.Sprintf("%s%s-", NSPrefix, l.Run) }
 
+// LANs lists the lab's LANs in priority order: A, B and, with
+// Options.LANC, C.
+func (l *Lab) LANs() []LAN { return l.lans }
+
+// hasLAN reports whether the lab has LAN lan.
+func (l *Lab) hasLAN(lan LAN) bool {
+	for _, x := range l.lans {
+		if x == lan {
+			return true
+		}
+	}
+	return false
+}
+
 // Switch is the name of the switch namespace.
 func (l *Lab) Switch() string { return l.sw }
 
@@ -232,13 +284,26 @@ func (l *Lab) build() error {
 	}); err != nil {
 		return err
 	}
-	for _, lan := range LANs {
+	for _, lan := range l.lans {
 		br := lan.bridge()
 		if err := ipIn(l.sw, "link", "add", br, "type", "bridge", "stp_state", "0", "mcast_snooping", "0"); err != nil {
 			return err
 		}
 		if err := ipIn(l.sw, "link", "set", br, "up"); err != nil {
 			return err
+		}
+	}
+	if l.splitA > 0 {
+		for _, step := range [][]string{
+			{"link", "add", splitBridge, "type", "bridge", "stp_state", "0", "mcast_snooping", "0"},
+			{"link", "set", splitBridge, "up"},
+			{"link", "add", trunk, "type", "veth", "peer", "name", trunk2},
+			{"link", "set", trunk, "master", A.bridge(), "up"},
+			{"link", "set", trunk2, "master", splitBridge, "up"},
+		} {
+			if err := ipIn(l.sw, step...); err != nil {
+				return err
+			}
 		}
 	}
 	if err := nftIn(l.sw, "add table bridge faildlab\n"+
@@ -277,11 +342,11 @@ func (l *Lab) buildNode(n *Node) error {
 	if err := ipIn(n.NS, "link", "set", "lo", "up"); err != nil {
 		return err
 	}
-	for _, lan := range LANs {
+	for _, lan := range l.lans {
 		port, dev := lan.port(n.ID), lan.Iface()
 		steps := [][]string{
 			{l.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", n.NS},
-			{l.sw, "link", "set", port, "master", lan.bridge(), "up"},
+			{l.sw, "link", "set", port, "master", l.bridgeOf(lan, n.ID), "up"},
 		}
 		if l.Family.Has4() {
 			steps = append(steps, []string{n.NS, "addr", "add", lan.Addr(n.ID) + "/24", "brd", "+", "dev", dev})

@@ -100,6 +100,47 @@ func TestLab(t *testing.T) {
 	}
 }
 
+// TestLabLANC builds a lab with a third LAN: every node has eth2 on
+// 203.0.113.0/24, CutPair works on it, and HealPair undoes one cut and
+// leaves the others in force.
+func TestLabLANC(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 2, LANC: true})
+	if got := l.LANs(); len(got) != 3 || got[2] != C {
+		t.Fatalf("LANs() = %v, want [A B C]", got)
+	}
+	for _, lan := range l.LANs() {
+		if !reach(l, 1, 2, lan, 2*time.Second) {
+			t.Errorf("LAN %v: node1 cannot reach node2 (%s)", lan, lan.Addr(2))
+		}
+	}
+	if err := l.CutPair(C, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CutPair(A, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if reach(l, 1, 2, C, 500*time.Millisecond) || reach(l, 1, 2, A, 500*time.Millisecond) {
+		t.Errorf("node1 still reaches node2 on LAN A or C after CutPair")
+	}
+	if err := l.HealPair(C, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if !reach(l, 1, 2, C, 2*time.Second) {
+		t.Errorf("LAN C: HealPair did not heal node1 to node2")
+	}
+	if reach(l, 1, 2, A, 500*time.Millisecond) {
+		t.Errorf("LAN A: HealPair(C) healed the cut on A too")
+	}
+	if err := l.HealPair(C, 1, 2); err == nil {
+		t.Errorf("HealPair of a cut no longer in force: no error")
+	}
+	// A lab without LAN C refuses it.
+	l2 := ForTest(t, Options{Nodes: 2})
+	if err := l2.CutPair(C, 1, 2); err == nil {
+		t.Errorf("CutPair(C) in a two-LAN lab: no error")
+	}
+}
+
 // broadcastReaches tells whether a UDP broadcast from node from on lan
 // arrives at node to: a one-way probe, unlike ping, and what faild's INQs
 // are. It probes every 50 ms for up to 2 s when it wants one to arrive, so
@@ -539,5 +580,53 @@ func TestHost(t *testing.T) {
 	}
 	if left, _ := ListNamespaces(prefix); len(left) > 0 {
 		t.Errorf("namespaces left after Close: %v", left)
+	}
+}
+
+// TestSplitLAN: with SplitA, LAN A is two switches joined by a trunk; cut,
+// the LAN falls into two groups that still hear each other within; a
+// one-way cut drops one direction only; Heal joins them again.
+func TestSplitLAN(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 4, SplitA: 2})
+	type probe struct {
+		lan      LAN
+		from, to int
+		want     bool
+	}
+	for _, c := range []struct {
+		name   string
+		inject func() error
+		probes []probe
+	}{
+		{"joined", func() error { return nil }, []probe{{A, 1, 3, true}, {A, 4, 2, true}}},
+		{"CutTrunk", l.CutTrunk, []probe{{A, 1, 3, false}, {A, 4, 2, false}, {A, 1, 2, true}, {A, 3, 4, true}, {B, 1, 3, true}}},
+		{"CutOneWay", func() error { return l.CutOneWay(A, 3, 4) }, []probe{{A, 3, 4, false}, {A, 4, 3, true}, {A, 3, 1, true}}},
+		{"CutPort across", func() error { return l.CutPort(A, 4, Both) }, []probe{{A, 1, 4, false}, {A, 1, 3, true}}},
+	} {
+		if err := c.inject(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if got := broadcastReaches(t, l, p.lan, p.from, p.to, p.want); got != p.want {
+				t.Errorf("%s: broadcast on LAN %v from node%d reaches node%d: %v, want %v", c.name, p.lan, p.from, p.to, got, p.want)
+			}
+		}
+		if err := l.Heal(); err != nil {
+			t.Fatalf("%s: heal: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if !reach(l, p.from, p.to, p.lan, 2*time.Second) {
+				t.Errorf("%s: after Heal node%d cannot ping node%d on LAN %v", c.name, p.from, p.to, p.lan)
+			}
+		}
+	}
+	if err := l.CutOneWay(A, 1, 3); err == nil {
+		t.Error("a one-way cut between the two switches accepted")
+	}
+	if err := ForTest(t, Options{Nodes: 3}).CutTrunk(); err == nil {
+		t.Error("CutTrunk on a LAN A of one switch accepted")
+	}
+	if _, err := New(Options{Nodes: 3, SplitA: 3}); err == nil {
+		t.Error("SplitA 3 of 3 nodes accepted")
 	}
 }

@@ -28,9 +28,11 @@ type Node struct {
 
 	lab *Lab
 
-	mu     sync.Mutex
-	starts int
-	proc   *process // the latest faild started, running or not
+	mu      sync.Mutex
+	starts  int
+	proc    *process // the latest faild started, running or not
+	bin     string   // this node's faild binary, if not the lab's
+	wrapper []string // runs bin: qemu-arm-static for a foreign CPU
 }
 
 // process is one faild run.
@@ -57,17 +59,32 @@ func (n *Node) Addr(lan LAN) string {
 // Addr6 is the node's IPv6 address on a LAN (in a lab with IPv6).
 func (n *Node) Addr6(lan LAN) string { return lan.Addr6(n.ID) }
 
-// Start runs the lab's faild binary in the node's namespace as
-// "faild --status-socket <socket> args... -l <log file>", or without the
-// -l when args give one (-l PATH, --log-file PATH or --log-file=PATH),
-// which is then the log Log reads. faild gets SIGKILL should the calling
-// process die, so it never outlives a crashed test.
-func (n *Node) Start(args ...string) error {
-	if n.lab.Bin == "" {
-		return errors.New("failed to start faild: lab has no binary (Options.Bin)")
-	}
+// SetBinary makes the node's next Start run bin, through wrapper if one
+// is given: a cross-built faild under qemu-user ("qemu-arm-static"), as
+// an embedded node of another CPU. qemu-user runs the program in its own
+// process, so signals and Pid reach faild as without it.
+func (n *Node) SetBinary(bin string, wrapper ...string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.bin, n.wrapper = bin, wrapper
+}
+
+// Start runs the lab's faild binary (or the node's, see SetBinary) in the
+// node's namespace as "faild --status-socket <socket> args... -l <log
+// file>", or without the -l when args give one (-l PATH, --log-file PATH
+// or --log-file=PATH), which is then the log Log reads. faild gets
+// SIGKILL should the calling process die, so it never outlives a crashed
+// test.
+func (n *Node) Start(args ...string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	bin := n.bin
+	if bin == "" {
+		bin = n.lab.Bin
+	}
+	if bin == "" {
+		return errors.New("failed to start faild: lab has no binary (Options.Bin)")
+	}
 	if n.proc != nil && !n.proc.exited() {
 		return fmt.Errorf("failed to start faild on %s: already running", n)
 	}
@@ -81,7 +98,8 @@ func (n *Node) Start(args ...string) error {
 	defer out.Close()
 	// Each node its own status socket, never the host's default one;
 	// first, so that args may still name another.
-	argv := append([]string{"netns", "exec", n.NS, n.lab.Bin, "--status-socket", p.sock}, args...)
+	argv := append(append([]string{"netns", "exec", n.NS}, n.wrapper...), bin, "--status-socket", p.sock)
+	argv = append(argv, args...)
 	if path, ok := logArg(args); ok {
 		p.log = path
 	} else {
@@ -151,6 +169,13 @@ func (n *Node) Pid() int {
 // saying it had to be killed.
 func (n *Node) Stop() error {
 	return n.signal(syscall.SIGTERM, StopTimeout)
+}
+
+// Handover sends SIGUSR2, which stops faild and keeps its routes for the
+// next start to adopt (what the unit sends on a restart), and waits for it
+// to exit; it returns faild's exit error, nil for status 0.
+func (n *Node) Handover() error {
+	return n.signal(syscall.SIGUSR2, StopTimeout)
 }
 
 // Kill sends SIGKILL and waits for faild to go.

@@ -29,6 +29,7 @@ type RouteWatch struct {
 
 	mu      sync.Mutex
 	changes []RouteChange
+	others  []RouteChange // the host routes of the main table that are not faild's
 	names   map[int]string
 	err     error
 }
@@ -66,11 +67,20 @@ func (n *Node) WatchRoutes() (*RouteWatch, error) {
 		defer h.Close() // once the subscription has ended and closed up
 		for u := range up {
 			at := time.Now()
-			if u.Route.Protocol != protoFaildNum || u.Route.Dst == nil || u.Route.Table != syscall.RT_TABLE_MAIN {
+			if u.Route.Dst == nil || u.Route.Table != syscall.RT_TABLE_MAIN {
+				continue
+			}
+			ones, bits := u.Route.Dst.Mask.Size()
+			if u.Route.Protocol != protoFaildNum && ones != bits {
 				continue
 			}
 			w.mu.Lock()
-			w.changes = append(w.changes, RouteChange{At: at, Add: u.Type == syscall.RTM_NEWROUTE, Route: w.route(u.Route)})
+			c := RouteChange{At: at, Add: u.Type == syscall.RTM_NEWROUTE, Route: w.route(u.Route)}
+			if u.Route.Protocol == protoFaildNum {
+				w.changes = append(w.changes, c)
+			} else {
+				w.others = append(w.others, c)
+			}
 			w.mu.Unlock()
 		}
 	}()
@@ -132,6 +142,19 @@ func (w *RouteWatch) Changes(since time.Time) []RouteChange {
 		}
 	}
 	return out
+}
+
+// Foreign returns when a host route to dst that is not faild's was first
+// added (add) or removed at or after since, and whether one was.
+func (w *RouteWatch) Foreign(since time.Time, add bool, dst string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.others {
+		if !c.At.Before(since) && c.Add == add && c.Route.Dst == dst {
+			return c.At, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // First returns when the first change at or after since added (add) or
