@@ -54,10 +54,10 @@ import (
 //	              to the peer on the LAN of that address entry (unknown),
 //	              01 it hears the peer there (a packet of the peer's
 //	              arrived within the path's detection time, evidence or
-//	              not), 10 it does not, 11 it hears it but loses more
-//	              than LossyPercent of the peer's ACKs. A view with more
-//	              than MaxViewLANs address entries, or with entries past
-//	              the total, is invalid
+//	              not), 10 it does not, 11 it hears it but the path is
+//	              lossy by its quality figures (routes.Table.Lossy). A
+//	              view with more than MaxViewLANs address entries, or
+//	              with entries past the total, is invalid
 //
 // A view larger than one INQ holds (senders keep an INQ within INQBudget
 // bytes) goes out in windows that rotate over successive INQs: the whole
@@ -191,8 +191,8 @@ type Packet struct {
 
 // ViewEntry is what a sender says of one peer: bit i of Known is set when
 // it has a path to the peer on LAN i, bit i of Heard when it hears the
-// peer there, bit i of Lossy when it loses more than LossyPercent of the
-// peer's ACKs there (Lossy is a subset of Heard, Heard of Known). In a
+// peer there, bit i of Lossy when the path there is lossy by the sender's
+// measure (Lossy is a subset of Heard, Heard of Known). In a
 // Packet, i indexes the packet's address entries; in a Heard, the
 // receiver's LANs.
 type ViewEntry struct {
@@ -201,10 +201,6 @@ type ViewEntry struct {
 	Heard uint8
 	Lossy uint8
 }
-
-// LossyPercent is the share of a peer's ACKs lost on a path past which
-// a view marks the path lossy.
-const LossyPercent = 10
 
 // ViewStateLen is the size of an entry's states for n address entries.
 func ViewStateLen(n int) int { return (2*n + 7) / 8 }

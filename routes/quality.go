@@ -342,6 +342,32 @@ func (t *Table) inqsMeasured(p *peer, q *quality) bool {
 	return t.inqsRun(p, q) && q.inqs.totalSlots > 0
 }
 
+// DefaultLossy is the loss over a full window past which a path counts
+// as lossy in the cluster's view (Hearing) without --max-loss: 10 %, the
+// threshold the bench recommends for --max-loss.
+const DefaultLossy = 0.10
+
+// Lossy is the loss past which a path counts as lossy in the cluster's
+// view: Config.MaxLoss, or DefaultLossy without it.
+func (t *Table) Lossy() float64 {
+	if t.cfg.MaxLoss > 0 {
+		return t.cfg.MaxLoss
+	}
+	return DefaultLossy
+}
+
+// lossy reports whether a path counts as lossy in the cluster's view: it
+// loses more than Lossy over a full window, or it is held invalid for
+// its loss until a window is clean (the hysteresis of --max-loss, so
+// that a path at the threshold does not flicker in the view either).
+func (t *Table) lossy(p *peer, pa *path) bool {
+	if pa.Reason == ReasonLoss {
+		return true
+	}
+	loss, full := t.judged(p, &pa.q)
+	return full && loss > t.Lossy()
+}
+
 // quality reports a path's measures.
 func (t *Table) quality(p *peer, q *quality) Quality {
 	v := Quality{Window: t.window()}

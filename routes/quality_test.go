@@ -811,3 +811,53 @@ func TestRestartNumbersAnew(t *testing.T) {
 		}
 	})
 }
+
+// TestHearingLossy: the cluster's view marks a heard path lossy by the
+// path's own figures: over a full window, loss past DefaultLossy without
+// --max-loss, past --max-loss with it; and a path held invalid for loss
+// stays lossy until it is clean, below half the threshold, so that the
+// view does not flicker at the threshold.
+func TestHearingLossy(t *testing.T) {
+	lossy := func(p *pair) uint8 {
+		hs := p.tab.Hearing(p.now, nil)
+		if len(hs) != 1 || hs[0].Heard != 0b11 {
+			t.Fatalf("hearing %+v, want the peer heard on both LANs", hs)
+		}
+		return hs[0].Lossy
+	}
+	every := func(n int) func(lan, k int) packet {
+		return func(lan, k int) packet {
+			if lan == 0 && k%n == 0 {
+				return packet{}
+			}
+			return all(lan, k)
+		}
+	}
+	p := newPair(t, Config{LossWindow: 20}, 50*time.Millisecond)
+	p.run(10, every(4))
+	if got := lossy(p); got != 0 {
+		t.Errorf("25 %% lost, half a window: lossy %02b, want none before the window is full", got)
+	}
+	p.run(30, every(4))
+	if got := lossy(p); got != 0b01 {
+		t.Errorf("25 %% lost on LAN A: lossy %02b, want 01", got)
+	}
+	p.run(30, every(16)) // about 6 %
+	if got := lossy(p); got != 0 {
+		t.Errorf("6 %% lost: lossy %02b, want none", got)
+	}
+
+	p = newPair(t, Config{LossWindow: 20, MaxLoss: 0.2}, 50*time.Millisecond)
+	p.run(40, every(3))
+	if got := lossy(p); got != 0b01 || p.path(0).State != Invalid {
+		t.Fatalf("33 %% lost against --max-loss 20: lossy %02b, path %v; want 01, invalid", got, p.path(0).State)
+	}
+	p.run(40, every(8)) // 12.5 %: under the threshold, over half of it
+	if got := lossy(p); got != 0b01 || p.path(0).State != Invalid {
+		t.Errorf("12.5 %% lost, held for loss: lossy %02b, path %v; want 01, invalid", got, p.path(0).State)
+	}
+	p.run(40, all)
+	if got := lossy(p); got != 0 || p.path(0).State != Valid {
+		t.Errorf("clean again: lossy %02b, path %v; want none, valid", got, p.path(0).State)
+	}
+}

@@ -645,12 +645,13 @@ func (t *Table) Deaf(lan int, dst []uint32) []uint32 {
 // Hearing is what this node hears of one peer, for the view its INQs
 // carry: bit i of Known is set when it has a path to the peer on LAN i,
 // bit i of Heard when a packet of the peer's arrived there within the
-// path's detection time, evidence or not. Heard says which way frames go:
+// path's detection time, evidence or not, and bit i of Lossy when the
+// path is heard but lossy (Table.Lossy). Heard says which way frames go:
 // a path broken one way is invalid at both ends, but only one end hears
 // the other.
 type Hearing struct {
-	Peer         PeerID
-	Known, Heard uint8
+	Peer                PeerID
+	Known, Heard, Lossy uint8
 }
 
 // Hearing appends what this node hears of every peer as of now to dst.
@@ -665,6 +666,9 @@ func (t *Table) Hearing(now time.Time, dst []Hearing) []Hearing {
 			h.Known |= 1 << lan
 			if !pa.lastPacket.IsZero() && now.Sub(pa.lastPacket) <= det {
 				h.Heard |= 1 << lan
+				if t.lossy(p, pa) {
+					h.Lossy |= 1 << lan
+				}
 			}
 		}
 		dst = append(dst, h)

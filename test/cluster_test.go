@@ -24,9 +24,15 @@ import (
 // evaluations an interval apart.
 const diagLimit = 2*misses*interval + 700*time.Millisecond
 
+// diagWindow is TestDiagnosis's --loss-window: the paths' loss figures,
+// which make a path lossy in the view, span 50 of each stream's packets.
+const diagWindow = 50
+
 // lossyLimit bounds a lossy port's diagnosis from the start of the loss:
-// a loss figure spans 20 rounds of INQs.
-const lossyLimit = 20*interval + diagLimit
+// at p lost past a threshold of 10 %, a full window crosses it after
+// about diagWindow x 10 / p intervals (25 at 20 %); a whole window
+// bounds that.
+const lossyLimit = diagWindow*interval + diagLimit
 
 // TestDiagnosis injects each kind of fault the diagnosis names into five
 // nodes whose LAN A is two switches ({1,2} and {3,4,5}, joined by a
@@ -39,7 +45,7 @@ func TestDiagnosis(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{Nodes: 5, Bin: bin, SplitA: 2})
 	b := newBudget(t, 240*time.Second)
 	for _, n := range l.Nodes {
-		if err := n.Start(append(coreArgs, "--metrics-listen", "127.0.0.1:9117")...); err != nil {
+		if err := n.Start(append(coreArgs, "--metrics-listen", "127.0.0.1:9117", "--loss-window", fmt.Sprint(diagWindow))...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,7 +91,9 @@ func TestDiagnosis(t *testing.T) {
 		{"one-way", func() error { return l.CutOneWay(lab.A, 3, 4) }, []string{"fault", "one-way", "node", id(3), "peer", id(4)}, false},
 		{"pair", func() error { return l.CutPair(lab.A, 4, 5) }, []string{"fault", "pair", "node", id(4), "peer", id(5)}, false},
 		{"lan-down", func() error { return l.LANDown(lab.A) }, []string{"fault", "lan-down"}, false},
-		{"lossy", func() error { return l.Loss(lab.A, 4, 10) }, []string{"fault", "lossy", "node", id(4)}, true},
+		// 20 %: the paths' figures are per direction, and node 4's
+		// paths lose 20 % each way (10 % would sit at the threshold).
+		{"lossy", func() error { return l.Loss(lab.A, 4, 20) }, []string{"fault", "lossy", "node", id(4)}, true},
 		{"several", func() error {
 			if err := l.CutPort(lab.A, 1, lab.Both); err != nil {
 				return err

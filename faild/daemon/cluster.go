@@ -3,7 +3,6 @@ package daemon
 import (
 	"cmp"
 	"fmt"
-	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -49,39 +48,9 @@ func (r *viewRow) apply(v *proto.View) {
 
 func byNode(e proto.ViewEntry, id uint32) int { return cmp.Compare(e.Node, id) }
 
-// lossWindow is how many rounds of INQs a loss figure spans.
-const lossWindow = 20
-
-// lossMeter measures the share of the latest rounds of INQs on a path
-// that no ACK answered: the loss figure of a requestor's view.
-type lossMeter struct {
-	history uint32 // bit i: round i back was answered
-	rounds  int    // rounds in history, at most lossWindow
-	acked   bool   // an ACK answered the current round
-	paused  bool   // the path is not valid: rounds do not count
-}
-
-// pct is the figure in percent, -1 before a whole window.
-func (m *lossMeter) pct() int {
-	if m.rounds < lossWindow {
-		return -1
-	}
-	lost := lossWindow - bits.OnesCount32(m.history&(1<<lossWindow-1))
-	if m.paused {
-		return -1 // while the path is down, the figure says nothing
-	}
-	return 100 * lost / lossWindow
-}
-
-type lossKey struct {
-	peer routes.PeerID
-	lan  int
-}
-
 // heardView takes in what one packet says about the cluster: whether its
-// sender reads version 2, the window of its view, an ACK for the loss
-// figure.
-func (f *family) heardView(h *proto.Heard, acked bool) {
+// sender reads version 2, and the window of its view.
+func (f *family) heardView(h *proto.Heard) {
 	if !f.table.Has(h.Node) {
 		return // the table is full: keep nothing of the stranger
 	}
@@ -89,21 +58,6 @@ func (f *family) heardView(h *proto.Heard, acked bool) {
 		delete(f.v1, h.Node)
 	} else {
 		f.v1[h.Node] = true
-	}
-	if b, ok := f.boots[h.Node]; !ok || b != h.Boot {
-		// A restart of the peer's loses a round or two of ACKs: that
-		// is no loss of the network's.
-		f.boots[h.Node] = h.Boot
-		for lan := range routes.MaxLANs {
-			if m := f.loss[lossKey{h.Node, lan}]; m != nil {
-				*m = lossMeter{}
-			}
-		}
-	}
-	if acked {
-		if m := f.loss[lossKey{h.Node, h.LAN}]; m != nil {
-			m.acked = true
-		}
 	}
 	if h.View == nil {
 		return
@@ -117,72 +71,21 @@ func (f *family) heardView(h *proto.Heard, acked bool) {
 	r.apply(h.View)
 }
 
-// countRound closes a round of INQs for the loss figures of every path.
-// Only a valid path counts. When one fails, the rounds without an ACK
-// that made it fail leave its history (they were a cut, not loss), and it
-// goes on from there once the path is valid again: a fault that healed
-// is not taken for loss, and a lossy path that fails now and then keeps
-// its figure.
-func (f *family) countRound() {
-	f.table.Paths(time.Time{}, func(id routes.PeerID, lan int, p routes.Path, _ routes.Route) {
-		k := lossKey{id, lan}
-		m := f.loss[k]
-		if p.State != routes.Valid || !p.Heard {
-			if m != nil && !m.paused {
-				tz := min(bits.TrailingZeros32(m.history), m.rounds)
-				m.history >>= tz
-				m.rounds -= tz
-				m.paused, m.acked = true, false
-			}
-			return
-		}
-		if m == nil {
-			m = &lossMeter{}
-			f.loss[k] = m
-		}
-		m.paused = false
-		m.history <<= 1
-		if m.acked {
-			m.history |= 1
-		}
-		m.rounds = min(m.rounds+1, lossWindow)
-		m.acked = false
-	})
-}
-
-// lossOf is the loss figure of a path in percent, -1 for none.
-func (f *family) lossOf(id routes.PeerID, lan int) int {
-	if m := f.loss[lossKey{id, lan}]; m != nil {
-		return m.pct()
-	}
-	return -1
-}
-
 // forgetView drops what the family keeps of a peer the table forgot.
 func (f *family) forgetView(id routes.PeerID) {
 	delete(f.v1, id)
-	delete(f.boots, id)
 	delete(f.rows, id)
-	for k := range f.loss {
-		if k.peer == id {
-			delete(f.loss, k)
-		}
-	}
 }
 
 // view is this node's own view, sorted by node id, for its INQs and its
-// row of the matrix.
+// row of the matrix. A path is lossy in it by the path's own quality
+// (routes.Table.Lossy), the figures that --max-loss judges and the
+// status shows.
 func (f *family) view(now time.Time) []proto.ViewEntry {
 	f.hearing = f.table.Hearing(now, f.hearing[:0])
 	out := f.viewBuf[:0]
 	for _, h := range f.hearing {
-		e := proto.ViewEntry{Node: uint32(h.Peer), Known: h.Known, Heard: h.Heard}
-		for lan := range routes.MaxLANs {
-			if h.Heard&(1<<lan) != 0 && f.lossOf(h.Peer, lan) > proto.LossyPercent {
-				e.Lossy |= 1 << lan
-			}
-		}
-		out = append(out, e)
+		out = append(out, proto.ViewEntry{Node: uint32(h.Peer), Known: h.Known, Heard: h.Heard, Lossy: h.Lossy})
 	}
 	slices.SortFunc(out, func(a, b proto.ViewEntry) int { return cmp.Compare(a.Node, b.Node) })
 	f.viewBuf = out
@@ -368,7 +271,7 @@ const (
 	FaultOneWay   = "one-way"   // one node hears another, not the other way round
 	FaultPair     = "pair"      // two nodes do not hear each other; all else does
 	FaultLANDown  = "lan-down"  // no node hears any other on the LAN
-	FaultLossy    = "lossy"     // ACKs lost at one node's port, or across the LAN
+	FaultLossy    = "lossy"     // lossy paths at one node's port, or across the LAN
 	FaultSeveral  = "several"   // no single fault explains what the nodes hear
 )
 
@@ -412,9 +315,9 @@ func (m *matrix) diagnose() (Diagnosis, bool) {
 		dg.Fault = FaultLossy
 		if x, ok := common(loss, func(p pair) (int, int) { return p.o, p.p }); ok && len(loss) >= 2 {
 			dg.Node = m.nodes[x].String()
-			dg.Detail = fmt.Sprintf("ACKs between %s and the others on LAN %s are lost (more than %d%%), and nowhere else: its port or cable", dg.Node, lanName, proto.LossyPercent)
+			dg.Detail = fmt.Sprintf("the paths between %s and the others on LAN %s are lossy, and nowhere else: its port or cable", dg.Node, lanName)
 		} else {
-			dg.Detail = fmt.Sprintf("ACKs are lost (more than %d%%) between %d pairs of nodes on LAN %s: the LAN itself", proto.LossyPercent, len(loss), lanName)
+			dg.Detail = fmt.Sprintf("the paths between %d pairs of nodes on LAN %s are lossy: the LAN itself", len(loss), lanName)
 		}
 		return dg, true
 	}

@@ -127,7 +127,7 @@ func benchDaemon(b *testing.B, n int) (*Daemon, time.Time) {
 	d := &Daemon{cfg: Config{Interval: 100 * time.Millisecond, Misses: 3}, node: 1, lans: make([]platform.LAN, 2),
 		log: slog.New(slog.DiscardHandler)}
 	f := &family{table: routes.New(routes.Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3}),
-		v1: map[routes.PeerID]bool{}, boots: map[routes.PeerID]uint32{}, rows: map[routes.PeerID]*viewRow{}, loss: map[lossKey]*lossMeter{}}
+		v1: map[routes.PeerID]bool{}, rows: map[routes.PeerID]*viewRow{}}
 	d.fams[0] = f
 	var entries []proto.ViewEntry
 	for id := 1; id <= n; id++ {
@@ -201,5 +201,43 @@ func TestClusterReport(t *testing.T) {
 	}
 	if !strings.Contains(table.String(), "OBSERVER") {
 		t.Errorf("no matrix:\n%s", table.String())
+	}
+}
+
+// TestLossyDiagnosis: in a simulated cluster of requestors, 30 % loss
+// both ways at node 3's port on LAN A makes its paths there lossy by the
+// paths' own loss figures (the ones faild status shows), on every node,
+// and so the diagnosis names node 3's port; a window after the loss ends
+// the diagnosis clears.
+func TestLossyDiagnosis(t *testing.T) {
+	s := newSim(7)
+	for _, n := range s.nodes {
+		n.cfg.Requestor, n.cfg.LossWindow = true, 50
+	}
+	s.run(s.now.Add(time.Second))
+	s.net.lossIn[0][3], s.net.lossOut[0][3] = 0.3, 0.3
+	s.run(s.now.Add(8 * time.Second))
+	id3 := routes.PeerID(s.node(3).d.node).String()
+	for _, n := range s.nodes {
+		dg := n.d.diagnoses()
+		if len(dg) != 1 || dg[0].Fault != FaultLossy || dg[0].Node != id3 || dg[0].LAN != "A" {
+			t.Fatalf("node%d: diagnosis %+v, want lossy at %s on LAN A", n.id, dg, id3)
+		}
+		st := n.d.snapshot(s.now)
+		for _, p := range st.Paths {
+			if p.LAN != "A" || n.id != 3 && p.Peer != id3 {
+				continue // only the paths through node 3's port
+			}
+			if p.LossWindowPercent <= 10 {
+				t.Errorf("node%d: path to %s on LAN A loses %.1f%% by its status, not lossy", n.id, p.Peer, p.LossWindowPercent)
+			}
+		}
+	}
+	s.net.lossIn[0][3], s.net.lossOut[0][3] = 0, 0
+	s.run(s.now.Add(8 * time.Second))
+	for _, n := range s.nodes {
+		if dg := n.d.diagnoses(); len(dg) != 0 {
+			t.Errorf("node%d: diagnosis %+v after the loss ended, want none", n.id, dg)
+		}
 	}
 }

@@ -27,12 +27,10 @@ type family struct {
 	routes  []routes.Route
 
 	// The cluster's view (cluster.go): the peers whose latest packet
-	// says they do not read version 2, every peer's view as its INQs
-	// brought it, the loss figure of every path.
+	// says they do not read version 2, and every peer's view as its INQs
+	// brought it.
 	v1      map[routes.PeerID]bool
-	boots   map[routes.PeerID]uint32 // each peer's latest boot id
 	rows    map[routes.PeerID]*viewRow
-	loss    map[lossKey]*lossMeter
 	hearing []routes.Hearing
 	viewBuf []proto.ViewEntry
 }
@@ -90,7 +88,7 @@ func (d *Daemon) openFamily(v6 bool, now time.Time) error {
 		err = joinGroups(conn, x)
 	}
 	f := &family{v6: v6, conn: conn, x: x, nextINQ: now,
-		v1: map[routes.PeerID]bool{}, boots: map[routes.PeerID]uint32{}, rows: map[routes.PeerID]*viewRow{}, loss: map[lossKey]*lossMeter{}}
+		v1: map[routes.PeerID]bool{}, rows: map[routes.PeerID]*viewRow{}}
 	if err == nil {
 		f.rx, err = x.NewReceiver()
 	}

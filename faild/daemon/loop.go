@@ -157,7 +157,7 @@ func (d *Daemon) onHeard(f *family, hs []proto.Heard, now time.Time) {
 			o.RTT, o.INQ = max(rtt, time.Nanosecond), n
 		}
 		d.evs = f.table.Observe(o, d.evs)
-		f.heardView(h, h.Type == proto.ACK)
+		f.heardView(h)
 	}
 	d.settle(now, false)
 }
@@ -201,7 +201,6 @@ func (d *Daemon) sendINQs(now time.Time) {
 		if f.nextINQ.Before(now) {
 			f.nextINQ = now.Add(d.cfg.Interval) // the loop was held up: do not send a burst
 		}
-		f.countRound()
 		ms, err := f.tx.INQs(now, proto.Round{Deaf: f.deaf, View: f.view(now), V1: len(f.v1) > 0}, f.out[:0])
 		f.out = ms
 		if err != nil {

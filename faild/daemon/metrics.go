@@ -21,28 +21,16 @@ import (
 // so a scrape asks it for a snapshot over the request channel, as the
 // status server does, and writes that; nothing here reads daemon state.
 
-// scrape is the loop's answer to a scrape: immutable once sent.
+// scrape is the loop's answer to a scrape: immutable once sent. Its
+// status holds every figure, path quality included, so the metrics say
+// what faild status says.
 type scrape struct {
 	status *Status
-	loss   map[string]int // by path (peer, LAN, address): the loss figure in percent
 }
-
-func pathKey(peer, lan, addr string) string { return peer + " " + lan + " " + addr }
 
 // scrapeSnapshot builds a scrape as of now; the loop calls it.
 func (d *Daemon) scrapeSnapshot(now time.Time) *scrape {
-	sc := &scrape{status: d.snapshot(now), loss: map[string]int{}}
-	for _, f := range d.fams {
-		if f == nil {
-			continue
-		}
-		f.table.Paths(now, func(id routes.PeerID, lan int, p routes.Path, _ routes.Route) {
-			if pct := f.lossOf(id, lan); pct >= 0 {
-				sc.loss[pathKey(id.String(), routes.LANName(lan), p.Addr.String())] = pct
-			}
-		})
-	}
-	return sc
+	return &scrape{status: d.snapshot(now)}
 }
 
 // listenMetrics binds the metrics endpoint's socket: at start, so that an
@@ -169,10 +157,23 @@ func (sc *scrape) write(w io.Writer) {
 			up = 1
 		}
 		gauge("faild_path_up"+l, up)
+		degraded := 0.0
+		if p.Reason == routes.ReasonLoss.String() || p.Reason == routes.ReasonRTT.String() || p.Reason == routes.ReasonPeer.String() {
+			degraded = 1
+		}
+		gauge("faild_path_degraded"+l, degraded)
+		if p.Reason != "" {
+			gauge(fmt.Sprintf(`faild_path_invalid_reason{peer=%q,lan=%q,addr=%q,reason=%q}`, p.Peer, p.LAN, p.Addr, p.Reason), 1)
+		}
 		gauge("faild_path_rtt_seconds"+l, p.RTTSeconds)
 		gauge("faild_path_last_evidence_seconds"+l, p.LastEvidenceSeconds)
-		if pct, ok := sc.loss[pathKey(p.Peer, p.LAN, p.Addr)]; ok {
-			gauge("faild_path_loss_ratio"+l, float64(pct)/100)
+		if p.LossInSlots > 0 || p.LossRoundTripSlots > 0 {
+			gauge("faild_path_loss_ratio"+l, p.LossWindowPercent/100)
+			gauge("faild_path_loss_total_ratio"+l, p.LossTotalPercent/100)
+		}
+		if p.RTTSamples > 0 {
+			gauge("faild_path_rtt_p50_seconds"+l, p.RTTP50Seconds)
+			gauge("faild_path_rtt_p99_seconds"+l, p.RTTP99Seconds)
 		}
 		counter("faild_failovers_total"+l, uint64(p.Failovers))
 		counter("faild_switchbacks_total"+l, uint64(p.Switchbacks))

@@ -17,9 +17,10 @@ import (
 
 // TestMetrics scrapes the endpoint, answered by a stand-in for the loop,
 // and parses what it serves with Prometheus's own text parser: every
-// family with its type, the paths' state, loss and RTT, failovers and
-// switchbacks, drops by reason, hooks, and the diagnosis as a labelled
-// gauge.
+// family with its type, the paths' state, degraded state and reason, loss
+// (window and since start) and RTT (last, p50, p99) as the status has
+// them, failovers and switchbacks, drops by reason, hooks, and the
+// diagnosis as a labelled gauge.
 func TestMetrics(t *testing.T) {
 	ln, err := listenMetrics("127.0.0.1:0")
 	if err != nil {
@@ -33,8 +34,11 @@ func TestMetrics(t *testing.T) {
 	st := &Status{Peers: 1, PathsDown: 1, Drops: map[string]uint64{"ttl": 3, "auth": 0},
 		Hooks: StatusHooks{Run: 2, Failed: 1},
 		Paths: []StatusPath{
-			{Peer: "192.0.2.2", LAN: "A", Addr: "192.0.2.2", State: "invalid", Failovers: 1},
-			{Peer: "192.0.2.2", LAN: "B", Addr: "198.51.100.2", State: "valid", RTTSeconds: 0.000134, Failovers: 2, Switchbacks: 2},
+			{Peer: "192.0.2.2", LAN: "A", Addr: "192.0.2.2", State: "invalid", Reason: "loss", Failovers: 1,
+				LossWindowPercent: 23, LossTotalPercent: 6.5, LossInPercent: 23, LossInSlots: 300, RTTSamples: 128, RTTP50Seconds: 0.000142, RTTP99Seconds: 0.000388},
+			{Peer: "192.0.2.2", LAN: "B", Addr: "198.51.100.2", State: "valid", RTTSeconds: 0.000134, Failovers: 2, Switchbacks: 2,
+				LossWindowPercent: 0, LossRoundTripSlots: 300, RTTSamples: 128, RTTP50Seconds: 0.000129, RTTP99Seconds: 0.000251},
+			{Peer: "192.0.2.3", LAN: "A", Addr: "192.0.2.3", State: "invalid", Reason: "missed", Failovers: 1},
 		},
 		Diagnosis: []Diagnosis{{LAN: "A", Fault: FaultNodeLink, Node: "192.0.2.2", Detail: "no node hears 192.0.2.2 on LAN A and it hears none"}},
 	}
@@ -43,7 +47,7 @@ func TestMetrics(t *testing.T) {
 			if r.verb != "metrics" {
 				t.Errorf("request %q", r.verb)
 			}
-			r.scrape <- &scrape{status: st, loss: map[string]int{pathKey("192.0.2.2", "B", "198.51.100.2"): 15}}
+			r.scrape <- &scrape{status: st}
 		}
 	}()
 	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
@@ -88,6 +92,14 @@ func TestMetrics(t *testing.T) {
 	G, C := dto.MetricType_GAUGE, dto.MetricType_COUNTER
 	a := map[string]string{"peer": "192.0.2.2", "lan": "A", "addr": "192.0.2.2"}
 	b := map[string]string{"peer": "192.0.2.2", "lan": "B", "addr": "198.51.100.2"}
+	c := map[string]string{"peer": "192.0.2.3", "lan": "A", "addr": "192.0.2.3"}
+	with := func(m map[string]string, k, v string) map[string]string {
+		out := map[string]string{k: v}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
 	for _, c := range []struct {
 		name   string
 		typ    dto.MetricType
@@ -96,8 +108,18 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"faild_path_up", G, a, 0},
 		{"faild_path_up", G, b, 1},
+		{"faild_path_degraded", G, a, 1},
+		{"faild_path_degraded", G, b, 0},
+		{"faild_path_degraded", G, c, 0},
+		{"faild_path_invalid_reason", G, with(a, "reason", "loss"), 1},
+		{"faild_path_invalid_reason", G, with(c, "reason", "missed"), 1},
 		{"faild_path_rtt_seconds", G, b, 0.000134},
-		{"faild_path_loss_ratio", G, b, 0.15},
+		{"faild_path_rtt_p50_seconds", G, a, 0.000142},
+		{"faild_path_rtt_p99_seconds", G, a, 0.000388},
+		{"faild_path_rtt_p50_seconds", G, b, 0.000129},
+		{"faild_path_loss_ratio", G, a, 0.23},
+		{"faild_path_loss_total_ratio", G, a, 0.065},
+		{"faild_path_loss_ratio", G, b, 0},
 		{"faild_failovers_total", C, a, 1},
 		{"faild_failovers_total", C, b, 2},
 		{"faild_switchbacks_total", C, b, 2},
@@ -114,8 +136,13 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v (found %v), want %v %v", c.name, c.labels, got, ok, c.typ, c.want)
 		}
 	}
-	if _, ok := value("faild_path_loss_ratio", G, a); ok {
-		t.Error("a loss figure for a path without one")
+	for _, name := range []string{"faild_path_loss_ratio", "faild_path_loss_total_ratio", "faild_path_rtt_p50_seconds", "faild_path_rtt_p99_seconds"} {
+		if _, ok := value(name, G, c); ok {
+			t.Errorf("%s for a path that has measured none", name)
+		}
+	}
+	if _, ok := value("faild_path_invalid_reason", G, b); ok {
+		t.Error("an invalid reason for a valid path")
 	}
 	if resp, err := http.Get("http://" + ln.Addr().String() + "/"); err != nil || resp.StatusCode != 404 {
 		t.Errorf("GET /: %v %v; want 404", resp.StatusCode, err)

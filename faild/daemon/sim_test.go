@@ -148,6 +148,8 @@ func newSim(seed uint64) *sim {
 		// phases: the switches' loss of 30 to 40 % must fail paths over,
 		// and none may fail over for loss where there was none.
 		cfg.MaxLoss, cfg.LossWindow = 0.10, 50
+	} else if rng.IntN(2) == 0 {
+		cfg.LossWindow = 50 // loss measured for the view's lossy paths, not judged
 	}
 	nodes := 3 + rng.IntN(6)
 	for i := 1; i <= nodes; i++ {
@@ -176,6 +178,14 @@ func (s *sim) addNode(cfg Config) *simNode {
 }
 
 func (s *sim) cfg() Config { return s.nodes[0].cfg }
+
+// window is the nodes' loss window in intervals.
+func (s *sim) window() int {
+	if c := s.cfg(); c.LossWindow > 0 {
+		return c.LossWindow
+	}
+	return routes.DefaultWindow(s.cfg().MaxLoss)
+}
 
 // faultKind groups the faults by how soon the network must follow them.
 type faultKind int
@@ -636,7 +646,7 @@ func (s *sim) healAll() {
 		// Loss that ended shows in the loss figures for a window, and
 		// its diagnosis for the rounds that views take to travel and
 		// the evaluations a change needs.
-		s.quiet = s.now.Add((lossWindow + diagStable + 2) * s.cfg().Interval)
+		s.quiet = s.now.Add(time.Duration(s.window()+diagStable+2) * s.cfg().Interval)
 	}
 	s.faults, s.diag = 0, simDiag{}
 	lost := s.net.noCarrier
