@@ -842,6 +842,10 @@ func TestHearingLossy(t *testing.T) {
 	if got := lossy(p); got != 0b01 {
 		t.Errorf("25 %% lost on LAN A: lossy %02b, want 01", got)
 	}
+	p.run(30, every(6)) // about 17 %
+	if got := lossy(p); got != 0b01 {
+		t.Errorf("17 %% lost on LAN A: lossy %02b, want 01", got)
+	}
 	p.run(30, every(16)) // about 6 %
 	if got := lossy(p); got != 0 {
 		t.Errorf("6 %% lost: lossy %02b, want none", got)

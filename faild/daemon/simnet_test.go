@@ -48,6 +48,15 @@ type sim struct {
 	diag   simDiag
 	// quiet is when the loss figures no longer remember loss that ended.
 	quiet time.Time
+	// lossHeld: the path (a node's, to a peer's address) is invalid for
+	// its loss, as the node's log says.
+	lossHeld map[simPathKey]bool
+}
+
+// simPathKey names a node's path by the peer's address on it.
+type simPathKey struct {
+	node int
+	addr string
 }
 
 // simDiag is the diagnosis a fault calls for: kind on LAN lan, naming
@@ -537,8 +546,20 @@ func (h simHandler) Handle(_ context.Context, r slog.Record) error {
 	b = append(b, r.Level.String()...)
 	b = append(b, " msg="...)
 	b = append(b, r.Message...)
-	if r.Message == "failover" {
+	switch r.Message {
+	case "failover":
 		h.failover(r)
+		h.heldForLoss(r)
+	case "held":
+		h.heldForLoss(r)
+	case "switchback":
+		h.switchback(r)
+	case "start":
+		for k := range h.s.lossHeld {
+			if k.node == h.node {
+				delete(h.s.lossHeld, k) // a new run judges its paths anew
+			}
+		}
 	}
 	r.Attrs(func(a slog.Attr) bool {
 		b = append(b, ' ')
@@ -578,6 +599,50 @@ func (h simHandler) failover(r slog.Record) {
 	m := int(a.As16()[15])
 	if l := int(lan[0] - 'A'); h.s.clean(h.node, m, l) {
 		h.s.fail("node%d: its path to node%d on LAN %s failed over for %s, with no fault on it", h.node, m, lan, reason)
+	}
+}
+
+// heldForLoss notes whether a failover or held line leaves its path
+// invalid for its loss.
+func (h simHandler) heldForLoss(r slog.Record) {
+	var reason, addr string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "reason":
+			reason = a.Value.String()
+		case "addr":
+			addr = a.Value.String()
+		}
+		return true
+	})
+	if h.s.lossHeld == nil {
+		h.s.lossHeld = map[simPathKey]bool{}
+	}
+	h.s.lossHeld[simPathKey{h.node, addr}] = reason == "loss"
+}
+
+// switchback checks the hysteresis of --max-loss: a path invalid for its
+// loss switches back only with its loss over the window below half the
+// threshold (the line's figure, shown to 0.1 %).
+func (h simHandler) switchback(r slog.Record) {
+	var addr, loss string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "addr":
+			addr = a.Value.String()
+		case "loss":
+			loss = a.Value.String()
+		}
+		return true
+	})
+	k := simPathKey{h.node, addr}
+	if !h.s.lossHeld[k] {
+		return
+	}
+	delete(h.s.lossHeld, k)
+	pct, err := strconv.ParseFloat(strings.TrimSuffix(loss, "%"), 64)
+	if half := 50 * h.s.cfg().MaxLoss; err != nil || pct > half+0.05 {
+		h.s.fail("node%d: its path to %s, invalid for loss, switched back with loss=%q over the window, not below %.1f%%", h.node, addr, loss, half)
 	}
 }
 
