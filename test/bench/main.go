@@ -932,7 +932,7 @@ func loss(l *lab.Lab, r *report, _ string) error {
 	intervals := float64(d) / float64(iv)
 	r.f("\n## False failovers under random loss (Loss on node2's LAN-A port, both directions, -t %s, %v per setting)\n\n", ivs, d)
 	r.f("A simulated hour is 3,600 intervals (one hour at -t 1); %v at -t %s is %.2f of them. Counted: failover events on both nodes for the path over LAN A, per path.\n\n", d, ivs, intervals/3600)
-	r.f("Model: in one interval a path gets evidence from the ACK to our INQ (INQ and ACK each lost with p) or from the peer's own INQ (lost with p), so it misses with q = p·(1−(1−p)²). A failover needs f misses in a row after some evidence: (1−q)·q^f per interval, times 3,600 per simulated hour; time spent invalid is ignored.\n\n")
+	r.f("Model: each interval a path expects the ACK to our INQ (lost with a = 1−(1−p)², INQ or ACK) and the peer's own INQ (lost with p), at independent phases, so their slots alternate. A failover needs 2f−1 slots in a row missed after one that came: a run that starts with an ACK slot has f of those and f−1 INQ slots, (1−p)·a^f·p^(f−1), one that starts with an INQ slot (1−a)·p^f·a^(f−1); their sum per interval, times 3,600 per simulated hour; time spent invalid is ignored, and so is the peer's failover moving ours (its INQs then list us and count for nothing).\n\n")
 	r.f("| loss | -f | failovers (node1 + node2) | per path per simulated hour | predicted |\n|---|---|---|---|---|\n")
 	for _, f := range []int{3, 5} {
 		if err := startAll(l, 2, "-r", "-t", ivs, "-f", strconv.Itoa(f), "-s", "3"); err != nil {
@@ -959,8 +959,8 @@ func loss(l *lab.Lab, r *report, _ string) error {
 				}
 			}
 			pf := float64(p) / 100
-			q := pf * (1 - (1-pf)*(1-pf))
-			pred := 3600 * (1 - q) * math.Pow(q, float64(f))
+			a := 1 - (1-pf)*(1-pf)
+			pred := 3600 * ((1-pf)*math.Pow(a, float64(f))*math.Pow(pf, float64(f-1)) + (1-a)*math.Pow(pf, float64(f))*math.Pow(a, float64(f-1)))
 			perHour := float64(count) / 2 / (float64(end.Sub(start)) / float64(iv) / 3600)
 			r.f("| %d%% | %d | %d | %.2f | %.3g |\n", p, f, count, perHour, pred)
 		}
@@ -973,7 +973,7 @@ func loss(l *lab.Lab, r *report, _ string) error {
 const notes = `
 ## Reading the figures
 
-- **Failover below interval × misses.** A cut lands at a random point between two pieces of evidence, and a path's deadline runs from its last evidence, so detection measured from the cut lies between (f−1)·t and f·t, plus faild's grace of min(t/4, 5 ms), plus the route write. A ratio near 1 at the median would mean a late detector.
+- **Failover below interval × misses.** A path with both streams (two requestors) fails once 2f−1 of its expected packets in a row, ACKs to our INQs and the peer's INQs together, have not come, each a grace of min(t/4, 5 ms) after it was due (routes/detect.go): a cut lands at a random point between the two streams' packets, so detection measured from the cut lies between (f−1)·t and f·t, at a median of about (f−0.7)·t, plus the route write. With one stream it is f of that stream's packets, between (f−1)·t and f·t.
 - **Damping off.** Every faild in the bench runs with --damp-window 0: the bench cuts the same path again within seconds, which damping (default 30 s window) takes for flapping, so with it on the switchbacks would measure the damping, up to 16 × -s intervals, not detection. Damping has its own lab test, TestDampedFlapping.
 - **Switchback and -s.** A path has two sources of evidence (ACKs to our INQs and the peer's own INQs), at independent phases; routes.Table counts evidence as a new good interval only three quarters of an interval or more after the last one counted, so -s goods span at least (s−1)·0.75·t after the first evidence that follows the heal.
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
