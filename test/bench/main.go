@@ -1,7 +1,8 @@
 // Command bench measures faild on the namespace lab with the real binary
 // and writes the figures as a Markdown table (make bench, as root): failover
 // and switchback latency, carrier loss, TCP resumption, footprint, scale
-// with a peer emulator and false failovers under random loss. It records
+// with a peer emulator, false failovers under random loss, bfdd side by
+// side and gray failures (loss with and without --max-loss). It records
 // figures; it passes or fails nothing. Counts come from BENCH_* variables
 // so that a quick run is possible (see envInt below and BENCHMARKS.md).
 package main
@@ -77,7 +78,7 @@ func run() error {
 		out = "BENCHMARKS.md"
 	}
 	only := map[string]bool{}
-	for _, s := range envList("BENCH_ONLY", "micro,failover,carrier,tcp,footprint,scale,loss,bfd") {
+	for _, s := range envList("BENCH_ONLY", "micro,failover,carrier,tcp,footprint,scale,loss,bfd,gray") {
 		only[s] = true
 	}
 	dir, err := os.MkdirTemp("", "faildbench-")
@@ -104,7 +105,7 @@ func run() error {
 		fn   func(*lab.Lab, *report, string) error
 	}{
 		{"micro", micro}, {"failover", failover}, {"carrier", carrier}, {"tcp", tcpResume},
-		{"footprint", footprint}, {"scale", scale}, {"loss", loss}, {"bfd", bfd},
+		{"footprint", footprint}, {"scale", scale}, {"loss", loss}, {"bfd", bfd}, {"gray", gray},
 	}
 	var errs []error
 	for _, s := range sections {
@@ -958,15 +959,22 @@ func loss(l *lab.Lab, r *report, _ string) error {
 					}
 				}
 			}
-			pf := float64(p) / 100
-			a := 1 - (1-pf)*(1-pf)
-			pred := 3600 * ((1-pf)*math.Pow(a, float64(f))*math.Pow(pf, float64(f-1)) + (1-a)*math.Pow(pf, float64(f))*math.Pow(a, float64(f-1)))
+			pred := 3600 * missedRate(float64(p)/100, f)
 			perHour := float64(count) / 2 / (float64(end.Sub(start)) / float64(iv) / 3600)
 			r.f("| %d%% | %d | %d | %.2f | %.3g |\n", p, f, count, perHour, pred)
 		}
 		stopAll(l)
 	}
 	return nil
+}
+
+// missedRate is how often per interval random loss p (each way) fails a
+// path with both streams over for missed packets at -f f: 2f−1 expected
+// packets in a row missed after one that came, the streams' slots taking
+// turns (the loss section's model).
+func missedRate(p float64, f int) float64 {
+	a := 1 - (1-p)*(1-p) // an ACK slot: the INQ or its ACK lost
+	return (1-p)*math.Pow(a, float64(f))*math.Pow(p, float64(f-1)) + (1-a)*math.Pow(p, float64(f))*math.Pow(a, float64(f-1))
 }
 
 // notes explain the tables; they are the same every run.
@@ -980,5 +988,5 @@ const notes = `
 - **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
 - **Scale** runs on a lab of its own with IPv6-only LANs (/64s), since the main lab's /24s hold at most 240 fake peers. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's socket buffer does not always hold. node1 gets a permanent neighbour entry for every fake address: the kernel's neighbour table is shared by all namespaces and caps collectable entries at gc_thresh3 (1024 by default, a host setting the lab does not change), fewer than 1,000 peers on two LANs need; a real host with that many neighbours must raise it. faild and the emulator share the machine's CPUs, so the emulator's load weighs on faild's figures at the larger crowds.
 - **CPU** assumes USER_HZ = 100.
-- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_PEERS, BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_BFD_PARTS (cuts, cpu, loss), BENCH_OUT, BENCH_LOAD_NOTE.
+- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd, gray), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP, BENCH_TCP_SLOW, BENCH_STARTS, BENCH_IDLE_SECS, BENCH_PEERS, BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_BFD_PARTS (cuts, cpu, loss), BENCH_GRAY_INTERVALS, BENCH_GRAY_LOSS, BENCH_GRAY_SECS, BENCH_GRAY_CLEAN_SECS, BENCH_GRAY_MBPS, BENCH_GRAY_WINDOW, BENCH_GRAY_LOW, BENCH_GRAY_LOW_INTERVAL, BENCH_GRAY_LOW_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
 `
