@@ -744,7 +744,9 @@ func (o *grayObs) backText() string {
 func (o *grayObs) gapText() string {
 	s := ms(o.gap)
 	if o.flowErr != nil {
-		s += fmt.Sprintf(" (flow ended: %v)", o.flowErr)
+		// "failed to send: write tcp A->B: i/o timeout": what and why.
+		parts := strings.Split(o.flowErr.Error(), ": ")
+		s += fmt.Sprintf(" (flow ended: %s: %s)", parts[0], parts[len(parts)-1])
 	}
 	return s
 }
@@ -1022,6 +1024,7 @@ How the gray section is made and what it means:
 - **On LAN B after**: loss on → the node's route for its peer's LAN-A address in the kernel (netlink), each end: the first, and in brackets, where later, that of the path's last failover, which no switchback undid ("went": a switchback came after it); "never": none in the run. The traffic is on LAN B for good once both ends' routes of those failovers are in: the targets and the bulk's seconds on LAN B count from then. A route withdrawn for a moment because the peer's LAN-B path missed too (every LAN down: nothing to install; the shared machine's stalls do that at -t 0.01) does not end its path's failover. Without --max-loss a path moves only on a failover for missed packets (2f−1 = 5 of its expected packets in a row) and comes back -s good intervals later: the flapping the switchbacks count. With it, the window crosses the threshold once about W × 10 / p of its slots were lost at p, so at the default W = 300 after about 150 intervals at 20 %: 15 s at -t 0.1, 1.5 s at -t 0.01.
 - **Failovers / switchbacks**: faild's log lines for the path, both ends, during the loss; a crossing at one end (reason=loss) moves the other end a few intervals later by the peer's word (reason=peer). Flaps per path per hour: the switchbacks during the loss per end and hour, each one a return to the lossy LAN (one switchback in a 60 s run is 30 per path and hour). bfdd: its session's downs and ups at both ends. With --max-loss a path can still fail over for missed packets before its window crosses the threshold, and switch back: only a path failed over for loss waits for a window under half the threshold, one failed over for missed packets needs only a window not above it (routes.Table.clean).
 - **Back on LAN A**: loss off → the later end's route gone ("-": none was there). With --max-loss a path comes back only once a full window loses less than half the threshold, about a window after the loss ends; and every loss of the table starts after a full clean window, not one that still holds the last loss.
+- **TCP echo**: the longest time without an echo during the run; the flow gives up when a write blocks for a second (its socket buffer full after a stall of many seconds), and its gap then runs to the end of the run.
 - **Bulk** is paced so that the shared machine's CPU is not its limit; after a stall it goes on at its pace rather than catching up, so the mean over the run is what the loss cost. Per second on LAN B: the seconds after the traffic was on LAN B for good.
 - **Damping** is off (--damp-window 0) as everywhere in the bench; with it, each failover within 30 s of the previous doubles the good intervals a switchback needs, and the rows without --max-loss would flap less.
 - **bfdd** declares a session down after 3 missed packets and needs a three-way handshake at its 1 s slow rate to come back: its downs are the flaps an up/down detector makes at that loss.
