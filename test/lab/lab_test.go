@@ -315,6 +315,46 @@ func TestFlows(t *testing.T) {
 	}
 }
 
+// TestBulk checks that a bulk transfer keeps its pace, and that after an
+// outage it goes on at that pace rather than sending what it missed at
+// once, which would hide the outage in its average.
+func TestBulk(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 2})
+	const mbps = 20
+	b, err := l.StartBulk(1, "192.0.2.2", mbps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	rate := func(d time.Duration) float64 {
+		b0, t0 := b.Bytes(), time.Now()
+		time.Sleep(d)
+		return float64(b.Bytes()-b0) * 8 / 1e6 / time.Since(t0).Seconds()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r := rate(2 * time.Second); r < 0.6*mbps || r > 1.2*mbps {
+		t.Errorf("paced at %d Mbit/s, healthy: %.1f Mbit/s", mbps, r)
+	}
+	if err := l.CutPair(A, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	// The 40 Mbit the cut held back, sent at once, would more than double
+	// the rate of the seconds after it.
+	if r := rate(3 * time.Second); r > 1.3*mbps {
+		t.Errorf("paced at %d Mbit/s, after a 2 s cut: %.1f Mbit/s", mbps, r)
+	}
+	if n, err := b.Stop(); err != nil || n == 0 {
+		t.Errorf("Stop: %d bytes, %v", n, err)
+	}
+	if _, err := l.StartBulk(1, "203.0.113.9", mbps); err == nil {
+		t.Error("bulk transfer to a non-lab address accepted")
+	}
+}
+
 // fakeFaild is a stand-in daemon: it logs start, and stop on SIGTERM.
 const fakeFaild = `#!/bin/sh
 for a; do log=$a; done
