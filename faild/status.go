@@ -12,6 +12,7 @@ import (
 	"github.com/jessevdk/go-flags"
 
 	"github.com/faild/faild/faild/daemon"
+	"github.com/faild/faild/faild/options"
 )
 
 // clientOptions is the command line of "faild status" and "faild reload".
@@ -50,7 +51,7 @@ func clientSocket(name string, args []string, stdout, stderr io.Writer) (o clien
 	}
 	path = o.StatusSocket
 	if path == "" && o.Config != "" {
-		opts, _, err := loadOptions([]string{"-c", o.Config})
+		opts, _, err := options.Load([]string{"-c", o.Config})
 		if err != nil {
 			fmt.Fprintf(stderr, "faild: %v\n", err)
 			return o, "", statusUnreachable, false

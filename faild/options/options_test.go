@@ -1,4 +1,4 @@
-package main
+package options
 
 import (
 	"os"
@@ -12,12 +12,12 @@ import (
 	"github.com/faild/faild/faild/daemon"
 )
 
-func parse(args []string) (*options, daemon.Config, error) {
-	var o options
+func parse(args []string) (*Options, daemon.Config, error) {
+	var o Options
 	if _, err := flags.NewParser(&o, flags.HelpFlag).ParseArgs(args); err != nil {
 		return nil, daemon.Config{}, err
 	}
-	cfg, err := o.validate()
+	cfg, err := o.Validate()
 	return &o, cfg, err
 }
 
@@ -150,37 +150,11 @@ func TestQualityOptions(t *testing.T) {
 	}
 }
 
-// TestExitStatus: a bad command line or config is EX_CONFIG (78), which
-// the unit does not restart; a failure to start is 1, which it does.
-func TestExitStatus(t *testing.T) {
-	for args, want := range map[string]int{
-		"--version":                     0,
-		"--help":                        0,
-		"-f 0":                          78,
-		"stray":                         78,
-		"-t 0.001":                      78,
-		"--bogus=1":                     78,
-		"-i eth0":                       78,
-		"--max-loss 100":                78,
-		"--max-loss 10 --loss-window 5": 78,
-		"-l /nonexistent-dir/faild.log": 1,
-		"--status-socket /" + strings.Repeat("s", maxSocketPath): 78,
-	} {
-		if got := faild(strings.Fields(args)); got != want {
-			t.Errorf("faild %s = %d, want %d", args, got, want)
-		}
-	}
-}
-
-// TestKeyFileFlag: a bad key file is a bad command line, named as such,
-// and faild exits 78 before touching anything.
+// TestKeyFileFlag: a bad key file is a bad command line, named as such.
 func TestKeyFileFlag(t *testing.T) {
 	open := keyFile(t, "0123456789abcdef\n", 0o644)
 	if _, _, err := parse([]string{"--key-file", open}); err == nil || !strings.Contains(err.Error(), "--key-file "+open) {
 		t.Errorf("error %v, want one naming --key-file and the file", err)
-	}
-	if code := faild([]string{"--key-file", open}); code != exitConfig {
-		t.Errorf("exit status %d, want %d", code, exitConfig)
 	}
 	if _, _, err := parse([]string{"--key-file", filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--key-file") {
 		t.Errorf("missing file: error %v, want one naming --key-file", err)

@@ -1,4 +1,8 @@
-package main
+// Package options turns faild's command line and config file into a
+// validated daemon.Config: the flags, the file under them, one check of
+// every value that names its flag (and its file and line), and which
+// options a reload cannot apply.
+package options
 
 import (
 	"encoding/binary"
@@ -18,8 +22,8 @@ import (
 	"github.com/faild/faild/routes"
 )
 
-// options is the command line; go-flags fills it, validate checks it once.
-type options struct {
+// Options is the command line; go-flags fills it, Validate checks it once.
+type Options struct {
 	Requestor  bool          `short:"r" long:"requestor" description:"Also be a requestor: send an INQ on every LAN each interval (without it, only answer INQs and judge paths by the INQs heard)"`
 	Interval   seconds       `short:"t" long:"interval" value-name:"SECS" default:"1" description:"Interval between INQs in seconds; decimals allowed (0.05), at least 0.01"`
 	Misses     int           `short:"f" long:"misses" value-name:"N" default:"3" description:"Intervals without an ACK or INQ before a path to a peer is invalid and its traffic moves to another LAN"`
@@ -42,7 +46,7 @@ type options struct {
 	// name its line; nil without -c.
 	src *conffile.Lines
 
-	Ops opsOptions `group:"Operation Options"`
+	Ops Ops `group:"Operation Options"`
 }
 
 // seconds is a duration given on the command line in decimal seconds, as
@@ -94,11 +98,11 @@ func (p percent) MarshalFlag() (string, error) {
 	return strconv.FormatFloat(p.v, 'f', -1, 64), nil
 }
 
-// validate checks every option once, after flags and config file are
+// Validate checks every option once, after flags and config file are
 // merged and before anything is touched, and returns the daemon's
 // configuration they make. A bad value that came from the config file is
 // named with its file and line.
-func (o *options) validate() (daemon.Config, error) {
+func (o *Options) Validate() (daemon.Config, error) {
 	cfg, err := o.check()
 	if err != nil {
 		return cfg, o.src.Place(err)
@@ -106,8 +110,8 @@ func (o *options) validate() (daemon.Config, error) {
 	return cfg, nil
 }
 
-func (o *options) check() (daemon.Config, error) {
-	cfg := daemon.Config{Version: version, Requestor: o.Requestor, Interval: time.Duration(o.Interval),
+func (o *Options) check() (daemon.Config, error) {
+	cfg := daemon.Config{Requestor: o.Requestor, Interval: time.Duration(o.Interval),
 		Misses: o.Misses, Successes: o.Successes, Port: o.Port, Interfaces: o.Interfaces,
 		MaxPeers: o.MaxPeers, DampWindow: o.DampWindow, DampMax: o.DampMax}
 	if err := o.Ops.validate(&cfg); err != nil {
@@ -173,7 +177,7 @@ func (o *options) check() (daemon.Config, error) {
 }
 
 // checkQuality checks --max-loss, --loss-window and --max-rtt into cfg.
-func (o *options) checkQuality(cfg *daemon.Config) error {
+func (o *Options) checkQuality(cfg *daemon.Config) error {
 	if o.MaxLoss.set {
 		if o.MaxLoss.v < 1 || o.MaxLoss.v > 99 {
 			return conffile.Bad("max-loss", "invalid --max-loss %s: must be 1 to 99 (percent); leave it out to judge no loss", mustMarshal(o.MaxLoss))
