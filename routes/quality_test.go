@@ -335,6 +335,45 @@ func TestLossInvalidatesWithHysteresis(t *testing.T) {
 	}
 }
 
+// TestCutOntoLossyLAN: a path that failed over for a cut comes back onto
+// a LAN that loses 7 %, under --max-loss 10 but over half of it: held for
+// loss rather than switched back (it would fail for loss as the window
+// crossed 10 %, and flap), and back once the window is clean.
+func TestCutOntoLossyLAN(t *testing.T) {
+	cfg := Config{MaxLoss: 0.10, LossWindow: 20, Successes: 3, Misses: 3}
+	p := newPair(t, cfg, 50*time.Millisecond)
+	cut, rate := false, 0
+	come := func(lan, k int) packet {
+		c := all(lan, k)
+		if lan == 0 && (cut || rate > 0 && k%rate == 0) {
+			c.ack, c.inq = false, false
+		}
+		return c
+	}
+	rate = 14 // 7 %
+	p.run(60, come)
+	if len(p.evs) > 0 {
+		t.Fatalf("7%% loss before the cut: %v", p.evs)
+	}
+	cut = true
+	p.run(10, come)
+	if got := strings.Join(p.evs, " "); !strings.Contains(got, "Failover/0/missed") {
+		t.Fatalf("cut: events %s, want a failover for missed packets", got)
+	}
+	p.evs = nil
+	cut = false
+	p.run(40, come)
+	if got := strings.Join(p.evs, " "); strings.Contains(got, "Switchback") || !strings.Contains(got, "Held/0/loss") {
+		t.Fatalf("healed onto 7%% loss: events %s, want held for loss and no switchback", got)
+	}
+	p.evs = nil
+	rate = 0
+	p.run(40, come)
+	if got := strings.Join(p.evs, " "); strings.Count(got, "Switchback/0") != 1 {
+		t.Errorf("clean: events %s, want one switchback", got)
+	}
+}
+
 // TestLossOneWay: loss of our INQs only, on their way to the peer. Its
 // INQs come whole, so the loss shows in the round trips alone: 30 % spread
 // over two ways is 16 %, over 10 %. At 15 % (8 %) the peer, which loses

@@ -389,7 +389,17 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		// Invalid for whatever reason, and now held for this one.
 		return t.hold(p, o.LAN, r, o.At, evs)
 	}
-	if pa.Goods < t.needs(pa, o.At) || !t.clean(p, pa) {
+	if pa.Goods < t.needs(pa, o.At) {
+		return evs
+	}
+	if pa.Reason == ReasonMissed && t.lossAtHalf(p, pa) {
+		// Back from a cut onto a LAN that loses more than half of what
+		// --max-loss allows: switching back now would fail over for loss
+		// once the window crosses it, a flap. Held for loss instead, so
+		// it returns as a path that failed for loss would.
+		return t.hold(p, o.LAN, ReasonLoss, o.At, evs)
+	}
+	if !t.clean(p, pa) {
 		return evs
 	}
 	if t.judging() && pa.q.deafRun > 0 && pa.Reason != ReasonPeer {
@@ -430,6 +440,16 @@ func (t *Table) degraded(p *peer, pa *path) Reason {
 	return ReasonNone
 }
 
+// lossAtHalf reports whether a path's full loss window loses half of
+// --max-loss or more: too much to switch back to (the hysteresis).
+func (t *Table) lossAtHalf(p *peer, pa *path) bool {
+	if t.cfg.MaxLoss <= 0 {
+		return false
+	}
+	loss, full := t.judged(p, &pa.q)
+	return full && loss >= t.cfg.MaxLoss/2
+}
+
 // clean reports whether an invalid path's measures let it switch back:
 // after loss (delay), a full window below half the threshold, the
 // hysteresis that keeps a path at the threshold from flapping; after the
@@ -450,7 +470,7 @@ func (t *Table) clean(p *peer, pa *path) bool {
 			return false
 		}
 	case pa.Reason == ReasonLoss:
-		if loss, full := t.judged(p, q); !full || loss >= t.cfg.MaxLoss/2 {
+		if _, full := t.judged(p, q); !full || t.lossAtHalf(p, pa) {
 			return false
 		}
 	case pa.Reason == ReasonRTT:
