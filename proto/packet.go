@@ -99,6 +99,10 @@ var (
 	ErrTrailer = errors.New("trailing bytes")
 )
 
+// ErrInterval is Append's error for an interval the wire's 32 bits of
+// microseconds cannot carry.
+var ErrInterval = errors.New("interval out of range")
+
 // Packet is one decoded INQ or ACK.
 type Packet struct {
 	Type     Type
@@ -141,7 +145,7 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 	}
 	us := p.Interval.Microseconds()
 	if us < 0 || us > 1<<32-1 {
-		return b, fmt.Errorf("proto: encode: interval %v out of range", p.Interval)
+		return b, fmt.Errorf("proto: encode: %w: %v", ErrInterval, p.Interval)
 	}
 	b = append(b, magic[:]...)
 	var flags byte
