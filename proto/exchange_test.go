@@ -86,6 +86,9 @@ func runCheckCases(t *testing.T, x *Exchange, tests []checkCase) {
 			if drop < 0 && (lan != tt.lan || from != netip.MustParseAddr(tt.src)) {
 				t.Errorf("check = LAN %d from %v; want LAN %d from %s", lan, from, tt.lan, tt.src)
 			}
+			if (drop == DropTTL || drop == DropIface) && lan != -1 {
+				t.Errorf("check = LAN %d for a packet it cannot place; want -1", lan)
+			}
 		})
 	}
 }
@@ -249,6 +252,10 @@ func TestAnswered(t *testing.T) {
 	if rtt, ok := q.Answered(1, 109, t0.Add(9*time.Second+time.Millisecond)); !ok || rtt != time.Millisecond {
 		t.Errorf("round trip of the latest INQ = %v, %v", rtt, ok)
 	}
+	q.sent[0][0] = sentINQ{seq: 200, at: t0}
+	if rtt, ok := q.Answered(0, 200, t0.Add(2*time.Millisecond)); !ok || rtt != 2*time.Millisecond {
+		t.Errorf("round trip of an INQ on LAN A = %v, %v", rtt, ok)
+	}
 	for _, tt := range []struct {
 		name string
 		lan  int
@@ -258,6 +265,7 @@ func TestAnswered(t *testing.T) {
 		{"an INQ sent on another LAN", 0, 109},
 		{"echo 0, never sent", 0, 0},
 		{"no LAN", -1, 109},
+		{"a LAN past the last", MaxLANs, 109},
 	} {
 		before := x.Drops()[DropStaleACK]
 		if _, ok := q.Answered(tt.lan, tt.echo, t0.Add(10*time.Second)); ok || x.Drops()[DropStaleACK] != before+1 {
@@ -361,6 +369,13 @@ func TestControlDrop(t *testing.T) {
 			x.Drops()[DropControl] != before+1 {
 			t.Errorf("interface %d, hops %d: accepted or not counted", m.IfIndex, m.Hops)
 		}
+	}
+	// A TTL that is there, however low, is the TTL rule's to drop.
+	m := arrived(b, "192.0.2.2", 2, 0)
+	before := x.Drops()
+	r.Receive(&m, time.Now(), &Heard{}, &Message{Buf: make([]byte, 0, MaxLen)})
+	if d := x.Drops(); d[DropTTL] != before[DropTTL]+1 || d[DropControl] != before[DropControl] {
+		t.Errorf("TTL 0: drops %v, want one more ttl", d)
 	}
 }
 
