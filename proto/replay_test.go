@@ -174,27 +174,36 @@ func TestIDMovedLogRate(t *testing.T) {
 }
 
 // TestRebindSlowPeer: an id stays bound to its address for five of the
-// peer's intervals when the peer is slower than we are (here 5 x 2 s), not
-// only for the 5 s floor or five of our own intervals.
+// slower interval of the two nodes (here 5 x 2 s), not only for the 5 s
+// floor: five of the peer's when it is slower than we are, five of ours
+// when we are.
 func TestRebindSlowPeer(t *testing.T) {
-	tb := newPeerTable(&Config{Interval: 100 * time.Millisecond, Forget: time.Hour})
-	t0 := time.Unix(1e9, 0)
-	p := &Packet{Type: INQ, NodeID: 2, BootID: 1, Seq: 1, Interval: 2 * time.Second}
-	if r := tb.admit(p, 0, netip.MustParseAddr("192.0.2.2"), t0); r != -1 {
-		t.Fatalf("first packet: %v", dropName(r))
-	}
-	moved := netip.MustParseAddr("192.0.2.22")
-	for _, s := range []struct {
-		at   time.Duration
-		want int
+	for _, tt := range []struct {
+		name       string
+		ours, peer time.Duration
 	}{
-		{6 * time.Second, DropIDAddr}, // past the 5 s floor, within 5 x 2 s
-		{9900 * time.Millisecond, DropIDAddr},
-		{10 * time.Second, -1},
+		{"the peer slower", 100 * time.Millisecond, 2 * time.Second},
+		{"we slower", 2 * time.Second, 100 * time.Millisecond},
 	} {
-		p.Seq++
-		if r := tb.admit(p, 0, moved, t0.Add(s.at)); r != s.want {
-			t.Errorf("new address %v after the last packet: admit = %v, want %v", s.at, dropName(r), dropName(s.want))
+		tb := newPeerTable(&Config{Interval: tt.ours, Forget: time.Hour})
+		t0 := time.Unix(1e9, 0)
+		p := &Packet{Type: INQ, NodeID: 2, BootID: 1, Seq: 1, Interval: tt.peer}
+		if r := tb.admit(p, 0, netip.MustParseAddr("192.0.2.2"), t0); r != -1 {
+			t.Fatalf("%s: first packet: %v", tt.name, dropName(r))
+		}
+		moved := netip.MustParseAddr("192.0.2.22")
+		for _, s := range []struct {
+			at   time.Duration
+			want int
+		}{
+			{6 * time.Second, DropIDAddr}, // past the 5 s floor, within 5 x 2 s
+			{9900 * time.Millisecond, DropIDAddr},
+			{10 * time.Second, -1},
+		} {
+			p.Seq++
+			if r := tb.admit(p, 0, moved, t0.Add(s.at)); r != s.want {
+				t.Errorf("%s: new address %v after the last packet: admit = %v, want %v", tt.name, s.at, dropName(r), dropName(s.want))
+			}
 		}
 	}
 }
