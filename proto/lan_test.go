@@ -47,6 +47,17 @@ func TestLANGone(t *testing.T) {
 	}
 }
 
+// TestLANOf: a send failure is logged against the LAN of the interface the
+// message went out of, and against none for an interface no LAN has.
+func TestLANOf(t *testing.T) {
+	x := testExchange(t) // LAN A on index 2, LAN B on 3
+	for ifIndex, want := range map[int]int{2: 0, 3: 1, 4: -1, 0: -1, -1: -1} {
+		if got := x.LANOf(ifIndex); got != want {
+			t.Errorf("LANOf(%d) = %d, want %d", ifIndex, got, want)
+		}
+	}
+}
+
 // TestNewExchangeLANs: an exchange takes up to MaxLANs LANs, and names
 // the limit past it.
 func TestNewExchangeLANs(t *testing.T) {
