@@ -41,6 +41,8 @@ func TestReadKeyFile(t *testing.T) {
 		{"longest key, CRLF", "# rotated\r\n" + long + "\r\n", 0o600, []string{long}, ""},
 		{"long key on line 3", "# rotated\n\n" + long + "x\n", 0o600, nil, "line 3: key of 1025 bytes"},
 		{"twice the longest", strings.Repeat("k", 2*MaxKeyLen) + "\n", 0o600, nil, "line 1: key of 2048 bytes"},
+		{"longest line", "#\n" + strings.Repeat(" ", maxKeyLine-MaxKeyLen-1) + long + "\n", 0o600, []string{long}, ""},
+		{"line past the longest", "#\n" + strings.Repeat(" ", maxKeyLine-MaxKeyLen) + long + "\n", 0o600, nil, "line 2: longer than 4096 bytes"},
 		{"no key", "# nothing\n\n", 0o600, nil, "0 keys"},
 		{"three keys", k1 + "\n" + k2 + "\n" + k1 + "x\n", 0o600, nil, "3 keys"},
 	}
