@@ -103,6 +103,28 @@ func TestMemory(t *testing.T) {
 	}
 }
 
+// TestMemoryKeys: the first route of a table is found like any other, and
+// routes to one destination sort by metric whatever order they came in.
+func TestMemoryKeys(t *testing.T) {
+	p := netip.MustParsePrefix
+	m := NewMemory()
+	admin := KernelRoute{Route: Route{Dst: p("192.0.2.2/32"), Dev: "eth0", Index: 2}, Proto: 4, Metric: 100}
+	if err := m.AddForeign(admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddForeign(admin); err == nil {
+		t.Error("AddForeign took a second route with the key of the table's first")
+	}
+	r := Route{Dst: p("192.0.2.2/32"), Via: netip.MustParseAddr("198.51.100.2"), Dev: "eth1", Index: 3}
+	if err := m.Add(r); err != nil {
+		t.Fatal(err)
+	}
+	want := []KernelRoute{{Route: r, Ours: true, Proto: Protocol}, admin}
+	if rs, err := m.Routes(); err != nil || !reflect.DeepEqual(rs, want) {
+		t.Errorf("Routes = %v, %v; want metric 0 first: %v", rs, err, want)
+	}
+}
+
 // TestMemoryWatch: WatchRoutes says Lost first, then every change, in
 // order, on its own goroutine, and stops with its context; a cancelled
 // Subscribe hears no more.
