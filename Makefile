@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 15m
 # Native fuzz targets, as package:target; make fuzz runs each for FUZZTIME,
 # make test for FUZZTIME_SHORT (a smoke run on top of the seed corpus).
-FUZZ_TARGETS   := ./proto:FuzzDecode ./proto:FuzzVerify ./proto:FuzzAdmitKeyless ./faild:FuzzConfig
+FUZZ_TARGETS   := ./proto:FuzzDecode ./proto:FuzzVerify ./proto:FuzzAdmitKeyless ./faild/options:FuzzConfig
 FUZZTIME       ?= 2m
 FUZZTIME_SHORT ?= 5s
 

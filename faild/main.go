@@ -16,6 +16,7 @@ import (
 
 	"github.com/faild/faild/faild/daemon"
 	"github.com/faild/faild/faild/eventlog"
+	"github.com/faild/faild/faild/options"
 	"github.com/faild/faild/platform"
 	"github.com/faild/faild/proto"
 )
@@ -54,13 +55,10 @@ func faild(args []string) int {
 		}
 	}
 	sigs := catchSignals()
-	opts, rest, err := loadOptions(args)
+	opts, rest, err := options.Load(args)
 	if err != nil {
 		if flags.WroteHelp(err) {
-			// A parser that has parsed shows the defaults in its help.
-			p := newParser(&options{})
-			p.ParseArgs(nil)
-			p.WriteHelp(os.Stdout)
+			options.WriteHelp(os.Stdout)
 			return exitOK
 		}
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
@@ -74,11 +72,12 @@ func faild(args []string) int {
 		fmt.Fprintf(os.Stderr, "faild: unexpected argument %q (see --help)\n", rest[0])
 		return exitConfig
 	}
-	cfg, err := opts.validate()
+	cfg, err := opts.Validate()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faild: %v\n", err)
 		return exitConfig
 	}
+	cfg.Version = version
 	// The log file is opened only once the configuration has passed New,
 	// so that a start refused for a bad configuration leaves nothing
 	// behind; until then the log goes to standard error.
@@ -128,16 +127,16 @@ func faild(args []string) int {
 // with, on SIGHUP or "faild reload": it reopens the log (so that logrotate
 // never stalls, with the old settings when the new ones are bad) and
 // returns what the daemon applies. The loop calls it, so cur is the loop's.
-func reloader(args []string, out *eventlog.Output, running *options, runningKeys [][]byte) func() (daemon.Reloaded, error) {
+func reloader(args []string, out *eventlog.Output, running *options.Options, runningKeys [][]byte) func() (daemon.Reloaded, error) {
 	cur := *running
 	return func() (daemon.Reloaded, error) {
-		next, rest, err := loadOptions(args)
+		next, rest, err := options.Load(args)
 		if err == nil && len(rest) > 0 {
 			err = fmt.Errorf("unexpected argument %q", rest[0])
 		}
 		var cfg daemon.Config
 		if err == nil {
-			cfg, err = next.validate()
+			cfg, err = next.Validate()
 		}
 		if err != nil {
 			if rerr := out.Reopen(cur.LogFile, cur.Ops.LogFormat); rerr != nil {
@@ -151,6 +150,6 @@ func reloader(args []string, out *eventlog.Output, running *options, runningKeys
 		cur = *next
 		return daemon.Reloaded{OnChange: next.Ops.OnChange, HookTimeout: next.Ops.HookTimeout,
 			LogFile: next.LogFile, LogFormat: next.Ops.LogFormat,
-			NeedsRestart: restartOnly(running, next, runningKeys, cfg.Keys)}, nil
+			NeedsRestart: options.RestartOnly(running, next, runningKeys, cfg.Keys)}, nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/faild/faild/faild/eventlog"
+	"github.com/faild/faild/faild/options"
 )
 
 // TestCatchSignalsOutsideTask sends SIGHUP, SIGUSR1 and SIGUSR2 to the test
@@ -42,11 +43,11 @@ func TestReloader(t *testing.T) {
 	old, moved := filepath.Join(dir, "old.log"), filepath.Join(dir, "new.log")
 	os.WriteFile(conf, []byte("log-file = "+old+"\nport = 4117\n"), 0o644)
 	args := []string{"-c", conf}
-	opts, _, err := loadOptions(args)
+	opts, _, err := options.Load(args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := opts.validate()
+	cfg, err := opts.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}

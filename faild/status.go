@@ -1,18 +1,25 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/jessevdk/go-flags"
 
 	"github.com/faild/faild/faild/daemon"
+	"github.com/faild/faild/faild/options"
 )
 
 // clientOptions is the command line of "faild status" and "faild reload".
 type clientOptions struct {
 	JSON         bool   `long:"json" description:"Print the status as JSON (schema in faild(8)); status only"`
+	Cluster      bool   `long:"cluster" description:"Print every LAN's matrix of who hears whom in the cluster, and the diagnosis; status only"`
+	Watch        bool   `long:"watch" description:"Follow the daemon's events, one line each in the log's format, until interrupted; status only"`
 	StatusSocket string `long:"status-socket" value-name:"PATH" description:"The daemon's status socket (default: from -c, else /run/faild/faild.sock)"`
 	Config       string `short:"c" long:"config" value-name:"FILE" description:"Take --status-socket from the daemon's config file"`
 }
@@ -44,7 +51,7 @@ func clientSocket(name string, args []string, stdout, stderr io.Writer) (o clien
 	}
 	path = o.StatusSocket
 	if path == "" && o.Config != "" {
-		opts, _, err := loadOptions([]string{"-c", o.Config})
+		opts, _, err := options.Load([]string{"-c", o.Config})
 		if err != nil {
 			fmt.Fprintf(stderr, "faild: %v\n", err)
 			return o, "", statusUnreachable, false
@@ -64,18 +71,58 @@ func status(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	s, raw, err := daemon.FetchStatus(path)
+	switch {
+	case o.Watch && (o.Cluster || o.JSON):
+		fmt.Fprintln(stderr, "faild: --watch takes neither --cluster nor --json")
+		return statusUnreachable
+	case o.Watch:
+		return watch(path, stdout, stderr)
+	}
+	if o.Cluster {
+		return show(func() (report, []byte, error) { return daemon.FetchCluster(path) }, o.JSON, stdout, stderr)
+	}
+	return show(func() (report, []byte, error) { return daemon.FetchStatus(path) }, o.JSON, stdout, stderr)
+}
+
+// report is what "faild status" prints: the daemon's status, or with
+// --cluster the cluster's matrices.
+type report interface {
+	WriteTable(io.Writer)
+	Healthy() bool
+}
+
+// show fetches a report and prints it as a table or the daemon's JSON;
+// the exit status is the health.
+func show(fetch func() (report, []byte, error), asJSON bool, stdout, stderr io.Writer) int {
+	r, raw, err := fetch()
 	if err != nil {
 		fmt.Fprintf(stderr, "faild: failed to reach the daemon: %v\n", err)
 		return statusUnreachable
 	}
-	if o.JSON {
+	if asJSON {
 		stdout.Write(raw)
 	} else {
-		s.WriteTable(stdout)
+		r.WriteTable(stdout)
 	}
-	if !s.Healthy() {
+	if !r.Healthy() {
 		return statusPathsDown
+	}
+	return statusHealthy
+}
+
+// watch is "faild status --watch": the daemon's events as they happen,
+// until interrupted (exit 0) or the daemon stops (exit 2).
+func watch(path string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := daemon.Watch(ctx, path, stdout)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "faild: failed to reach the daemon: %v\n", err)
+		return statusUnreachable
+	case ctx.Err() == nil:
+		fmt.Fprintln(stderr, "faild: the daemon closed the event stream")
+		return statusUnreachable
 	}
 	return statusHealthy
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/faild/faild/faild/daemon"
+	"github.com/faild/faild/faild/options"
 )
 
 // TestBadStatusGroupExits78: an unknown --status-group is a bad command
@@ -26,8 +27,8 @@ func TestBadStatusGroupExits78(t *testing.T) {
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket touched: %v", err)
 	}
-	o, _, _ := loadOptions([]string{"--status-group", "faild-no-such-group"})
-	if _, err := o.validate(); err == nil || !strings.Contains(err.Error(), "--status-group") || strings.Contains(err.Error(), "\n") {
+	o, _, _ := options.Load([]string{"--status-group", "faild-no-such-group"})
+	if _, err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--status-group") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("validate = %v; want one line naming --status-group", err)
 	}
 }

@@ -110,7 +110,7 @@ func TestSignedCodec(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := testPacket()
-	want.Auth, want.Tag = true, [TagLen]byte(b[len(b)-TagLen:])
+	want.Version, want.Auth, want.Tag = Version, true, [TagLen]byte(b[len(b)-TagLen:])
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("Decode (-want +got):\n- %+v\n+ %+v", want, p)
 	}
@@ -199,7 +199,10 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Append of a verified packet: %v", err)
 		}
 		want := bytes.Clone(b)
-		want[flagsOff] &= FlagAuth
+		want[flagsOff] &= FlagAuth | FlagV2
+		if b[4] == Version2 {
+			want[flagsOff] &= FlagAuth // implied by the version
+		}
 		if !bytes.Equal(out, want) {
 			// Reserved flag bits are covered by the tag, so a packet that
 			// verifies with them set no longer does once they are cleared.
@@ -225,6 +228,10 @@ func seedPackets() []Packet {
 		{Type: ACK, NodeID: 0xc0000202, BootID: 0x5678ef01, Seq: 1767225600000000002, Echo: 1767225600000000001, Interval: 100 * time.Millisecond, Addrs: two},
 		{Type: ACK, NodeID: 0xc0000203, BootID: 7, Seq: 42, Echo: 41, Addrs: three},
 		{Type: INQ, NodeID: 0xc0000204, BootID: 8, Seq: 1 << 62, Interval: 10 * time.Millisecond, Addrs: v6},
+		{Version: Version2, Type: INQ, NodeID: 0xc0000201, BootID: 9, Seq: 1767225600000000003, Interval: time.Second, Addrs: two, V2: true,
+			Deaf: []uint32{0xc0000203}, ViewTotal: 3,
+			View: []ViewEntry{{Node: 0xc0000202, Known: 3, Heard: 3}, {Node: 0xc0000203, Known: 3, Heard: 2}, {Node: 0xc0000204, Known: 1}}},
+		{Type: ACK, NodeID: 0xc0000202, BootID: 10, Seq: 1767225600000000004, Echo: 1767225600000000003, Interval: time.Second, Addrs: two, V2: true},
 	}
 }
 

@@ -188,6 +188,8 @@ func (x *Exchange) newMAC() (*MAC, error) {
 // packet fills in what every packet of ours carries.
 func (x *Exchange) packet(p *Packet, t Type, mac *MAC) {
 	p.Auth = mac != nil
+	p.Version, p.V2 = Version, true
+	p.ViewTotal, p.ViewOffset, p.View = 0, 0, p.View[:0]
 	p.Type = t
 	p.NodeID = x.cfg.Node
 	p.BootID = x.cfg.Boot

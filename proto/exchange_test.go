@@ -235,9 +235,10 @@ func TestParseControl(t *testing.T) {
 	}
 }
 
-// TestAnswered: an ACK counts, with its round trip, only when it answers
-// one of the latest INQs sent on its own LAN; an echo of 0 or of a slot
-// never filled matches nothing.
+// TestAnswered: an ACK counts, with its INQ's number and round trip, only
+// when it answers one of the latest INQs sent on its own LAN (a round's
+// version-1 copy has the round's number); an echo of 0 or of a slot never
+// filled matches nothing.
 func TestAnswered(t *testing.T) {
 	x := testExchange(t)
 	q, err := x.NewRequestor()
@@ -246,46 +247,54 @@ func TestAnswered(t *testing.T) {
 	}
 	t0 := time.Now()
 	for i := range 10 {
-		q.sent[1][q.nsent[1]%sentRing] = sentINQ{seq: uint64(100 + i), at: t0.Add(time.Duration(i) * time.Second)}
 		q.nsent[1]++
+		for c := range 2 { // a round's version-2 INQ and its version-1 copy: one number
+			q.sent[1][q.nrec[1]%sentRing] = sentINQ{seq: uint64(100 + 2*i + c), n: q.nsent[1], at: t0.Add(time.Duration(i) * time.Second)}
+			q.nrec[1]++
+		}
 	}
-	if rtt, ok := q.Answered(1, 109, t0.Add(9*time.Second+time.Millisecond)); !ok || rtt != time.Millisecond {
-		t.Errorf("round trip of the latest INQ = %v, %v", rtt, ok)
+	for _, echo := range []uint64{118, 119} {
+		if n, rtt, ok := q.Answered(1, echo, t0.Add(9*time.Second+time.Millisecond)); !ok || n != 10 || rtt != time.Millisecond {
+			t.Errorf("the latest round's INQ %d: number %d, round trip %v, %v; want 10, 1ms", echo, n, rtt, ok)
+		}
 	}
-	q.sent[0][0] = sentINQ{seq: 200, at: t0}
-	if rtt, ok := q.Answered(0, 200, t0.Add(2*time.Millisecond)); !ok || rtt != 2*time.Millisecond {
-		t.Errorf("round trip of an INQ on LAN A = %v, %v", rtt, ok)
+	if n, at := q.Sent(1); n != 10 || !at.Equal(t0.Add(9*time.Second)) {
+		t.Errorf("Sent = %d at %v, want 10 at 9s", n, at.Sub(t0))
+	}
+	q.sent[0][0] = sentINQ{seq: 200, n: 1, at: t0}
+	if n, rtt, ok := q.Answered(0, 200, t0.Add(2*time.Millisecond)); !ok || n != 1 || rtt != 2*time.Millisecond {
+		t.Errorf("the INQ on LAN A: number %d, round trip %v, %v; want 1, 2ms", n, rtt, ok)
 	}
 	for _, tt := range []struct {
 		name string
 		lan  int
 		echo uint64
 	}{
-		{"an INQ nine intervals old", 1, 101},
+		{"an INQ of the ninth latest round", 1, 103},
 		{"an INQ sent on another LAN", 0, 109},
 		{"echo 0, never sent", 0, 0},
 		{"no LAN", -1, 109},
 		{"a LAN past the last", MaxLANs, 109},
 	} {
 		before := x.Drops()[DropStaleACK]
-		if _, ok := q.Answered(tt.lan, tt.echo, t0.Add(10*time.Second)); ok || x.Drops()[DropStaleACK] != before+1 {
+		if _, _, ok := q.Answered(tt.lan, tt.echo, t0.Add(10*time.Second)); ok || x.Drops()[DropStaleACK] != before+1 {
 			t.Errorf("%s: accepted, or not counted stale", tt.name)
 		}
 	}
 }
 
 // TestReceive follows packets through the whole receive path: an INQ is
-// evidence and answered out of its arrival interface, to its source, with
-// our sequence in the echo; an INQ that lists us as deaf is answered but no
-// evidence; an ACK is evidence with its echo and no answer; a replay is
-// dropped.
+// evidence (its number and boot id passed on) and answered out of its
+// arrival interface, to its source, with our sequence in the echo; an INQ
+// that lists us as deaf is answered but no evidence; an ACK is evidence
+// with its echo and no answer; a replay is dropped.
 func TestReceive(t *testing.T) {
 	x := testExchange(t)
 	r, err := x.NewReceiver()
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := Packet{Type: INQ, NodeID: 0xc0000202, BootID: 1, Seq: 50, Interval: 100 * time.Millisecond,
+	peer := Packet{Type: INQ, NodeID: 0xc0000202, BootID: 1, Seq: 50, Echo: 7, Interval: 100 * time.Millisecond,
 		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24"), netip.MustParsePrefix("198.51.100.2/24")}}
 	now := time.Now()
 	receive := func(p Packet, ifIndex int, src string) (Heard, bool, bool, Message) {
@@ -297,7 +306,7 @@ func TestReceive(t *testing.T) {
 	}
 
 	h, ev, replied, reply := receive(peer, 3, "198.51.100.2")
-	if !ev || h.LAN != 1 || h.Node != 0xc0000202 || h.Type != INQ || h.Interval != peer.Interval ||
+	if !ev || h.LAN != 1 || h.Node != 0xc0000202 || h.Type != INQ || h.Interval != peer.Interval || h.Echo != 7 || h.Boot != 1 ||
 		h.Addrs[0] != netip.MustParseAddr("192.0.2.2") || h.Addrs[1] != netip.MustParseAddr("198.51.100.2") {
 		t.Errorf("INQ on LAN B: evidence %v, heard %+v", ev, h)
 	}
@@ -460,15 +469,16 @@ func TestSetLANs(t *testing.T) {
 func TestINQs(t *testing.T) {
 	x := testExchange(t)
 	q, _ := x.NewRequestor()
+	q.round = v1Every // past the first rounds, whose version-1 INQs TestViewRotates covers
 	deaf := func(lan int) []uint32 { return []uint32{uint32(100 + lan)} }
-	ms, err := q.INQs(time.Now(), deaf, nil)
+	ms, err := q.INQs(time.Now(), Round{Deaf: deaf}, nil)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("INQs = %d messages, %v; want one per LAN", len(ms), err)
 	}
 	for i, m := range ms {
 		l := x.LANs()[i]
 		var p Packet
-		if p.Decode(m.Buf) != nil || p.Type != INQ || len(p.Deaf) != 1 || p.Deaf[0] != uint32(100+i) ||
+		if p.Decode(m.Buf) != nil || p.Type != INQ || p.Echo != 1 || len(p.Deaf) != 1 || p.Deaf[0] != uint32(100+i) ||
 			m.Addr != netip.AddrPortFrom(l.Broadcast, 4117) || m.IfIndex != l.Index || m.Src != l.Addr.Addr() {
 			t.Errorf("INQ %d: %+v to %v out of %d from %v", i, p, m.Addr, m.IfIndex, m.Src)
 		}
@@ -478,14 +488,39 @@ func TestINQs(t *testing.T) {
 	lans[0].Unicast, lans[0].Peers = true, []netip.Addr{netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}
 	lans[1].Unicast = true
 	x.SetLANs(lans)
-	ms, _ = q.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	ms, _ = q.INQs(time.Now(), Round{}, nil)
 	if len(ms) != 2 || ms[0].Addr.Addr() != lans[0].Peers[0] || ms[1].Addr.Addr() != lans[0].Peers[1] || ms[0].IfIndex != 2 {
 		t.Errorf("unicast INQs = %+v; want one to each LAN-A peer and none on LAN B", ms)
+	}
+	// Each INQ carries its number on its LAN: the copies of one to each
+	// peer the same, and a LAN that sent none skips no number.
+	for i, m := range ms {
+		var p Packet
+		if p.Decode(m.Buf) != nil || p.Echo != 2 {
+			t.Errorf("unicast INQ %d: number %d, want 2", i, p.Echo)
+		}
+	}
+	// A version-1 copy carries its round's number.
+	x.SetLANs(testExchange(t).LANs())
+	ms, _ = q.INQs(time.Now(), Round{V1: true}, nil)
+	want := []struct {
+		version uint8
+		n       uint64
+	}{{Version2, 3}, {Version, 3}, {Version2, 2}, {Version, 2}}
+	if len(ms) != len(want) {
+		t.Fatalf("INQs with V1 = %d messages, want %d", len(ms), len(want))
+	}
+	for i, m := range ms {
+		var p Packet
+		if p.Decode(m.Buf) != nil || p.Version != want[i].version || p.Echo != want[i].n {
+			t.Errorf("INQ %d: version %d number %d, want %+v", i, p.Version, p.Echo, want[i])
+		}
 	}
 
 	x6 := testExchange6(t)
 	q6, _ := x6.NewRequestor()
-	ms, _ = q6.INQs(time.Now(), func(int) []uint32 { return nil }, nil)
+	q6.round = v1Every
+	ms, _ = q6.INQs(time.Now(), Round{}, nil)
 	if len(ms) != 2 || ms[0].Addr.Addr() != Group6 || ms[0].Src != netip.MustParseAddr("2001:db8:a::1") {
 		t.Errorf("IPv6 INQs = %+v; want two to %v naming our address", ms, Group6)
 	}

@@ -8,20 +8,25 @@ import (
 	"time"
 )
 
-// Packet layout, version 1. All integers are big-endian.
+// Packet layout, versions 1 and 2. All integers are big-endian.
 //
 //	offset size field
 //	     0    4 magic "fald"
-//	     4    1 version (1)
+//	     4    1 version: 1, or 2 for an INQ that carries a view (below)
 //	     5    1 type: 1 = INQ, 2 = ACK
 //	     6    1 flags: bit 0 (FlagAuth) = a tag follows the address entries;
-//	              the other bits are reserved, sent as 0, ignored on receipt
+//	              bit 1 (FlagV2) = the sender reads version 2 (set in the
+//	              version-1 packets of a node that does; implied by version
+//	              2); the other bits are reserved, sent as 0, ignored on receipt
 //	     7    1 number of address entries that follow the header (0..MaxAddrs)
 //	     8    4 node id: stable identity of the sender (default: its LAN-A IPv4
 //	              address, or a hash of its LAN-A IPv6 address on IPv6-only LANs)
 //	    12    4 boot id: random per start, so a restarted peer is told apart
 //	    16    8 sequence number, incremented for every INQ the sender sends
-//	    24    8 echo: in an ACK, the sequence number of the INQ it answers; 0 in an INQ
+//	    24    8 echo: in an ACK, the sequence number of the INQ it answers; in
+//	              an INQ, its number among the sender's INQs on that LAN,
+//	              from 1, by which receivers count those lost (0 from a
+//	              sender that does not number them)
 //	    32    4 interval in microseconds at which the sender sends INQs (0: responder only)
 //	    36    - address entries, one per LAN the sender has in the family of
 //	              the packet: 1 family (4 or 6), 1 prefix length, 4 or 16
@@ -32,12 +37,52 @@ import (
 //	              on the LAN this INQ is sent on. A peer that finds itself
 //	              listed knows its packets are lost on the way, even though
 //	              it still hears the sender, and fails that path over too.
-//	     -   32 with FlagAuth only, last: HMAC-SHA256 over the family byte
-//	              (4 or 6) and every byte before the tag (flags byte
-//	              included, as sent), keyed with --key-file. The family
-//	              byte is the packet's address family, not sent: a packet
-//	              signed for IPv6 does not verify over IPv4, and the other
-//	              way round (see MAC)
+//
+// Version 2 (INQs only) goes on with the sender's view: whom it hears on
+// every one of its LANs, not only the one the INQ is sent on, so that any
+// node can draw the cluster's reachability matrix.
+//
+//	offset size field
+//	     -    2 view total: peers in the sender's whole view (0..65535)
+//	     -    2 view offset: the place of this packet's first entry in the
+//	              whole view, which is sorted by node id
+//	     -    1 view count: entries in this packet (0..MaxView)
+//	     -    - view entries, node ids strictly ascending, each a 4-byte
+//	              node id and then ViewStateLen(n) bytes for the n address
+//	              entries of the packet: 2 bits for each, the first entry in
+//	              the top bits of the first byte: 00 the sender has no path
+//	              to the peer on the LAN of that address entry (unknown),
+//	              01 it hears the peer there (a packet of the peer's
+//	              arrived within the path's detection time, evidence or
+//	              not), 10 it does not, 11 it hears it but the path is
+//	              lossy by its quality figures (routes.Table.Lossy). A
+//	              view with more than MaxViewLANs address entries, or
+//	              with entries past the total, is invalid
+//
+// A view larger than one INQ holds (senders keep an INQ within INQBudget
+// bytes) goes out in windows that rotate over successive INQs: the whole
+// view of P peers reaches every node within ceil(P / entries per INQ)
+// intervals. A window covers the node ids from its first entry's to its
+// last's (from zero when its offset is 0, and up to the top when it ends
+// the view): a node whose id it covers but does not list is not known to
+// the sender. The view is never evidence for a path by itself: it only
+// says whether the sender hears the receiver, and so whether its INQ is.
+//
+// Both versions end the same way:
+//
+//   - 32 with FlagAuth only, last: HMAC-SHA256 over the family byte
+//     (4 or 6) and every byte before the tag (flags byte
+//     included, as sent), keyed with --key-file. The family
+//     byte is the packet's address family, not sent: a packet
+//     signed for IPv6 does not verify over IPv4, and the other
+//     way round (see MAC)
+//
+// A version-1 node drops version-2 packets as malformed. So a node sends
+// each INQ in version 2 and, while a peer it knows has not shown FlagV2,
+// in version 1 too (see Requestor.INQs); it answers every INQ with a
+// version-1 ACK with FlagV2. For its first 16 rounds, and one round in 16
+// after, the version-1 INQ goes anyway: a version-1 responder speaks only
+// when asked, and would not be known otherwise.
 //
 // Over IPv4, INQs go to each LAN's broadcast address; over IPv6 to the
 // link-local group ff12::4117 (Group6), chosen transient (T=1) because IANA
@@ -53,7 +98,19 @@ const (
 	HeaderLen = 36
 	MaxAddrs  = 16
 	MaxDeaf   = 255
-	Version   = 1
+	// Version is the first version, which every node reads; Version2 adds
+	// the view to INQs.
+	Version  = 1
+	Version2 = 2
+	// MaxView is the most view entries one INQ carries, MaxViewLANs the
+	// most LANs (address entries) a view speaks of.
+	MaxView     = 255
+	MaxViewLANs = 8
+	// INQBudget bounds the INQs a sender fills with its view: the IPv6
+	// minimum MTU less the IPv6 and UDP headers, so that no INQ is
+	// fragmented on any LAN. (The deaf list alone may go past it.)
+	INQBudget  = 1280 - 40 - 8
+	viewHdrLen = 2 + 2 + 1
 
 	addr4Len = 2 + 4
 	addr6Len = 2 + 16
@@ -61,10 +118,12 @@ const (
 	TagLen = 32
 	// MaxLen is the largest valid packet: the header, MaxAddrs IPv6 entries,
 	// a full deaf list and a tag.
-	MaxLen = HeaderLen + MaxAddrs*addr6Len + 1 + MaxDeaf*4 + TagLen
+	MaxLen = HeaderLen + MaxAddrs*addr6Len + 1 + MaxDeaf*4 + viewHdrLen + MaxView*(4+2) + TagLen
 
 	// FlagAuth in the flags byte says a TagLen-byte tag ends the packet.
 	FlagAuth = 1 << 0
+	// FlagV2 says the sender reads version 2.
+	FlagV2   = 1 << 1
 	flagsOff = 6
 )
 
@@ -97,6 +156,7 @@ var (
 	ErrAddrs   = errors.New("bad address list")
 	ErrDeaf    = errors.New("bad deaf list")
 	ErrTrailer = errors.New("trailing bytes")
+	ErrView    = errors.New("bad view")
 )
 
 // ErrInterval is Append's error for an interval the wire's 32 bits of
@@ -105,6 +165,8 @@ var ErrInterval = errors.New("interval out of range")
 
 // Packet is one decoded INQ or ACK.
 type Packet struct {
+	// Version is 1 or 2; the zero Packet encodes as version 1.
+	Version  uint8
 	Type     Type
 	NodeID   uint32
 	BootID   uint32
@@ -120,6 +182,39 @@ type Packet struct {
 	// has no key); MAC.Verify does, on the raw bytes.
 	Auth bool
 	Tag  [TagLen]byte
+	// V2: the sender reads version 2 (FlagV2, or the packet is version 2).
+	V2 bool
+	// The view of a version-2 INQ: View is the window of entries this
+	// packet carries, at ViewOffset in the sender's whole view of
+	// ViewTotal peers. Each entry's masks index the packet's address
+	// entries.
+	ViewTotal  int
+	ViewOffset int
+	View       []ViewEntry
+}
+
+// ViewEntry is what a sender says of one peer: bit i of Known is set when
+// it has a path to the peer on LAN i, bit i of Heard when it hears the
+// peer there, bit i of Lossy when the path there is lossy by the sender's
+// measure (Lossy is a subset of Heard, Heard of Known). In a
+// Packet, i indexes the packet's address entries; in a Heard, the
+// receiver's LANs.
+type ViewEntry struct {
+	Node  uint32
+	Known uint8
+	Heard uint8
+	Lossy uint8
+}
+
+// ViewStateLen is the size of an entry's states for n address entries.
+func ViewStateLen(n int) int { return (2*n + 7) / 8 }
+
+// version is the version p encodes as.
+func (p *Packet) version() uint8 {
+	if p.Version == 0 {
+		return Version
+	}
+	return p.Version
 }
 
 // Lists reports whether id is on p's deaf list.
@@ -147,12 +242,19 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 	if us < 0 || us > 1<<32-1 {
 		return b, fmt.Errorf("proto: encode: %w: %v", ErrInterval, p.Interval)
 	}
+	v := p.version()
+	if err := p.checkView(v); err != nil {
+		return b, fmt.Errorf("proto: encode: %w", err)
+	}
 	b = append(b, magic[:]...)
 	var flags byte
 	if p.Auth {
 		flags |= FlagAuth
 	}
-	b = append(b, Version, byte(p.Type), flags, byte(len(p.Addrs)))
+	if p.V2 && v == Version {
+		flags |= FlagV2
+	}
+	b = append(b, v, byte(p.Type), flags, byte(len(p.Addrs)))
 	b = binary.BigEndian.AppendUint32(b, p.NodeID)
 	b = binary.BigEndian.AppendUint32(b, p.BootID)
 	b = binary.BigEndian.AppendUint64(b, p.Seq)
@@ -177,6 +279,9 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 	for _, id := range p.Deaf {
 		b = binary.BigEndian.AppendUint32(b, id)
 	}
+	if v == Version2 {
+		b = p.appendView(b)
+	}
 	if p.Auth {
 		b = append(b, p.Tag[:]...)
 	}
@@ -192,18 +297,22 @@ func (p *Packet) Decode(b []byte) error {
 	if [4]byte(b[0:4]) != magic {
 		return fmt.Errorf("proto: decode: %w", ErrMagic)
 	}
-	if b[4] != Version {
-		return fmt.Errorf("proto: decode: %w: %d", ErrVersion, b[4])
+	v := b[4]
+	if v != Version && v != Version2 {
+		return fmt.Errorf("proto: decode: %w: %d", ErrVersion, v)
 	}
 	t := Type(b[5])
 	if t != INQ && t != ACK {
 		return fmt.Errorf("proto: decode: %w: %d", ErrType, b[5])
 	}
+	if v == Version2 && t != INQ {
+		return fmt.Errorf("proto: decode: %w: version %d %v", ErrVersion, v, t)
+	}
 	n := int(b[7])
 	if n > MaxAddrs {
 		return fmt.Errorf("proto: decode: %w: %d entries, at most %d", ErrAddrs, n, MaxAddrs)
 	}
-	p.Type = t
+	p.Version, p.Type = v, t
 	p.NodeID = binary.BigEndian.Uint32(b[8:])
 	p.BootID = binary.BigEndian.Uint32(b[12:])
 	p.Seq = binary.BigEndian.Uint64(b[16:])
@@ -211,6 +320,8 @@ func (p *Packet) Decode(b []byte) error {
 	p.Interval = time.Duration(binary.BigEndian.Uint32(b[32:])) * time.Microsecond
 	p.Addrs = p.Addrs[:0]
 	p.Auth = b[flagsOff]&FlagAuth != 0
+	p.V2 = v == Version2 || b[flagsOff]&FlagV2 != 0
+	p.ViewTotal, p.ViewOffset, p.View = 0, 0, p.View[:0]
 	rest := b[HeaderLen:]
 	if p.Auth {
 		if len(rest) < TagLen {
@@ -270,8 +381,120 @@ func (p *Packet) Decode(b []byte) error {
 		p.Deaf = append(p.Deaf, binary.BigEndian.Uint32(rest[4*i:]))
 	}
 	rest = rest[4*nd:]
+	if v == Version2 {
+		var err error
+		if rest, err = p.decodeView(rest); err != nil {
+			return err
+		}
+	}
 	if len(rest) != 0 {
 		return fmt.Errorf("proto: decode: %w: %d", ErrTrailer, len(rest))
 	}
 	return nil
+}
+
+// checkView checks that p's view fits its version and the format.
+func (p *Packet) checkView(v uint8) error {
+	if v != Version && v != Version2 {
+		return fmt.Errorf("%w: %d", ErrVersion, v)
+	}
+	if v == Version {
+		if p.ViewTotal != 0 || p.ViewOffset != 0 || len(p.View) != 0 {
+			return fmt.Errorf("%w: a view in a version-1 packet", ErrView)
+		}
+		return nil
+	}
+	switch {
+	case p.Type != INQ:
+		return fmt.Errorf("%w: version %d %v", ErrVersion, v, p.Type)
+	case len(p.View) > MaxView:
+		return fmt.Errorf("%w: %d entries, at most %d", ErrView, len(p.View), MaxView)
+	case p.ViewTotal < 0 || p.ViewTotal > 0xffff || p.ViewOffset < 0 || p.ViewOffset+len(p.View) > p.ViewTotal:
+		return fmt.Errorf("%w: entries %d to %d of %d", ErrView, p.ViewOffset, p.ViewOffset+len(p.View), p.ViewTotal)
+	case len(p.View) > 0 && (len(p.Addrs) == 0 || len(p.Addrs) > MaxViewLANs):
+		return fmt.Errorf("%w: %d address entries, need 1 to %d", ErrView, len(p.Addrs), MaxViewLANs)
+	}
+	all := uint8(1<<len(p.Addrs) - 1)
+	for i, e := range p.View {
+		switch {
+		case i > 0 && e.Node <= p.View[i-1].Node:
+			return fmt.Errorf("%w: node ids not ascending at entry %d", ErrView, i)
+		case e.Known&^all != 0 || e.Heard&^e.Known != 0 || e.Lossy&^e.Heard != 0:
+			return fmt.Errorf("%w: entry %d has states for LANs it has no address entry for", ErrView, i)
+		}
+	}
+	return nil
+}
+
+// appendView encodes p's view, which checkView passed.
+func (p *Packet) appendView(b []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(p.ViewTotal))
+	b = binary.BigEndian.AppendUint16(b, uint16(p.ViewOffset))
+	b = append(b, byte(len(p.View)))
+	n := len(p.Addrs)
+	for _, e := range p.View {
+		b = binary.BigEndian.AppendUint32(b, e.Node)
+		var st [2]byte
+		for i := range n {
+			var s byte
+			switch {
+			case e.Lossy&(1<<i) != 0:
+				s = 3
+			case e.Heard&(1<<i) != 0:
+				s = 1
+			case e.Known&(1<<i) != 0:
+				s = 2
+			}
+			st[i/4] |= s << (6 - 2*(i%4))
+		}
+		b = append(b, st[:ViewStateLen(n)]...)
+	}
+	return b
+}
+
+// decodeView parses the view of a version-2 INQ from rest and returns
+// what follows it.
+func (p *Packet) decodeView(rest []byte) ([]byte, error) {
+	if len(rest) < viewHdrLen {
+		return rest, fmt.Errorf("proto: decode: %w: view header truncated", ErrShort)
+	}
+	p.ViewTotal = int(binary.BigEndian.Uint16(rest))
+	p.ViewOffset = int(binary.BigEndian.Uint16(rest[2:]))
+	nv := int(rest[4])
+	rest = rest[viewHdrLen:]
+	n := len(p.Addrs)
+	if nv > 0 && (n == 0 || n > MaxViewLANs) {
+		return rest, fmt.Errorf("proto: decode: %w: %d address entries, need 1 to %d", ErrView, n, MaxViewLANs)
+	}
+	size := 4 + ViewStateLen(n)
+	if len(rest) < nv*size {
+		return rest, fmt.Errorf("proto: decode: %w: view of %d truncated", ErrShort, nv)
+	}
+	for i := range nv {
+		e := rest[i*size:]
+		v := ViewEntry{Node: binary.BigEndian.Uint32(e)}
+		st := e[4:size]
+		for j := range 4 * len(st) {
+			s := st[j/4] >> (6 - 2*(j%4)) & 3
+			switch {
+			case s == 0:
+			case j >= n:
+				return rest, fmt.Errorf("proto: decode: %w: entry %d has state %d for address entry %d", ErrView, i, s, j)
+			case s == 1:
+				v.Known |= 1 << j
+				v.Heard |= 1 << j
+			case s == 3:
+				v.Known |= 1 << j
+				v.Heard |= 1 << j
+				v.Lossy |= 1 << j
+			default:
+				v.Known |= 1 << j
+			}
+		}
+		p.View = append(p.View, v)
+	}
+	if err := p.checkView(Version2); err != nil {
+		return rest, fmt.Errorf("proto: decode: %w", err)
+	}
+	return rest[nv*size:], nil
 }

@@ -22,9 +22,16 @@ func hdr(typ, naddr byte) []byte {
 
 func cat(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
 
+// hdr2 is hdr for a version-2 INQ.
+func hdr2(naddr byte) []byte {
+	b := hdr(1, naddr)
+	b[4] = 2
+	return b
+}
+
 // TestCodec checks bytes->struct and struct->bytes from one table.
 func TestCodec(t *testing.T) {
-	base := Packet{Type: INQ, NodeID: 0xc0000201, BootID: 0xdeadbeef, Seq: 7, Interval: 100 * time.Millisecond}
+	base := Packet{Version: 1, Type: INQ, NodeID: 0xc0000201, BootID: 0xdeadbeef, Seq: 7, Interval: 100 * time.Millisecond}
 	withAddrs := base
 	withAddrs.Addrs = []netip.Prefix{
 		netip.MustParsePrefix("192.0.2.1/24"),
@@ -34,6 +41,22 @@ func TestCodec(t *testing.T) {
 	ack.Type, ack.Echo, ack.Interval = ACK, 0x0102030405060708, 0
 	deaf := base
 	deaf.Deaf = []uint32{0xc0000202, 0xc0000203}
+	flagged := ack
+	flagged.V2 = true
+	two := Packet{Version: 2, Type: INQ, NodeID: 0xc0000201, BootID: 0xdeadbeef, Seq: 7, Interval: 100 * time.Millisecond, V2: true,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("198.51.100.1/24")},
+		Deaf:  []uint32{0xc0000203}, ViewTotal: 3, ViewOffset: 0,
+		View: []ViewEntry{{Node: 0xc0000202, Known: 3, Heard: 3}, {Node: 0xc0000203, Known: 3, Heard: 2}, {Node: 0xc0000204, Known: 2, Heard: 0}}}
+	window := two
+	window.Deaf, window.ViewTotal, window.ViewOffset = nil, 1000, 200
+	window.View = []ViewEntry{{Node: 0xc0000301, Known: 1, Heard: 1}}
+	empty := two
+	empty.Addrs, empty.Deaf, empty.ViewTotal, empty.View = nil, nil, 0, nil
+	five := two
+	five.Deaf, five.ViewTotal = nil, 1
+	five.Addrs = []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("198.51.100.1/24"),
+		netip.MustParsePrefix("203.0.113.1/26"), netip.MustParsePrefix("203.0.113.65/26"), netip.MustParsePrefix("203.0.113.129/26")}
+	five.View = []ViewEntry{{Node: 0xc0000202, Known: 0x1f, Heard: 0x15, Lossy: 0x10}}
 
 	tests := []struct {
 		name  string
@@ -52,6 +75,24 @@ func TestCodec(t *testing.T) {
 			copy(b[32:], []byte{0, 0, 0, 0})
 			return cat(b, []byte{0})
 		}(), ack},
+		{"ACK of a node that reads version 2", func() []byte {
+			b := hdr(2, 0)
+			b[6] = FlagV2
+			copy(b[24:], []byte{1, 2, 3, 4, 5, 6, 7, 8})
+			copy(b[32:], []byte{0, 0, 0, 0})
+			return cat(b, []byte{0})
+		}(), flagged},
+		// Heard on both LANs, heard on B only (01 10 -> 0b1001), known on B only (0b0010).
+		{"version 2: the whole view", cat(hdr2(2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1},
+			[]byte{1, 0xc0, 0, 2, 3},
+			[]byte{0, 3, 0, 0, 3},
+			[]byte{0xc0, 0, 2, 2, 0b0101_0000}, []byte{0xc0, 0, 2, 3, 0b1001_0000}, []byte{0xc0, 0, 2, 4, 0b0010_0000}), two},
+		{"version 2: one window of a large view", cat(hdr2(2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1},
+			[]byte{0}, []byte{0x03, 0xe8, 0, 200, 1}, []byte{0xc0, 0, 3, 1, 0b0100_0000}), window},
+		{"version 2: nobody known", cat(hdr2(0), []byte{0}, []byte{0, 0, 0, 0, 0}), empty},
+		{"version 2: five LANs take two bytes", cat(hdr2(5), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1},
+			[]byte{4, 26, 203, 0, 113, 1}, []byte{4, 26, 203, 0, 113, 65}, []byte{4, 26, 203, 0, 113, 129},
+			[]byte{0}, []byte{0, 1, 0, 0, 1}, []byte{0xc0, 0, 2, 2, 0b0110_0110, 0b1100_0000}), five},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +105,9 @@ func TestCodec(t *testing.T) {
 			}
 			if len(got.Deaf) == 0 {
 				got.Deaf = nil
+			}
+			if len(got.View) == 0 {
+				got.View = nil
 			}
 			if !reflect.DeepEqual(got, tt.pkt) {
 				t.Errorf("Decode (-want +got):\n- %+v\n+ %+v", tt.pkt, got)
@@ -106,6 +150,16 @@ func TestDecodeErrors(t *testing.T) {
 		{"deaf list truncated", cat(hdr(1, 0), []byte{2, 0xc0, 0, 2, 2}), ErrShort},
 		{"deaf list in an ACK", cat(hdr(2, 0), []byte{1, 0xc0, 0, 2, 2}), ErrDeaf},
 		{"trailing byte", cat(hdr(1, 0), []byte{0, 0}), ErrTrailer},
+		{"version 2 ACK", func() []byte { b := hdr(2, 0); b[4] = 2; return cat(b, []byte{0}) }(), ErrVersion},
+		{"version 2 without a view", cat(hdr2(0), []byte{0}), ErrShort},
+		{"view header truncated", cat(hdr2(0), []byte{0, 0, 0, 0}), ErrShort},
+		{"view truncated", cat(hdr2(1), []byte{4, 24, 192, 0, 2, 1}, []byte{0}, []byte{0, 2, 0, 0, 2}, []byte{0xc0, 0, 2, 2, 0x40}), ErrShort},
+		{"view past its total", cat(hdr2(1), []byte{4, 24, 192, 0, 2, 1}, []byte{0}, []byte{0, 1, 0, 1, 1}, []byte{0xc0, 0, 2, 2, 0x40}), ErrView},
+		{"view without addresses", cat(hdr2(0), []byte{0}, []byte{0, 1, 0, 0, 1}, []byte{0xc0, 0, 2, 2}), ErrView},
+		{"view state for a LAN not listed", cat(hdr2(1), []byte{4, 24, 192, 0, 2, 1}, []byte{0}, []byte{0, 1, 0, 0, 1}, []byte{0xc0, 0, 2, 2, 0x50}), ErrView},
+		{"view ids not ascending", cat(hdr2(1), []byte{4, 24, 192, 0, 2, 1}, []byte{0}, []byte{0, 2, 0, 0, 2},
+			[]byte{0xc0, 0, 2, 3, 0x40}, []byte{0xc0, 0, 2, 2, 0x40}), ErrView},
+		{"view after a version-2 view", cat(hdr2(0), []byte{0}, []byte{0, 0, 0, 0, 0}, []byte{0}), ErrTrailer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +184,19 @@ func TestAppendErrors(t *testing.T) {
 		{"invalid prefix", Packet{Type: INQ, Addrs: []netip.Prefix{{}}}, ErrAddrs},
 		{"deaf list in an ACK", Packet{Type: ACK, Deaf: []uint32{1}}, ErrDeaf},
 		{"deaf list too long", Packet{Type: INQ, Deaf: make([]uint32, MaxDeaf+1)}, ErrDeaf},
+		{"version 3", Packet{Version: 3, Type: INQ}, ErrVersion},
+		{"version 2 ACK", Packet{Version: 2, Type: ACK}, ErrVersion},
+		{"a view in version 1", Packet{Type: INQ, ViewTotal: 1, View: []ViewEntry{{Node: 1}}}, ErrView},
+		{"a view too long", Packet{Version: 2, Type: INQ, ViewTotal: 1000, View: make([]ViewEntry, MaxView+1),
+			Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}, ErrView},
+		{"a view past its total", Packet{Version: 2, Type: INQ, ViewTotal: 1, ViewOffset: 1, View: []ViewEntry{{Node: 1}},
+			Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}, ErrView},
+		{"a view lossy where not heard", Packet{Version: 2, Type: INQ, ViewTotal: 1, View: []ViewEntry{{Node: 1, Known: 1, Lossy: 1}},
+			Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}, ErrView},
+		{"a view heard where not known", Packet{Version: 2, Type: INQ, ViewTotal: 1, View: []ViewEntry{{Node: 1, Heard: 1}},
+			Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}, ErrView},
+		{"a view of a LAN without an address", Packet{Version: 2, Type: INQ, ViewTotal: 1, View: []ViewEntry{{Node: 1, Known: 2}},
+			Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}, ErrView},
 	}
 	for _, tt := range tests {
 		_, err := tt.p.Append(nil)
@@ -177,6 +244,9 @@ func FuzzDecode(f *testing.F) {
 		cat(hdr(1, 0), []byte{0}), cat(hdr(2, 0), []byte{0}),
 		cat(hdr(1, 2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1}, []byte{1, 0xc0, 0, 2, 2}),
 		cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{0}),
+		cat(hdr2(2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1}, []byte{1, 0xc0, 0, 2, 3},
+			[]byte{0, 3, 0, 0, 3}, []byte{0xc0, 0, 2, 2, 0x50}, []byte{0xc0, 0, 2, 3, 0x90}, []byte{0xc0, 0, 2, 4, 0x20}),
+		cat(hdr2(0), []byte{0}, []byte{1, 0, 0, 9, 0}),
 	} {
 		f.Add(s)
 	}
@@ -189,10 +259,14 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Append of a decoded packet: %v", err)
 		}
-		// The flags byte is ignored on receipt but for FlagAuth, and the
-		// other bits are sent as zero.
+		// The flags byte is ignored on receipt but for FlagAuth and
+		// FlagV2, and the other bits are sent as zero; so is FlagV2 in
+		// version 2, which implies it.
 		want := bytes.Clone(b)
-		want[6] &= FlagAuth
+		want[6] &= FlagAuth | FlagV2
+		if b[4] == Version2 {
+			want[6] &= FlagAuth
+		}
 		if !bytes.Equal(out, want) {
 			t.Fatalf("re-encoded\n% x\nwant\n% x", out, want)
 		}

@@ -17,12 +17,49 @@ type Heard struct {
 	Node     routes.PeerID
 	Addrs    [MaxLANs]netip.Addr // the peer's address on each of our LANs
 	Interval time.Duration       // the peer's INQ interval; 0 for a responder
-	Echo     uint64              // for an ACK: the sequence number of the INQ it answers
-	// Deaf: an INQ whose sender lists us as a peer it cannot hear on this
-	// LAN. It makes the sender known but is no evidence: the path is
-	// broken in our direction, so it must fail over here too.
+	// Echo, for an ACK, is the sequence number of the INQ it answers; for
+	// an INQ, its number among the sender's INQs on the LAN (0 from a
+	// sender that does not number them).
+	Echo uint64
+	// Deaf: an INQ that is no evidence, because its sender does not hear
+	// us on this LAN: it lists us as a peer it cannot hear, or (a sender
+	// that reads version 2) its view does not say it hears us here, as
+	// when it has restarted and does not know us yet. It makes the sender
+	// known; the path is broken in our direction, so it must fail over
+	// here too. A version-1 sender's INQ is evidence unless it lists us.
 	Deaf bool
 	At   time.Time
+	Boot uint32 // the sender's boot id
+	// V2: the sender reads version 2.
+	V2 bool
+	// View is the window of the sender's view that a version-2 INQ
+	// carried, its masks turned to our LANs; nil when it carried none, or
+	// the same window came on another LAN within half an interval. The
+	// receiver of Heard owns it.
+	View *View
+}
+
+// View is one window of a peer's view (see packet.go): Entries, sorted by
+// node id, start at Offset in the whole view of Total peers.
+type View struct {
+	Total, Offset int
+	Entries       []ViewEntry
+}
+
+// Covers reports whether the window speaks of node id: a node it covers
+// but does not list is one the sender does not know.
+func (v *View) Covers(id uint32) bool {
+	if len(v.Entries) == 0 {
+		return v.Total == 0
+	}
+	lo, hi := v.Entries[0].Node, v.Entries[len(v.Entries)-1].Node
+	if v.Offset == 0 {
+		lo = 0
+	}
+	if v.Offset+len(v.Entries) == v.Total {
+		hi = ^uint32(0)
+	}
+	return lo <= id && id <= hi
 }
 
 // Receiver turns the datagrams that arrive into Heard facts and answers
@@ -81,15 +118,86 @@ func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) 
 		x.drops[d].Add(1)
 		return false, false
 	}
-	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, At: now}
+	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, Echo: r.in.Echo,
+		At: now, Boot: r.in.BootID, V2: r.in.V2}
 	x.peerAddrs(lans, &r.in, h)
 	h.Addrs[lan] = from // where it really came from is where ACKs go
 	if r.in.Type == ACK {
-		h.Echo = r.in.Echo
 		return true, false
 	}
-	h.Deaf = r.in.Lists(x.cfg.Node)
+	st := r.peers.m[r.in.NodeID]
+	if r.in.Version == Version2 {
+		h.View = r.learnView(st, lans, lan, now)
+	}
+	h.Deaf = r.in.Lists(x.cfg.Node) || r.in.V2 && !st.hearsUs(r.in.BootID, lan)
 	return true, r.answer(&lans[lan], from, reply)
+}
+
+// learnView records what the window of the view in r.in says of us on
+// lan, the LAN it arrived on, in st, the sender's state, and returns the window with its masks turned to
+// our LANs for the loop's matrix; nil when the same window came within
+// half the sender's interval (on another LAN: each round of INQs carries
+// the same window on every LAN).
+//
+// Only the LAN a packet arrives on learns whether the sender hears us:
+// without a key anyone on LAN A can forge an INQ, and what it says of LAN
+// B must not take evidence away there.
+func (r *Receiver) learnView(st *peerState, lans []LAN, lan int, now time.Time) *View {
+	p := &r.in
+	if st.viewBoot != p.BootID || !st.viewed {
+		st.viewBoot, st.viewed, st.hears = p.BootID, true, [MaxLANs]int8{}
+		st.viewAt = time.Time{}
+	}
+	var lanOf [MaxViewLANs]int8 // the LAN of ours each address entry is on, -1 for none
+	for j, a := range p.Addrs[:min(len(p.Addrs), MaxViewLANs)] {
+		lanOf[j] = -1
+		for i, l := range lans {
+			if l.Addr.IsValid() && l.Addr.Masked().Contains(a.Addr()) {
+				lanOf[j] = int8(i)
+				break
+			}
+		}
+	}
+	turn := func(e ViewEntry) ViewEntry {
+		out := ViewEntry{Node: e.Node}
+		for j := range len(p.Addrs) {
+			if lanOf[j] < 0 || e.Known&(1<<j) == 0 {
+				continue
+			}
+			out.Known |= 1 << lanOf[j]
+			if e.Heard&(1<<j) != 0 {
+				out.Heard |= 1 << lanOf[j]
+			}
+			if e.Lossy&(1<<j) != 0 {
+				out.Lossy |= 1 << lanOf[j]
+			}
+		}
+		return out
+	}
+	v := View{Total: p.ViewTotal, Offset: p.ViewOffset, Entries: p.View}
+	if v.Covers(r.x.cfg.Node) {
+		st.hears[lan] = 0
+		for _, e := range p.View {
+			if e.Node != r.x.cfg.Node {
+				continue
+			}
+			switch e = turn(e); {
+			case e.Heard&(1<<lan) != 0:
+				st.hears[lan] = 1
+			case e.Known&(1<<lan) != 0:
+				st.hears[lan] = -1
+			}
+		}
+	}
+	if st.viewOffset == p.ViewOffset && !st.viewAt.IsZero() && now.Sub(st.viewAt) < p.Interval/2 {
+		return nil
+	}
+	st.viewOffset, st.viewAt = p.ViewOffset, now
+	out := &View{Total: v.Total, Offset: v.Offset, Entries: make([]ViewEntry, len(p.View))}
+	for i, e := range p.View {
+		out.Entries[i] = turn(e)
+	}
+	return out
 }
 
 // answer encodes the ACK to the INQ in r.in into reply, to from on l.

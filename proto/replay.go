@@ -112,6 +112,21 @@ type peerState struct {
 	// movedLog is when the id was last logged speaking from another
 	// address, to log that at most once a minute.
 	movedLog time.Time
+	// What the peer's view (version 2) last said of us under viewBoot,
+	// once viewed: per LAN of ours, 1 it hears us, -1 it does not, 0 it
+	// has no path to us there or does not know us. viewOffset and viewAt
+	// are the last window handed on (see learnView).
+	viewBoot   uint32
+	viewed     bool
+	hears      [MaxLANs]int8
+	viewOffset int
+	viewAt     time.Time
+}
+
+// hearsUs reports whether the peer's view, under boot, says it hears us
+// on lan; without one of that boot it does not.
+func (st *peerState) hearsUs(boot uint32, lan int) bool {
+	return st.viewed && st.viewBoot == boot && st.hears[lan] == 1
 }
 
 // DefaultMaxPeers bounds the peer table when Config.MaxPeers is 0: far more

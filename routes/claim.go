@@ -43,11 +43,11 @@ func (t *Table) learnAddrs(p *peer, o Observation, evs []Event) []Event {
 			before = t.routesOf(p)
 		}
 		if pa == nil {
-			pa = &path{Path: Path{State: Valid, Addr: a, LastEvidence: o.At}}
+			pa = &path{Path: Path{State: Valid, Addr: a, LastEvidence: o.At}, q: newQuality(t.window())}
 			p.paths[lan] = pa
 			if t.failed[a] {
 				delete(t.failed, a)
-				pa.State = Invalid
+				pa.State, pa.Reason = Invalid, ReasonMissed
 			} else {
 				t.arm(p, lan, o.At)
 			}
@@ -55,6 +55,7 @@ func (t *Table) learnAddrs(p *peer, o Observation, evs []Event) []Event {
 		if pa.Addr != a {
 			t.release(p, pa.Addr)
 			pa.Addr, pa.claimed, pa.Heard = a, false, false
+			pa.q = newQuality(t.window()) // another address: another path, measured anew
 		}
 		pa.claimed = pa.claimed || heard
 	}

@@ -34,11 +34,12 @@ func _() {
 	_ = x[Reachable-4]
 	_ = x[Rerouted-5]
 	_ = x[Forgotten-6]
+	_ = x[Held-7]
 }
 
-const _Kind_name = "DiscoveredFailoverSwitchbackUnreachableReachableReroutedForgotten"
+const _Kind_name = "DiscoveredFailoverSwitchbackUnreachableReachableReroutedForgottenHeld"
 
-var _Kind_index = [...]uint8{0, 10, 18, 28, 39, 48, 56, 65}
+var _Kind_index = [...]uint8{0, 10, 18, 28, 39, 48, 56, 65, 69}
 
 func (i Kind) String() string {
 	idx := int(i) - 0

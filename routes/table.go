@@ -11,11 +11,14 @@ import (
 
 // State is the health of one path, that is one (peer, LAN) pair.
 //
-//	         -f intervals without evidence: invalidate
-//	┌───────┐ ───────────────────────────► ┌─────────┐
-//	│ Valid │                              │ Invalid │
-//	└───────┘ ◄─────────────────────────── └─────────┘
-//	         -s consecutive intervals with evidence: validate
+//	         missed packets (detect.go), carrier lost; with --max-loss or
+//	         --max-rtt also loss or delay over the window, or the peer's
+//	         INQs listing us for f intervals (Reason says which)
+//	┌───────┐ ─────────────────────────────────────► ┌─────────┐
+//	│ Valid │                                        │ Invalid │
+//	└───────┘ ◄───────────────────────────────────── └─────────┘
+//	         -s consecutive intervals with evidence (damping: more); after
+//	         loss or delay also a full window below half the threshold
 //
 // A path starts Valid when the peer is discovered, with its deadline one
 // full detection time away, so a LAN that is already broken when faild starts
@@ -48,7 +51,40 @@ const (
 	// Forgotten: the peer was silent on every LAN for its forget time
 	// (see Config.Forget); it is gone from the table with any route it had.
 	Forgotten
+	// Held: a path already invalid (for missed packets, say) is now held
+	// so for another Reason: loss or delay over the window, until it is
+	// clean; or the peer's word, until the peer no longer lists us.
+	Held
 )
+
+// Reason says why a path is invalid.
+type Reason uint8
+
+const (
+	ReasonNone    Reason = iota
+	ReasonMissed         // expected packets missed (detect.go), or left so by an earlier run
+	ReasonCarrier        // the LAN's interface lost its carrier
+	ReasonLoss           // loss over the window above Config.MaxLoss
+	ReasonRTT            // median round trip over the window above Config.MaxRTT
+	ReasonPeer           // the peer's INQs list us as deaf: our packets do not reach it well
+)
+
+// String is the reason as the log's reason= key says it.
+func (r Reason) String() string {
+	switch r {
+	case ReasonMissed:
+		return "missed"
+	case ReasonCarrier:
+		return "carrier"
+	case ReasonLoss:
+		return "loss"
+	case ReasonRTT:
+		return "rtt"
+	case ReasonPeer:
+		return "peer"
+	}
+	return ""
+}
 
 // MaxLANs is the most LANs one node can watch.
 const MaxLANs = 8
@@ -99,6 +135,12 @@ type Event struct {
 	// must now show to switch back: Config.Successes, or more while the path
 	// is damped for flapping (see Config.DampWindow).
 	Needs int
+	// Reason, on a Failover, says why; Loss and RTT, on a Failover or a
+	// Switchback while loss or delay is judged, are the path's loss over
+	// the window and its median round trip.
+	Reason Reason
+	Loss   float64
+	RTT    time.Duration
 }
 
 // MinInterval is the shortest INQ interval faild sends or honours.
@@ -120,6 +162,14 @@ type Config struct {
 	// DampWindow and DampMax damp a flapping path (see damp.go).
 	DampWindow time.Duration
 	DampMax    int
+	// MaxLoss (a fraction, 0 off) invalidates a path whose loss over the
+	// window exceeds it, until its loss over a full window is below half
+	// of it; LossWindow is the window in intervals (0: DefaultWindow).
+	// MaxRTT (0 off) does the same for the median round trip. See
+	// quality.go.
+	MaxLoss    float64
+	LossWindow int
+	MaxRTT     time.Duration
 }
 
 // Observation is one piece of evidence: a packet from Peer on LAN.
@@ -137,6 +187,15 @@ type Observation struct {
 	// packet makes the peer and its addresses known, but is no evidence
 	// for the path.
 	Deaf bool
+	// INQ numbers the INQ the packet is about among its sender's INQs on
+	// LAN, from 1: for an ACK, ours that it answers (see Table.Sent); for
+	// an INQ, the peer's own (0 from a sender that does not number them).
+	// A copy has the same number, and the numbers that did not come were
+	// lost (quality.go).
+	INQ uint64
+	// Boot is the sender's boot id: a new one says the peer restarted,
+	// and what it did not send meanwhile is no loss. 0: not known.
+	Boot uint32
 	At   time.Time
 }
 
@@ -158,12 +217,19 @@ type Path struct {
 	// Interval is the expected spacing of evidence on the path, so that a
 	// status report can count the intervals missed; set by Paths.
 	Interval time.Duration
+	// Reason says why an Invalid path is so.
+	Reason Reason
+	// Quality is the path's loss and round trips, set by Paths.
+	Quality Quality
 }
 
 type path struct {
 	Path
 	lastGood time.Time // start of the last interval counted in Goods
-	deadline time.Time // when a Valid path goes Invalid without more evidence
+	// deadline is when the path's queue entry comes up: at or before the
+	// time it goes Invalid without more evidence (silentAt), which
+	// evidence only moves later.
+	deadline time.Time
 	// gen numbers the path's arming: only the queue entry with the current
 	// gen is live, so an entry left behind by an invalidation that did not
 	// come from the queue (LANDown) dies instead of living on beside the
@@ -173,6 +239,11 @@ type path struct {
 	// address is as strong as it gets (see claim.go).
 	claimed bool
 	damping
+	q quality
+
+	// lastPacket is when the peer's last packet arrived on the path,
+	// evidence or not: whether this node hears the peer there (Hearing).
+	lastPacket time.Time
 }
 
 type peer struct {
@@ -180,6 +251,7 @@ type peer struct {
 	interval time.Duration // the peer's announced INQ interval
 	paths    []*path       // indexed by LAN; nil where the peer has no address
 	heard    time.Time     // last evidence on any LAN
+	boot     uint32        // its boot id, when the packets give it
 }
 
 // Table tracks every path and decides failovers and switchbacks.
@@ -191,6 +263,9 @@ type Table struct {
 	// failed holds peer addresses whose paths start Invalid (see
 	// StartInvalid).
 	failed map[netip.Addr]bool
+	sent   []sent // the newest INQ on each LAN (detect.go)
+	// rttHi and rttLo are the codes of MaxRTT and half of it (0: off).
+	rttHi, rttLo uint16
 	// Refused counts announced addresses refused because another peer
 	// claims them.
 	Refused uint64
@@ -198,7 +273,12 @@ type Table struct {
 
 // New returns an empty table.
 func New(cfg Config) *Table {
-	return &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim), failed: make(map[netip.Addr]bool)}
+	t := &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim), failed: make(map[netip.Addr]bool),
+		sent: make([]sent, max(cfg.LANs, 0))}
+	if cfg.MaxRTT > 0 {
+		t.rttHi, t.rttLo = rttCode(cfg.MaxRTT), rttCode(cfg.MaxRTT/2)
+	}
+	return t
 }
 
 // StartInvalid makes the path to the peer address a start Invalid when it
@@ -251,11 +331,41 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		}
 		p, evs = t.discover(o, evs)
 	}
+	faster := o.Interval != 0 && (p.interval == 0 || o.Interval < p.interval)
 	p.interval, p.heard = o.Interval, o.At
 	evs = t.learnAddrs(p, o, evs)
 	pa := p.paths[o.LAN]
-	if pa == nil || o.Deaf {
-		return evs // no address on the LAN it spoke on, or no evidence
+	if pa == nil {
+		return evs // no address on the LAN it spoke on
+	}
+	pa.lastPacket = o.At
+	if o.Boot != p.boot {
+		if p.boot != 0 {
+			// The peer restarted: what it did not send meanwhile is no
+			// loss, and its INQs are numbered anew.
+			for _, q := range p.paths {
+				if q != nil {
+					q.q.restarted()
+				}
+			}
+		}
+		p.boot = o.Boot
+	}
+	t.measure(pa, o)
+	if faster {
+		for lan := range p.paths {
+			t.sooner(p, lan, o.At)
+		}
+	}
+	if o.Deaf {
+		// No evidence. While loss or delay is judged, a peer may find
+		// our packets too lossy while its ACKs still reach us: its word,
+		// f intervals running, fails the path over here too.
+		if pa.State == Valid && t.judging() && pa.q.deafRun > t.cfg.Misses {
+			return t.invalidate(p, o.LAN, o.At, ReasonPeer, evs)
+		}
+		t.sooner(p, o.LAN, o.At) // the peer's INQs count no more
+		return evs
 	}
 	if !pa.Heard {
 		// The first evidence on the path: it may carry another's traffic
@@ -268,14 +378,118 @@ func (t *Table) Observe(o Observation, evs []Event) []Event {
 		pa.RTT = o.RTT
 	}
 	t.countGood(p, pa, o.At)
+	r := t.degraded(p, pa)
 	if pa.State == Valid {
-		pa.deadline = o.At.Add(t.detection(p))
-		return evs
+		if r != ReasonNone {
+			return t.invalidate(p, o.LAN, o.At, r, evs)
+		}
+		return evs // its deadline moved: Expire finds out when it comes up
+	}
+	if r != ReasonNone && r != pa.Reason {
+		// Invalid for whatever reason, and now held for this one.
+		return t.hold(p, o.LAN, r, o.At, evs)
 	}
 	if pa.Goods < t.needs(pa, o.At) {
 		return evs
 	}
+	if pa.Reason == ReasonMissed && t.lossAtHalf(p, pa) {
+		// Back from a cut onto a LAN that loses more than half of what
+		// --max-loss allows: switching back now would fail over for loss
+		// once the window crosses it, a flap. Held for loss instead, so
+		// it returns as a path that failed for loss would.
+		return t.hold(p, o.LAN, ReasonLoss, o.At, evs)
+	}
+	if !t.clean(p, pa) {
+		return evs
+	}
+	if t.judging() && pa.q.deafRun > 0 && pa.Reason != ReasonPeer {
+		// Clean by its own measures, but the peer still cannot hear us
+		// well (its window, say, is not clean yet): wait for its word
+		// rather than switch back and fail over again on it. Held on the
+		// peer's word, the path no longer lists the peer, which then
+		// never waits for us in turn.
+		return t.hold(p, o.LAN, ReasonPeer, o.At, evs)
+	}
 	return t.validate(p, o.LAN, o.At, evs)
+}
+
+// hold keeps an invalid path invalid for another reason, and says so.
+func (t *Table) hold(p *peer, lan int, r Reason, at time.Time, evs []Event) []Event {
+	pa := p.paths[lan]
+	pa.Reason = r
+	e := Event{Kind: Held, Peer: p.id, LAN: lan, Addr: pa.Addr, Reason: r, At: at}
+	t.measured(p, pa, &e)
+	return append(evs, e)
+}
+
+// judging reports whether loss or delay is judged (--max-loss, --max-rtt).
+func (t *Table) judging() bool { return t.cfg.MaxLoss > 0 || t.rttHi > 0 }
+
+// degraded is the reason a path's measures over a full window invalidate
+// it, or ReasonNone.
+func (t *Table) degraded(p *peer, pa *path) Reason {
+	if t.cfg.MaxLoss > 0 {
+		if loss, full := t.judged(p, &pa.q); full && loss > t.cfg.MaxLoss {
+			return ReasonLoss
+		}
+	}
+	// The median is above MaxRTT when more than half of the round trips are.
+	if r := &pa.q.rtt; t.rttHi > 0 && r.full() && 2*r.above > r.n {
+		return ReasonRTT
+	}
+	return ReasonNone
+}
+
+// lossAtHalf reports whether a path's full loss window loses half of
+// --max-loss or more: too much to switch back to (the hysteresis).
+func (t *Table) lossAtHalf(p *peer, pa *path) bool {
+	if t.cfg.MaxLoss <= 0 {
+		return false
+	}
+	loss, full := t.judged(p, &pa.q)
+	return full && loss >= t.cfg.MaxLoss/2
+}
+
+// clean reports whether an invalid path's measures let it switch back:
+// after loss (delay), a full window below half the threshold, the
+// hysteresis that keeps a path at the threshold from flapping; after the
+// peer's word, the peer no longer listing us; after any reason, nothing
+// that would invalidate it again at once. Only the peer's word waits for
+// the peer: two ends invalid for their own reasons list each other, and
+// each waiting for the other would never end; one whose peer still lists
+// it when it switches back fails over again on the peer's word f
+// intervals later, and then waits.
+func (t *Table) clean(p *peer, pa *path) bool {
+	if !t.judging() {
+		return true
+	}
+	q := &pa.q
+	switch {
+	case pa.Reason == ReasonPeer:
+		if q.deafRun > 0 {
+			return false
+		}
+	case pa.Reason == ReasonLoss:
+		if _, full := t.judged(p, q); !full || t.lossAtHalf(p, pa) {
+			return false
+		}
+	case pa.Reason == ReasonRTT:
+		// The median is below half of MaxRTT when at least half are.
+		if !q.rtt.full() || 2*q.rtt.low < q.rtt.n {
+			return false
+		}
+	}
+	return t.degraded(p, pa) == ReasonNone
+}
+
+// measured fills in an event's loss and round trip, where they are judged.
+func (t *Table) measured(p *peer, pa *path, e *Event) {
+	if t.cfg.MaxLoss > 0 {
+		e.Loss, _ = t.judged(p, &pa.q)
+	}
+	if t.rttHi > 0 {
+		e.RTT, _ = pa.q.rtt.percentiles()
+	}
 }
 
 // discover adds the peer of o's first packet to the table.
@@ -320,27 +534,33 @@ func (t *Table) validate(p *peer, lan int, at time.Time, evs []Event) []Event {
 	wasUnreachable := !p.anyValid()
 	before := t.routeFor(p, lan)
 	others := t.routesOf(p)
-	pa.State = Valid
+	pa.State, pa.Reason = Valid, ReasonNone
+	pa.q.deafRun = 0 // the peer's word counts from here
 	pa.Switchbacks++
 	t.arm(p, lan, at)
-	evs = append(evs, Event{Kind: Switchback, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: before, At: at})
+	e := Event{Kind: Switchback, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: before, At: at}
+	t.measured(p, pa, &e)
+	evs = append(evs, e)
 	if wasUnreachable {
 		evs = append(evs, Event{Kind: Reachable, Peer: p.id, LAN: -1, At: at})
 	}
 	return t.rerouted(p, lan, others, at, evs)
 }
 
-// invalidate turns a valid path invalid (a failover) and appends what that
-// changes. Its queue entry goes stale and is dropped when it comes up.
-func (t *Table) invalidate(p *peer, lan int, at time.Time, evs []Event) []Event {
+// invalidate turns a valid path invalid (a failover) for reason and
+// appends what that changes. Its queue entry goes stale and is dropped when
+// it comes up.
+func (t *Table) invalidate(p *peer, lan int, at time.Time, reason Reason, evs []Event) []Event {
 	pa := p.paths[lan]
 	others := t.routesOf(p)
-	pa.State = Invalid
+	pa.State, pa.Reason = Invalid, reason
 	pa.Goods = 0
 	pa.Failovers++
 	t.damp(pa, at)
-	evs = append(evs, Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at,
-		Needs: t.needs(pa, at)})
+	e := Event{Kind: Failover, Peer: p.id, LAN: lan, Addr: pa.Addr, Route: t.routeFor(p, lan), At: at,
+		Needs: t.needs(pa, at), Reason: reason}
+	t.measured(p, pa, &e)
+	evs = append(evs, e)
 	if !p.anyValid() {
 		evs = append(evs, Event{Kind: Unreachable, Peer: p.id, LAN: -1, At: at})
 	}
@@ -373,9 +593,19 @@ func (t *Table) rerouted(p *peer, changed int, before []Route, at time.Time, evs
 // arm sets a fresh deadline for a Valid path and queues it.
 func (t *Table) arm(p *peer, lan int, now time.Time) {
 	pa := p.paths[lan]
-	pa.deadline = now.Add(t.detection(p))
+	pa.deadline = t.silentAt(p, pa, lan, now)
 	pa.gen++
 	heap.Push(&t.queue, deadline{at: pa.deadline, peer: p, lan: lan, gen: pa.gen})
+}
+
+// sooner queues a Valid path anew when what it expects changed so that it
+// goes invalid before its queue entry comes up: evidence only ever moves
+// that later, but a stream that stops counting (the peer's INQs listing
+// us) or a peer that speeds up moves it sooner.
+func (t *Table) sooner(p *peer, lan int, now time.Time) {
+	if pa := p.paths[lan]; pa != nil && pa.State == Valid && t.silentAt(p, pa, lan, now).Before(pa.deadline) {
+		t.arm(p, lan, now)
+	}
 }
 
 // NextDeadline is when Expire next has work to do; ok is false when no
@@ -401,12 +631,14 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 		if pa == nil || pa.State != Valid || pa.gen != d.gen || t.peers[d.peer.id] != d.peer {
 			continue // stale entry
 		}
-		if pa.deadline.After(now) {
+		at := t.silentAt(d.peer, pa, d.lan, now)
+		if at.After(now) {
 			// Evidence moved the deadline; each valid path keeps one entry.
-			heap.Push(&t.queue, deadline{at: pa.deadline, peer: d.peer, lan: d.lan, gen: d.gen})
+			pa.deadline = at
+			heap.Push(&t.queue, deadline{at: at, peer: d.peer, lan: d.lan, gen: d.gen})
 			continue
 		}
-		evs = t.invalidate(d.peer, d.lan, pa.deadline, evs)
+		evs = t.invalidate(d.peer, d.lan, at, ReasonMissed, evs)
 	}
 	return evs
 }
@@ -414,12 +646,52 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 // Deaf appends to dst the peers this node cannot hear on lan: those whose
 // path there is invalid, or has carried no evidence yet. A node that has
 // just started cannot yet tell a peer that its packets on a LAN are lost;
-// listing the peers it has not heard says so until it hears them.
+// listing the peers it has not heard says so until it hears them. A path
+// invalid only on the peer's word (ReasonPeer) hears the peer well and does
+// not list it: two ends that each waited for the other's word would wait
+// for ever.
 func (t *Table) Deaf(lan int, dst []uint32) []uint32 {
 	for _, p := range t.peers {
-		if lan < len(p.paths) && p.paths[lan] != nil && (p.paths[lan].State == Invalid || !p.paths[lan].Heard) {
+		if lan >= len(p.paths) || p.paths[lan] == nil {
+			continue
+		}
+		if pa := p.paths[lan]; pa.State == Invalid && pa.Reason != ReasonPeer || !pa.Heard {
 			dst = append(dst, uint32(p.id))
 		}
+	}
+	return dst
+}
+
+// Hearing is what this node hears of one peer, for the view its INQs
+// carry: bit i of Known is set when it has a path to the peer on LAN i,
+// bit i of Heard when a packet of the peer's arrived there within the
+// path's detection time, evidence or not, and bit i of Lossy when the
+// path is heard but lossy (Table.Lossy). Heard says which way frames go:
+// a path broken one way is invalid at both ends, but only one end hears
+// the other.
+type Hearing struct {
+	Peer                PeerID
+	Known, Heard, Lossy uint8
+}
+
+// Hearing appends what this node hears of every peer as of now to dst.
+func (t *Table) Hearing(now time.Time, dst []Hearing) []Hearing {
+	for _, p := range t.peers {
+		h := Hearing{Peer: p.id}
+		det := t.detection(p)
+		for lan, pa := range p.paths {
+			if pa == nil || lan >= MaxLANs {
+				continue
+			}
+			h.Known |= 1 << lan
+			if !pa.lastPacket.IsZero() && now.Sub(pa.lastPacket) <= det {
+				h.Heard |= 1 << lan
+				if t.lossy(p, pa) {
+					h.Lossy |= 1 << lan
+				}
+			}
+		}
+		dst = append(dst, h)
 	}
 	return dst
 }
@@ -433,7 +705,7 @@ func (t *Table) LANDown(lan int, now time.Time, evs []Event) []Event {
 	}
 	for _, p := range t.peers {
 		if pa := p.paths[lan]; pa != nil && pa.State == Valid {
-			evs = t.invalidate(p, lan, now, evs)
+			evs = t.invalidate(p, lan, now, ReasonCarrier, evs)
 		}
 	}
 	return evs
@@ -515,6 +787,7 @@ func (t *Table) Paths(now time.Time, fn func(id PeerID, lan int, p Path, route R
 				v := pa.Path
 				v.Interval = t.interval(p)
 				v.Needs = t.needs(pa, now)
+				v.Quality = t.quality(p, &pa.q)
 				fn(p.id, lan, v, t.routeFor(p, lan))
 			}
 		}

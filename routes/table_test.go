@@ -493,3 +493,31 @@ func TestDeafUnknownLAN(t *testing.T) {
 		t.Errorf("Deaf(2) of 2 LANs = %v, want none", got)
 	}
 }
+
+// TestHearing: a peer's packets on a LAN, evidence or not (Deaf), make
+// it heard there for the path's detection time; a LAN without its path
+// is not known; no packet at all, not heard.
+func TestHearing(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 3, Interval: iv, Misses: 3, Successes: 3})
+	two := []netip.Addr{peerAddrs[0], peerAddrs[1], {}}
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: two, Interval: iv, At: t0}, nil)
+	tab.Observe(Observation{Peer: peerID, LAN: 1, Addrs: two, Interval: iv, Deaf: true, At: t0.Add(50 * time.Millisecond)}, nil)
+	for _, c := range []struct {
+		at               time.Duration
+		known, wantHeard uint8
+	}{
+		{10 * time.Millisecond, 0b011, 0b011},
+		{300 * time.Millisecond, 0b011, 0b011}, // within -f x -t (and its grace) of both
+		{340 * time.Millisecond, 0b011, 0b010}, // A's packet is older than that now
+		{400 * time.Millisecond, 0b011, 0b000},
+	} {
+		hs := tab.Hearing(t0.Add(c.at), nil)
+		if len(hs) != 1 || hs[0].Peer != peerID || hs[0].Known != c.known || hs[0].Heard != c.wantHeard {
+			t.Errorf("at %v: %+v, want known %03b heard %03b", c.at, hs, c.known, c.wantHeard)
+		}
+	}
+	if p, _ := tab.Path(peerAddrs[1]); p.Heard {
+		t.Error("a packet that is no evidence made the path heard")
+	}
+}

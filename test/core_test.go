@@ -44,7 +44,7 @@ func TestCore(t *testing.T) {
 		b.wait(n.String()+" discovers both peers", 5*time.Second, func() bool {
 			ev := n.Events()
 			for _, p := range l.Nodes {
-				if p != n && len(lab.Find(ev, "msg", "discovered", "peer", p.Addr(lab.A))) == 0 {
+				if p != n && !discovered(ev, p) {
 					return false
 				}
 			}

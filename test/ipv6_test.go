@@ -205,3 +205,38 @@ func checkRouteEvents(t *testing.T, n *lab.Node, since time.Time, msg string, wa
 		t.Logf("%v: %s logged %v after the injection: %v", n, msg, ms(e.Time().Sub(since)), e["route"])
 	}
 }
+
+// TestIPv6Late: a node whose IPv6 addresses arrive only after faild has
+// started (DAD or SLAAC at boot) runs on IPv4 at first, then opens IPv6
+// when they come, finds its peers there, and fails over in both families.
+func TestIPv6Late(t *testing.T) {
+	t.Parallel()
+	l := lab.ForTest(t, lab.Options{Nodes: 2, Bin: sharedBin(t), Family: lab.Dual})
+	b := newBudget(t, 30*time.Second)
+	n1, n2 := l.Node(1), l.Node(2)
+	for _, lan := range lab.LANs {
+		_, err := n1.IP("-6", "addr", "del", n1.Addr6(lan)+"/64", "dev", lan.Iface())
+		must(t, err)
+	}
+	startAll(t, b, l, requestor(fast...))
+	if ev := lab.Find(n1.Events(), "msg", "family-started"); len(ev) > 0 {
+		t.Fatalf("%v: %v before it had an IPv6 address", n1, ev)
+	}
+	added := time.Now()
+	for _, lan := range lab.LANs {
+		_, err := n1.IP("-6", "addr", "add", n1.Addr6(lan)+"/64", "dev", lan.Iface(), "nodad")
+		must(t, err)
+	}
+	waitEvent(b, n1, added, 2*time.Second, "msg", "family-started", "family", "ipv6")
+	b.wait("node1 hears node2 over IPv6", 2*time.Second, func() bool {
+		return len(lab.Find(n1.Events(), "msg", "discovered", "addr", n2.Addr6(lab.A)))+
+			len(lab.Find(n1.Events(), "msg", "discovered", "addr", n2.Addr6(lab.B))) > 0
+	})
+	time.Sleep(500 * time.Millisecond) // -s good intervals on the new paths
+	w := watchRoutes(t, n1)
+	cut := time.Now()
+	must(t, l.CutPort(lab.A, 2, lab.Both))
+	want := []lab.Route{overB(n2), {Dst: n2.Addr6(lab.A), Via: n2.Addr6(lab.B), Dev: lab.B.Iface()}}
+	b.wait("failover in both families", fastLimit, func() bool { _, ok := w.Added(cut, want...); return ok })
+	stopAll(t, l)
+}

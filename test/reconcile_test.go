@@ -21,9 +21,9 @@ import (
 // added or deleted: the route subscription tells it at once.
 const reactLimit = 100 * time.Millisecond
 
-// statusPath returns n's status --json entry for the path to peer's
-// address on LAN A.
-func statusPath(t *testing.T, bin string, n, peer *lab.Node) map[string]any {
+// statusPath returns n's status --json entry for the path to the peer
+// address addr.
+func statusPath(t *testing.T, bin string, n *lab.Node, addr string) map[string]any {
 	t.Helper()
 	out, _ := runStatus(t, bin, n, "--json")
 	var s struct {
@@ -33,94 +33,123 @@ func statusPath(t *testing.T, bin string, n, peer *lab.Node) map[string]any {
 		t.Fatalf("%v: status --json: %v\n%s", n, err, out)
 	}
 	for _, p := range s.Paths {
-		if p["addr"] == peer.Addr(lab.A) {
+		if p["addr"] == addr {
 			return p
 		}
 	}
-	t.Fatalf("%v: no path to %s in %s", n, peer.Addr(lab.A), out)
+	t.Fatalf("%v: no path to %s in %s", n, addr, out)
 	return nil
+}
+
+// family is one address family of the lab, for tests that run in both.
+type family struct {
+	name   string
+	opt    lab.Family
+	bits   string // host prefix length
+	ipFlag string // ip's option for the family: "ip route show" alone shows IPv4
+	addr   func(n *lab.Node, lan lab.LAN) string
+}
+
+var families = []family{
+	{"IPv4", lab.IPv4, "/32", "-4", (*lab.Node).Addr},
+	{"IPv6", lab.IPv6, "/128", "-6", (*lab.Node).Addr6},
+}
+
+// forEachFamily runs test as a parallel subtest in an IPv4-only and an
+// IPv6-only lab of nodes nodes.
+func forEachFamily(t *testing.T, nodes int, test func(t *testing.T, f family, l *lab.Lab, b *budget)) {
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			l := lab.ForTest(t, lab.Options{Nodes: nodes, Bin: sharedBin(t), Family: f.opt})
+			test(t, f, l, newBudget(t, 30*time.Second))
+		})
+	}
+}
+
+// over is the failover route to peer's LAN-A address over LAN B.
+func (f family) over(peer *lab.Node) lab.Route {
+	return lab.Route{Dst: f.addr(peer, lab.A), Via: f.addr(peer, lab.B), Dev: lab.B.Iface()}
 }
 
 // TestForeignRouteGoes: a foreign route that blocked a failover, deleted by
 // hand, is replaced by faild's within reactLimit, and the status says so.
 func TestForeignRouteGoes(t *testing.T) {
 	t.Parallel()
-	l, b := newLab(t, 2, 30*time.Second)
-	n1, n2 := l.Node(1), l.Node(2)
-	dst := n2.Addr(lab.A) + "/32"
-	_, err := n1.IP("route", "add", dst, "via", n2.Addr(lab.B), "dev", lab.B.Iface(), "metric", "50")
-	must(t, err)
-	startAll(t, b, l, requestor(fast...))
-	w := watchRoutes(t, n1)
-	cut := time.Now()
-	must(t, l.CutPort(lab.A, 2, lab.Both))
-	waitEvent(b, n1, cut, fastLimit, "msg", "foreign-route", "dst", dst)
-	if p := statusPath(t, l.Bin, n1, n2); p["route_state"] != "blocked" || !strings.Contains(p["route"].(string), "metric 50") {
-		t.Errorf("%v: status of the path %v; want blocked by the metric-50 route", n1, p)
-	}
-	if !n1.RoutesAre() {
-		t.Fatalf("%v: faild route beside the foreign one", n1)
-	}
-	before := time.Now()
-	_, err = n1.IP("route", "del", dst, "metric", "50")
-	must(t, err)
-	gone, ok := w.Foreign(before, false, n2.Addr(lab.A))
-	if !ok {
-		t.Fatalf("%v: the route watch saw no deletion of the foreign route", n1)
-	}
-	route := overB(n2)
-	b.wait("faild's route after the foreign one went", 2*time.Second, func() bool { _, ok := w.Added(gone, route); return ok })
-	at, _ := w.Added(gone, route)
-	record(t, "route_after_foreign_gone", ms(at.Sub(gone)))
-	if took := at.Sub(gone); took > reactLimit {
-		t.Errorf("%v: faild's route %v after the foreign one went; want within %v", n1, ms(took), reactLimit)
-	}
-	// faild may log before the test's own watch hears of the deletion.
-	waitEvent(b, n1, before, 2*time.Second, "msg", "foreign-route-gone", "dst", dst)
-	if p := statusPath(t, l.Bin, n1, n2); p["route_state"] != "installed" || !strings.Contains(p["route"].(string), "via "+n2.Addr(lab.B)) {
-		t.Errorf("%v: status of the path %v; want faild's route installed", n1, p)
-	}
-	stopAll(t, l)
+	forEachFamily(t, 2, func(t *testing.T, f family, l *lab.Lab, b *budget) {
+		n1, n2 := l.Node(1), l.Node(2)
+		dst := f.addr(n2, lab.A) + f.bits
+		_, err := n1.IP("route", "add", dst, "via", f.addr(n2, lab.B), "dev", lab.B.Iface(), "metric", "50")
+		must(t, err)
+		startAll(t, b, l, requestor(fast...))
+		w := watchRoutes(t, n1)
+		cut := time.Now()
+		must(t, l.CutPort(lab.A, 2, lab.Both))
+		waitEvent(b, n1, cut, fastLimit, "msg", "foreign-route", "dst", dst)
+		if p := statusPath(t, l.Bin, n1, f.addr(n2, lab.A)); p["route_state"] != "blocked" || !strings.Contains(p["route"].(string), "metric 50") {
+			t.Errorf("%v: status of the path %v; want blocked by the metric-50 route", n1, p)
+		}
+		if !n1.RoutesAre() {
+			t.Fatalf("%v: faild route beside the foreign one", n1)
+		}
+		before := time.Now()
+		_, err = n1.IP("route", "del", dst, "metric", "50")
+		must(t, err)
+		b.wait("the route watch sees the foreign route go", 2*time.Second, func() bool { _, ok := w.Foreign(before, false, f.addr(n2, lab.A)); return ok })
+		gone, _ := w.Foreign(before, false, f.addr(n2, lab.A))
+		route := f.over(n2)
+		b.wait("faild's route after the foreign one went", 2*time.Second, func() bool { _, ok := w.Added(gone, route); return ok })
+		at, _ := w.Added(gone, route)
+		record(t, "route_after_foreign_gone", ms(at.Sub(gone)))
+		if took := at.Sub(gone); took > reactLimit {
+			t.Errorf("%v: faild's route %v after the foreign one went; want within %v", n1, ms(took), reactLimit)
+		}
+		// faild may log before the test's own watch hears of the deletion.
+		waitEvent(b, n1, before, 2*time.Second, "msg", "foreign-route-gone", "dst", dst)
+		if p := statusPath(t, l.Bin, n1, f.addr(n2, lab.A)); p["route_state"] != "installed" || !strings.Contains(p["route"].(string), "via "+f.addr(n2, lab.B)) {
+			t.Errorf("%v: status of the path %v; want faild's route installed", n1, p)
+		}
+		stopAll(t, l)
+	})
 }
 
-// TestAdminRouteWins: an administrator's /32 added during a failover takes
-// over: faild's route is gone within reactLimit, logged, and the status
-// shows the destination blocked.
+// TestAdminRouteWins: an administrator's host route added during a
+// failover takes over: faild's route is gone within reactLimit, logged,
+// and the status shows the destination blocked.
 func TestAdminRouteWins(t *testing.T) {
 	t.Parallel()
-	l, b := newLab(t, 3, 30*time.Second)
-	startAll(t, b, l, requestor(fast...))
-	n1, n2, n3 := l.Node(1), l.Node(2), l.Node(3)
-	w := watchRoutes(t, n1)
-	cut := time.Now()
-	must(t, l.CutPort(lab.A, 2, lab.Both))
-	failedOver(t, b, cut, fastLimit, map[*lab.Node][]*lab.Node{n1: {n2}})
-	dst := n2.Addr(lab.A) + "/32"
-	before := time.Now()
-	_, err := n1.IP("route", "add", dst, "via", n3.Addr(lab.B), "dev", lab.B.Iface(), "metric", "10")
-	must(t, err)
-	added, ok := w.Foreign(before, true, n2.Addr(lab.A))
-	if !ok {
-		t.Fatalf("%v: the route watch saw no admin route come", n1)
-	}
-	route := overB(n2)
-	b.wait("faild's route withdrawn", 2*time.Second, func() bool { _, ok := w.Removed(added, route); return ok })
-	at, _ := w.Removed(added, route)
-	record(t, "withdrawn_after_admin_route", ms(at.Sub(added)))
-	if took := at.Sub(added); took > reactLimit {
-		t.Errorf("%v: faild's route withdrawn %v after the admin's route came; want within %v", n1, ms(took), reactLimit)
-	}
-	e := waitEvent(b, n1, added, 2*time.Second, "msg", "foreign-route", "dst", dst)
-	if !strings.Contains(e["removed"], n2.Addr(lab.B)) || !strings.Contains(e["foreign"], "metric 10") {
-		t.Errorf("%v: foreign-route line %v; want it to name what was removed and the admin's route", n1, e)
-	}
-	if p := statusPath(t, l.Bin, n1, n2); p["route_state"] != "blocked" || !strings.Contains(p["route"].(string), n3.Addr(lab.B)) {
-		t.Errorf("%v: status of the path %v; want blocked by the admin's route", n1, p)
-	}
-	if out, _ := n1.IP("route", "show", dst); !strings.Contains(out, "via "+n3.Addr(lab.B)) {
-		t.Errorf("%v: routes to %s: %q; want the admin's left alone", n1, dst, out)
-	}
-	stopAll(t, l)
+	forEachFamily(t, 3, func(t *testing.T, f family, l *lab.Lab, b *budget) {
+		startAll(t, b, l, requestor(fast...))
+		n1, n2, n3 := l.Node(1), l.Node(2), l.Node(3)
+		w := watchRoutes(t, n1)
+		cut := time.Now()
+		must(t, l.CutPort(lab.A, 2, lab.Both))
+		route := f.over(n2)
+		b.wait("failover", fastLimit, func() bool { _, ok := w.Added(cut, route); return ok })
+		dst := f.addr(n2, lab.A) + f.bits
+		before := time.Now()
+		_, err := n1.IP("route", "add", dst, "via", f.addr(n3, lab.B), "dev", lab.B.Iface(), "metric", "10")
+		must(t, err)
+		b.wait("the route watch sees the admin's route", 2*time.Second, func() bool { _, ok := w.Foreign(before, true, f.addr(n2, lab.A)); return ok })
+		added, _ := w.Foreign(before, true, f.addr(n2, lab.A))
+		b.wait("faild's route withdrawn", 2*time.Second, func() bool { _, ok := w.Removed(added, route); return ok })
+		at, _ := w.Removed(added, route)
+		record(t, "withdrawn_after_admin_route", ms(at.Sub(added)))
+		if took := at.Sub(added); took > reactLimit {
+			t.Errorf("%v: faild's route withdrawn %v after the admin's route came; want within %v", n1, ms(took), reactLimit)
+		}
+		e := waitEvent(b, n1, before, 2*time.Second, "msg", "foreign-route", "dst", dst)
+		if !strings.Contains(e["removed"], f.addr(n2, lab.B)) || !strings.Contains(e["foreign"], "metric 10") {
+			t.Errorf("%v: foreign-route line %v; want it to name what was removed and the admin's route", n1, e)
+		}
+		if p := statusPath(t, l.Bin, n1, f.addr(n2, lab.A)); p["route_state"] != "blocked" || !strings.Contains(p["route"].(string), f.addr(n3, lab.B)) {
+			t.Errorf("%v: status of the path %v; want blocked by the admin's route", n1, p)
+		}
+		if out, _ := n1.IP(f.ipFlag, "route", "show", dst); !strings.Contains(out, "via "+f.addr(n3, lab.B)) {
+			t.Errorf("%v: routes to %s: %q; want the admin's left alone", n1, dst, out)
+		}
+		stopAll(t, l)
+	})
 }
 
 // TestReplacedRouteSwitchback: `ip route replace` over faild's route makes

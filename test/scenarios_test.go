@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faild/faild/faild/daemon"
 	"github.com/faild/faild/test/lab"
 )
 
@@ -78,7 +79,30 @@ func startAll(t *testing.T, b *budget, l *lab.Lab, args func(n *lab.Node) []stri
 		b.wait(n.String()+" discovers every peer", 10*time.Second, func() bool {
 			ev := n.Events()
 			for _, p := range l.Nodes {
-				if p != n && len(lab.Find(ev, "msg", "discovered", "peer", p.Addr(lab.A))) == 0 {
+				if p != n && !discovered(ev, p) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
+// waitHeard waits until every node's every path has carried evidence.
+// Discovered is not yet heard: a peer's INQ counts only once its view
+// says it hears us, which at -t 1 can take an interval after the
+// discovery, and only a path that has carried evidence carries another's
+// traffic.
+func waitHeard(b *budget, l *lab.Lab) {
+	b.t.Helper()
+	for _, n := range l.Nodes {
+		b.wait(n.String()+" hears every path", 10*time.Second, func() bool {
+			s, _, err := daemon.FetchStatus(n.StatusSocket())
+			if err != nil {
+				return false
+			}
+			for _, p := range s.Paths {
+				if !p.Heard {
 					return false
 				}
 			}
@@ -325,6 +349,7 @@ func TestScenarioCarrierLoss(t *testing.T) {
 	const iv = time.Second
 	l, b := newLab(t, 3, 45*time.Second)
 	startAll(t, b, l, requestor("-t", "1", "-f", "3", "-s", "3"))
+	waitHeard(b, l)
 	n2 := l.Node(2)
 
 	down := time.Now()

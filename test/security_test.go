@@ -145,7 +145,8 @@ func stopDrops(t *testing.T, n *lab.Node) map[string]int {
 	return drops
 }
 
-func discovered(n *lab.Node, peer string) bool {
+// discoveredID reports whether n has logged the discovery of the peer id.
+func discoveredID(n *lab.Node, peer string) bool {
 	return len(lab.Find(n.Events(), "msg", "discovered", "peer", peer)) > 0
 }
 
@@ -166,7 +167,7 @@ func TestSpooferWithoutKey(t *testing.T) {
 		}
 	}
 	b.wait("nodes 1 and 2 discover each other", 5*time.Second, func() bool {
-		return discovered(n1, n2.Addr(lab.A)) && discovered(n2, n1.Addr(lab.A))
+		return discoveredID(n1, n2.Addr(lab.A)) && discoveredID(n2, n1.Addr(lab.A))
 	})
 
 	// A made-up node 192.0.2.9 heard on LAN A only would get its LAN-B
@@ -177,7 +178,7 @@ func TestSpooferWithoutKey(t *testing.T) {
 		ghost.inq(lab.A, n1)
 		ghostKeyed.inq(lab.A, n1)
 	})
-	if discovered(n1, "192.0.2.9") {
+	if discoveredID(n1, "192.0.2.9") {
 		t.Errorf("node1 believed the forged node 192.0.2.9:\n%s", n1.Log())
 	}
 	noRoutes(t, n1)
@@ -235,7 +236,7 @@ func TestReplayAndTTL(t *testing.T) {
 		capture = append(capture, peer.inq(lab.A, n1))
 		peer.inq(lab.B, n1)
 	})
-	if !discovered(n1, n2.Addr(lab.A)) {
+	if !discoveredID(n1, n2.Addr(lab.A)) {
 		t.Fatalf("node1 did not discover the played node 2:\n%s", n1.Log())
 	}
 	noRoutes(t, n1)

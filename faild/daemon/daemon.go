@@ -34,11 +34,19 @@ type Config struct {
 	MaxPeers   int
 	DampWindow time.Duration
 	DampMax    int
+	// MaxLoss (a fraction; 0 off), LossWindow (intervals; 0 for the
+	// default) and MaxRTT (0 off): --max-loss, --loss-window, --max-rtt.
+	MaxLoss    float64
+	LossWindow int
+	MaxRTT     time.Duration
 
 	StatusSocket string // "" serves no status socket
 	StatusGID    int
-	OnChange     string
-	HookTimeout  time.Duration
+	// MetricsListen is where the Prometheus endpoint listens
+	// (--metrics-listen, host:port); "" serves none.
+	MetricsListen string
+	OnChange      string
+	HookTimeout   time.Duration
 }
 
 // Deps are what the daemon acts through: the system's in production, fakes
@@ -107,11 +115,15 @@ type Daemon struct {
 
 	hooks  *hooks
 	notify *notifier
+	events *eventStream         // the log's lines for the clients that follow them
 	sent   map[string]time.Time // when a send failure was last logged, by packet and LAN
 
 	evs  []routes.Event
 	acts []Action
-	want map[netip.Prefix]platform.Route
+	// diags is the diagnosis of each LAN, evaluated at diagAt (cluster.go).
+	diags  [routes.MaxLANs]diagState
+	diagAt time.Time
+	want   map[netip.Prefix]platform.Route
 
 	// spawn starts a receiver for a family opened after Run started; nil
 	// when no goroutines run (the simulation drives the steps itself).
@@ -128,7 +140,10 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, boot: randomUint32(),
+	events := newEventStream()
+	// Every line goes to the event stream too, for faild status --watch.
+	deps.Log = slog.New(&teeHandler{next: deps.Log.Handler(), e: events})
+	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, boot: randomUint32(), events: events,
 		rec:     newReconciler(deps.Routes),
 		adopted: make(map[netip.Prefix]platform.Route), adoptedOnce: make(map[netip.Prefix]bool),
 		blocked: make(map[netip.Prefix]string),
@@ -168,6 +183,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		defer ln.Close()
 	}
+	var mln net.Listener
+	if d.cfg.MetricsListen != "" {
+		var err error
+		if mln, err = listenMetrics(d.cfg.MetricsListen); err != nil {
+			return err
+		}
+		defer mln.Close()
+	}
 	now := time.Now()
 	if err := d.begin(now); err != nil {
 		return err
@@ -189,8 +212,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stop := context.AfterFunc(gctx, d.closeFamilies)
 	defer stop()
 	if ln != nil {
-		g.Go(func() error { return serveStatus(gctx, ln, ch.requests, d.log) })
+		g.Go(func() error { return serveStatus(gctx, ln, ch.requests, d.events, d.log) })
 	}
+	if mln != nil {
+		g.Go(func() error { return serveMetrics(gctx, mln, ch.requests, d.log) })
+	}
+	g.Go(func() error { return d.events.serve(gctx) })
 	g.Go(func() error { return d.hooks.serve(gctx) })
 	g.Go(func() error {
 		return d.deps.Interfaces.WatchLinks(gctx, func(c platform.LinkChange) { post(gctx, ch.links, c) },
@@ -230,6 +257,7 @@ func (d *Daemon) begin(now time.Time) error {
 		return fmt.Errorf("failed to read the routing table: %w", err)
 	}
 	d.rec.fullAt = now.Add(reconcileEvery)
+	d.diagAt = now.Add(d.cfg.Interval)
 	d.adopt(now)
 	// Now, so that whatever the reconciler does first (the route watch's
 	// first news is a whole read) already counts the adopted routes.
@@ -237,7 +265,9 @@ func (d *Daemon) begin(now time.Time) error {
 	d.log.Info("start", "version", d.cfg.Version, "node", routes.PeerID(d.node).String(), "requestor", d.cfg.Requestor,
 		"interval", d.cfg.Interval.String(), "misses", d.cfg.Misses, "successes", d.cfg.Successes,
 		"port", d.cfg.Port, "lans", describe(d.lans), "auth", len(d.cfg.Keys) > 0, "max_peers", d.cfg.MaxPeers,
-		"damp_window", d.cfg.DampWindow.String(), "damp_max", d.cfg.DampMax, "adopted", len(d.adopted))
+		"damp_window", d.cfg.DampWindow.String(), "damp_max", d.cfg.DampMax,
+		"max_loss", FormatPercent(d.cfg.MaxLoss), "loss_window", d.lossWindow(), "max_rtt", d.cfg.MaxRTT.String(),
+		"adopted", len(d.adopted))
 	for i, l := range d.lans {
 		if !l.Usable() {
 			d.log.Warn("lan-waiting", "lan", routes.LANName(i), "dev", l.Name, "state", lanString(l),

@@ -10,9 +10,12 @@
 // others get only immutable copies (channel messages; values behind an
 // atomic pointer that are never modified after publication) or counters
 // read through atomics. The loop goroutine owns the path tables, the LANs,
-// the reconciler and its view of the kernel, the requestors, the notifier
-// and the hook queue's sending side; each receiver goroutine owns its
-// exchange's proto.Receiver (replay windows, buffers); the hook runner owns
-// the hook it runs. Nothing else is shared, and no mutex guards daemon
-// state.
+// the reconciler and its view of the kernel, the requestors, the cluster's
+// views, matrices and diagnoses, the notifier and the hook queue's sending
+// side; each receiver goroutine owns its exchange's proto.Receiver (replay
+// windows, buffers); the hook runner owns the hook it runs; the event
+// stream's goroutine owns the set of clients that follow the log. The
+// status server and the metrics endpoint get their figures by asking the
+// loop over its request channel. Nothing else is shared, and no mutex
+// guards daemon state.
 package daemon

@@ -25,6 +25,14 @@ type family struct {
 	out     []proto.Message // INQs, reused
 	deafBuf []uint32
 	routes  []routes.Route
+
+	// The cluster's view (cluster.go): the peers whose latest packet
+	// says they do not read version 2, and every peer's view as its INQs
+	// brought it.
+	v1      map[routes.PeerID]bool
+	rows    map[routes.PeerID]*viewRow
+	hearing []routes.Hearing
+	viewBuf []proto.ViewEntry
 }
 
 func (f *family) name() string { return familyName(f.v6) }
@@ -79,7 +87,8 @@ func (d *Daemon) openFamily(v6 bool, now time.Time) error {
 	if err == nil {
 		err = joinGroups(conn, x)
 	}
-	f := &family{v6: v6, conn: conn, x: x, nextINQ: now}
+	f := &family{v6: v6, conn: conn, x: x, nextINQ: now,
+		v1: map[routes.PeerID]bool{}, rows: map[routes.PeerID]*viewRow{}}
 	if err == nil {
 		f.rx, err = x.NewReceiver()
 	}
@@ -91,7 +100,8 @@ func (d *Daemon) openFamily(v6 bool, now time.Time) error {
 		return err
 	}
 	f.table = routes.New(routes.Config{LANs: len(d.lans), Interval: iv, Misses: d.cfg.Misses, Successes: d.cfg.Successes,
-		Forget: d.forgetAfter(), MaxPeers: d.cfg.MaxPeers, DampWindow: d.cfg.DampWindow, DampMax: d.cfg.DampMax})
+		Forget: d.forgetAfter(), MaxPeers: d.cfg.MaxPeers, DampWindow: d.cfg.DampWindow, DampMax: d.cfg.DampMax,
+		MaxLoss: d.cfg.MaxLoss, LossWindow: d.cfg.LossWindow, MaxRTT: d.cfg.MaxRTT})
 	d.fams[boolInt(v6)] = f
 	for i, l := range x.LANs() {
 		if l.Addr.IsValid() && l.Unicast && len(l.Peers) == 0 {
@@ -152,6 +162,14 @@ func protoLANs(lans []platform.LAN, v6 bool, peers []netip.Addr) []proto.LAN {
 // peer for ten of its own detection times.
 func (d *Daemon) forgetAfter() time.Duration {
 	return max(10*time.Duration(d.cfg.Misses)*d.cfg.Interval, time.Minute)
+}
+
+// lossWindow is the loss window in intervals, as the tables use it.
+func (d *Daemon) lossWindow() int {
+	if d.cfg.LossWindow > 0 {
+		return d.cfg.LossWindow
+	}
+	return routes.DefaultWindow(d.cfg.MaxLoss)
 }
 
 // setLANs hands every family its view of the LANs after an interface came

@@ -135,6 +135,9 @@ func (d *Daemon) next() time.Time {
 	if len(d.adopted) > 0 && d.adoptEnd.Before(at) {
 		at = d.adoptEnd
 	}
+	if d.diagAt.Before(at) {
+		at = d.diagAt
+	}
 	return at
 }
 
@@ -144,15 +147,17 @@ func (d *Daemon) next() time.Time {
 func (d *Daemon) onHeard(f *family, hs []proto.Heard, now time.Time) {
 	for i := range hs {
 		h := &hs[i]
-		o := routes.Observation{Peer: h.Node, LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)], Interval: h.Interval, Deaf: h.Deaf, At: h.At}
+		o := routes.Observation{Peer: h.Node, LAN: h.LAN, Addrs: h.Addrs[:len(d.lans)], Interval: h.Interval, Deaf: h.Deaf,
+			INQ: h.Echo, Boot: h.Boot, At: h.At}
 		if h.Type == proto.ACK {
-			rtt, ok := f.tx.Answered(h.LAN, h.Echo, h.At)
+			n, rtt, ok := f.tx.Answered(h.LAN, h.Echo, h.At)
 			if !ok {
 				continue
 			}
-			o.RTT = max(rtt, time.Nanosecond)
+			o.RTT, o.INQ = max(rtt, time.Nanosecond), n
 		}
 		d.evs = f.table.Observe(o, d.evs)
+		f.heardView(h)
 	}
 	d.settle(now, false)
 }
@@ -166,6 +171,9 @@ func (d *Daemon) wake(now time.Time) {
 		}
 	}
 	d.sendINQs(now)
+	if !now.Before(d.diagAt) {
+		d.diagAt = d.diagnose(now)
+	}
 	replan := len(d.adopted) > 0 && !now.Before(d.adoptEnd)
 	if !d.rec.retryAt.IsZero() && !now.Before(d.rec.retryAt) {
 		d.acts = d.rec.retry(now, d.acts)
@@ -193,10 +201,15 @@ func (d *Daemon) sendINQs(now time.Time) {
 		if f.nextINQ.Before(now) {
 			f.nextINQ = now.Add(d.cfg.Interval) // the loop was held up: do not send a burst
 		}
-		ms, err := f.tx.INQs(now, f.deaf, f.out[:0])
+		ms, err := f.tx.INQs(now, proto.Round{Deaf: f.deaf, View: f.view(now), V1: len(f.v1) > 0}, f.out[:0])
 		f.out = ms
 		if err != nil {
 			d.log.Error("inq-failed", "family", f.name(), "err", err)
+		}
+		// The table counts the ACKs it expects against the INQs sent.
+		for lan := range d.lans {
+			n, at := f.tx.Sent(lan)
+			f.table.Sent(lan, n, at)
 		}
 		proto.WriteAll(f.conn, ms, func(m *proto.Message, err error) {
 			d.sendFailed(d.sent, "inq", f.x.LANOf(m.IfIndex), err, now)
@@ -279,9 +292,15 @@ func (d *Daemon) settle(now time.Time, replan bool) {
 	// one.
 	replan = replan || len(d.adopted) > 0
 	for _, e := range d.evs {
-		if e.Kind != routes.Discovered {
+		if e.Kind == routes.Forgotten {
+			for _, f := range d.fams {
+				if f != nil && !f.table.Has(e.Peer) {
+					f.forgetView(e.Peer)
+				}
+			}
+		}
+		if e.Kind != routes.Discovered && e.Kind != routes.Held {
 			replan = true
-			break
 		}
 	}
 	if replan {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/faild/faild/routes"
@@ -79,14 +80,23 @@ func (d *Daemon) reportEvent(e routes.Event) {
 	case routes.Discovered:
 		d.log.Info("discovered", path()...)
 	case routes.Failover:
-		args := append(path(), d.kernelArgs(dst)...)
+		args := append(path(), "reason", e.Reason.String())
+		args = append(append(args, d.measuredArgs(e)...), d.kernelArgs(dst)...)
 		if e.Needs > d.cfg.Successes {
 			// The path flaps: say so, and what it takes to come back.
 			args = append(args, "damping", fmt.Sprintf("needs %d good intervals", e.Needs))
 		}
 		d.log.Warn("failover", args...)
 	case routes.Switchback:
-		d.log.Info("switchback", append(path(), d.removedArgs(dst)...)...)
+		d.log.Info("switchback", append(append(path(), d.measuredArgs(e)...), d.removedArgs(dst)...)...)
+	case routes.Held:
+		args := append(path(), "reason", e.Reason.String())
+		args = append(append(args, d.measuredArgs(e)...), d.kernelArgs(dst)...)
+		detail := "failed over already, and now kept so until its window is clean"
+		if e.Reason == routes.ReasonPeer {
+			detail = "clean here, but the peer cannot hear this node well yet: kept failed over until it can"
+		}
+		d.log.Warn("held", append(args, "detail", detail)...)
 	case routes.Rerouted:
 		args := d.kernelArgs(dst)
 		if ours, _ := d.rec.holds(dst); ours == nil {
@@ -101,6 +111,32 @@ func (d *Daemon) reportEvent(e routes.Event) {
 	case routes.Forgotten:
 		d.log.Info("forgotten", "peer", peer, "detail", "silent on every LAN; its routes are removed")
 	}
+}
+
+// measuredArgs are the log keys of the loss and round trip that a path's
+// event carries while they are judged (--max-loss, --max-rtt).
+func (d *Daemon) measuredArgs(e routes.Event) []any {
+	var args []any
+	if d.cfg.MaxLoss > 0 {
+		args = append(args, "loss", FormatPercent(e.Loss))
+	}
+	if d.cfg.MaxRTT > 0 {
+		args = append(args, "rtt", FormatSeconds(e.RTT.Seconds()))
+	}
+	return args
+}
+
+// FormatPercent shows a fraction as a percentage for reading: 23%, 4.1%,
+// 0%.
+func FormatPercent(f float64) string {
+	pct := 100 * f
+	switch {
+	case pct == 0:
+		return "0%"
+	case pct < 10:
+		return strconv.FormatFloat(pct, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(pct, 'f', 0, 64) + "%"
 }
 
 // reportAction logs what the reconciler did on its own account: a

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -204,5 +205,54 @@ func TestAdoptedRouteExpires(t *testing.T) {
 	}
 	if l := n1.lines("start"); len(l) != 2 || !strings.Contains(l[1], ` auth="false" `) || !strings.Contains(l[1], ` adopted="1"`) {
 		t.Errorf("start lines %q; want the second with auth=false adopted=1", l)
+	}
+}
+
+// TestFamilyStartsLate: a node whose IPv6 addresses arrive after it
+// started (DAD or SLAAC at boot) runs on IPv4 alone, then opens the IPv6
+// family when they appear, finds its peers there and fails over in both
+// families.
+func TestFamilyStartsLate(t *testing.T) {
+	s := &sim{now: simEpoch, lans: 2, v4: true, v6: true}
+	s.rng = newSim(1).rng
+	cfg := Config{Version: "sim", Requestor: true, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3,
+		Port: 4117, MaxPeers: 256, DampMax: 16, HookTimeout: time.Second, OnChange: "sim-hook"}
+	for range 3 {
+		s.addNode(cfg)
+	}
+	n1 := s.node(1)
+	n1.late6 = true
+	for _, n := range s.nodes {
+		n.start()
+	}
+	s.run(s.now.Add(time.Second))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(s.report())
+		}
+	})
+	if n1.d.fams[1] != nil || s.err != nil {
+		t.Fatalf("IPv6 running without an IPv6 address (%v)", s.err)
+	}
+	n1.late6 = false
+	for lan := range s.lans {
+		n1.step(func() {
+			n1.d.onLink(platform.LinkChange{Index: simIndex(lan), Name: fmt.Sprintf("e%d", lan)}, s.now)
+		})
+	}
+	s.run(s.now.Add(time.Second))
+	if l := n1.lines("family-started"); len(l) != 1 || !strings.Contains(l[0], `family="ipv6"`) {
+		t.Errorf("family-started lines %q; want one for ipv6", l)
+	}
+	for _, a := range []string{"2001:db8:a::2", "2001:db8:b::2", "2001:db8:a::3", "2001:db8:b::3"} {
+		if p := pathTo(n1, a); p.State != "valid" {
+			t.Errorf("path to %s: %+v; want valid", a, p)
+		}
+	}
+	s.net.cutIn[0][2], s.net.cutOut[0][2] = true, true
+	s.run(s.now.Add(500 * time.Millisecond))
+	want := []platform.Route{node2A, {Dst: netip.MustParsePrefix("2001:db8:a::2/128"), Via: netip.MustParseAddr("2001:db8:b::2"), Dev: "e1", Index: 3}}
+	if got := n1.kernel.Ours(); !slices.EqualFunc(got, want, func(a, b platform.Route) bool { return a == b }) || s.err != nil {
+		t.Errorf("after the cut: routes %v, %v; want %v", got, s.err, want)
 	}
 }

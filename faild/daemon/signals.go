@@ -44,7 +44,9 @@ func (d *Daemon) logStatus(now time.Time) {
 			route = "none"
 		}
 		d.log.Info("status-path", "peer", p.Peer, "lan", p.LAN, "dev", p.Dev, "addr", p.Addr, "state", p.State,
-			"last", FormatSeconds(p.LastEvidenceSeconds), "misses", p.Misses, "goods", p.Goods, "rtt", FormatSeconds(p.RTTSeconds),
+			"reason", p.Reason, "last", FormatSeconds(p.LastEvidenceSeconds), "misses", p.Misses, "goods", p.Goods,
+			"loss", FormatPercent(p.LossWindowPercent/100), "loss_total", FormatPercent(p.LossTotalPercent/100),
+			"rtt", FormatSeconds(p.RTTSeconds), "rtt_p50", FormatSeconds(p.RTTP50Seconds), "rtt_p99", FormatSeconds(p.RTTP99Seconds),
 			"failovers", p.Failovers, "switchbacks", p.Switchbacks, "route", route, "route_state", p.RouteState)
 	}
 	d.log.Info("status", "peers", s.Peers, "paths", len(s.Paths), "paths_down", s.PathsDown,

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -36,8 +35,38 @@ type sim struct {
 	v6    bool
 	nodes []*simNode
 	net   simFaults
-	trace []string // what was done to the cluster, for a failure's report
-	err   error    // the first invariant that broke
+	// lossSince is when each port's loss began (zero: none); disturbed
+	// when each port last changed how it carries frames, or its node
+	// started or stopped (see clean).
+	lossSince, disturbed [routes.MaxLANs][9]time.Time
+	trace                []string // what was done to the cluster, for a failure's report
+	err                  error    // the first invariant that broke
+	// faults counts the faults since the last heal; diag is the
+	// diagnosis the last one calls for, when it calls for one that can
+	// be told (see expectDiagnosis).
+	faults int
+	diag   simDiag
+	// quiet is when the loss figures no longer remember loss that ended.
+	quiet time.Time
+	// lossHeld: the path (a node's, to a peer's address) is invalid for
+	// its loss, as the node's log says.
+	lossHeld map[simPathKey]bool
+}
+
+// simPathKey names a node's path by the peer's address on it.
+type simPathKey struct {
+	node int
+	addr string
+}
+
+// simDiag is the diagnosis a fault calls for: kind on LAN lan, naming
+// node (and peer), or the groups of a split; kind "" for none, "?" when
+// it cannot be told.
+type simDiag struct {
+	kind       string
+	lan        int
+	node, peer int
+	groups     [][]int
 }
 
 // simEvent is a function to run, or a frame to deliver (fn nil): frames
@@ -58,22 +87,54 @@ type simFrame struct {
 	b   []byte
 }
 
+// simQueue is a binary heap of events by time, then by the order they
+// were queued; typed, not container/heap's, so that queueing an event
+// allocates nothing (the events are most of the simulation's work).
 type simQueue []simEvent
 
-func (q simQueue) Len() int { return len(q) }
-func (q simQueue) Less(i, j int) bool {
+func (q simQueue) less(i, j int) bool {
 	if !q[i].at.Equal(q[j].at) {
 		return q[i].at.Before(q[j].at)
 	}
 	return q[i].seq < q[j].seq
 }
-func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *simQueue) Push(x any)   { *q = append(*q, x.(simEvent)) }
-func (q *simQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
+
+func (q *simQueue) push(e simEvent) {
+	*q = append(*q, e)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !h.less(i, up) {
+			break
+		}
+		h[i], h[up] = h[up], h[i]
+		i = up
+	}
+}
+
+func (q *simQueue) pop() simEvent {
+	h := *q
+	e := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = simEvent{}
+	h = h[:last]
+	for i := 0; ; {
+		m, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h.less(l, m) {
+			m = l
+		}
+		if r < len(h) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return e
 }
 
 // at runs fn at t (never before now).
@@ -82,7 +143,7 @@ func (s *sim) at(t time.Time, fn func()) {
 		t = s.now
 	}
 	s.seq++
-	heap.Push(&s.queue, simEvent{at: t, seq: s.seq, fn: fn})
+	s.queue.push(simEvent{at: t, seq: s.seq, fn: fn})
 }
 
 func (s *sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
@@ -90,7 +151,7 @@ func (s *sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
 // run runs events until t or the first broken invariant.
 func (s *sim) run(t time.Time) {
 	for s.err == nil && len(s.queue) > 0 && !s.queue[0].at.After(t) {
-		e := heap.Pop(&s.queue).(simEvent)
+		e := s.queue.pop()
 		s.now = e.at
 		if e.fn != nil {
 			e.fn()
@@ -187,34 +248,29 @@ type simNode struct {
 	id        int
 	cfg       Config
 	kernel    *platform.Memory
-	d         *Daemon // nil while stopped
+	d         *Daemon   // nil while stopped
+	started   time.Time // when d started
 	conns     [2]*simConn
 	log       *bytes.Buffer
 	status    string // the last STATUS= the daemon sent
 	wakeAt    time.Time
 	wakeGen   uint64
 	routeWait int // route changes on their way to the daemon
+	// late6: the node's IPv6 addresses have not arrived yet (DAD or
+	// SLAAC at boot), so its interfaces show only the IPv4 ones.
+	late6 bool
 	// changes are the kernel's changes to faild's routes during the
 	// current step, to match the hooks against.
 	changes []platform.RouteChange
 	rbuf    []byte
 	abuf    []byte
+	replies [1]proto.Message // receive's ACK, kept so that it does not escape
 	hs      []proto.Heard
 	routes  []platform.KernelRoute // scratch for check
 	version int                    // the kernel's at the last check
 }
 
 func (n *simNode) addr(lan int, v6 bool) netip.Addr { return simAddr(n.id, lan, v6) }
-
-// owns reports whether a is one of the node's addresses.
-func (n *simNode) owns(a netip.Addr) bool {
-	for l := range n.s.lans {
-		if a == n.addr(l, false) || a == n.addr(l, true) {
-			return true
-		}
-	}
-	return false
-}
 
 // lan describes the node's interface on a LAN as the kernel would.
 func (n *simNode) lan(l int) platform.LAN {
@@ -223,7 +279,7 @@ func (n *simNode) lan(l int) platform.LAN {
 		pl.Addr = netip.PrefixFrom(n.addr(l, false), 24)
 		pl.Broadcast = simAddr(255, l, false)
 	}
-	if n.s.v6 {
+	if n.s.v6 && !n.late6 {
 		pl.Addr6 = netip.PrefixFrom(n.addr(l, true), 64)
 	}
 	return pl
@@ -333,7 +389,7 @@ func (s *sim) send(from *simNode, v6 bool, m *proto.Message) {
 		for range copies {
 			delay := 50*time.Microsecond + time.Duration(s.rng.Int64N(int64(s.net.jitter)+1))
 			s.seq++
-			heap.Push(&s.queue, simEvent{at: s.now.Add(delay), seq: s.seq, frame: f, to: to})
+			s.queue.push(simEvent{at: s.now.Add(delay), seq: s.seq, frame: f, to: to})
 		}
 	}
 }
@@ -350,16 +406,19 @@ func (n *simNode) receive(fr *simFrame) {
 		return
 	}
 	m := proto.Message{Buf: n.rbuf, N: copy(n.rbuf, fr.b), Addr: netip.AddrPortFrom(fr.src, uint16(n.cfg.Port)), IfIndex: simIndex(fr.lan), Hops: 255}
-	reply := proto.Message{Buf: n.abuf[:0]}
+	reply := &n.replies[0]
+	*reply = proto.Message{Buf: n.abuf[:0]}
 	n.hs = n.hs[:1]
-	heard, replied := f.rx.Receive(&m, n.s.now, &n.hs[0], &reply)
+	heard, replied := f.rx.Receive(&m, n.s.now, &n.hs[0], reply)
 	if replied {
-		proto.WriteAll(n.conns[boolInt(v6)], []proto.Message{reply}, func(*proto.Message, error) {})
+		proto.WriteAll(n.conns[boolInt(v6)], n.replies[:], ignoreSendError)
 	}
 	if heard {
 		n.step(func() { n.d.onHeard(f, n.hs, n.s.now) })
 	}
 }
+
+func ignoreSendError(*proto.Message, error) {}
 
 // step runs one step of the daemon and then checks it: every step ends
 // with the invariants and the next wake-up scheduled.
@@ -415,7 +474,10 @@ func (n *simNode) start() {
 		n.s.fail("node %d: New: %v", n.id, err)
 		return
 	}
-	n.d = d
+	n.d, n.started = d, n.s.now
+	for l := range n.s.lans {
+		n.s.disturb(l, n.id)
+	}
 	n.wakeAt = time.Time{}
 	n.step(func() {
 		if err := d.begin(n.s.now); err != nil {
@@ -455,6 +517,9 @@ func (n *simNode) stop(how string) {
 	}
 	n.d = nil
 	n.wakeGen++
+	for l := range n.s.lans {
+		n.s.disturb(l, n.id)
+	}
 }
 
 // watchKernel delivers the node's kernel changes to its daemon, as the
@@ -501,6 +566,21 @@ func (h simHandler) Handle(_ context.Context, r slog.Record) error {
 	b = append(b, r.Level.String()...)
 	b = append(b, " msg="...)
 	b = append(b, r.Message...)
+	switch r.Message {
+	case "failover":
+		h.failover(r)
+		h.heldForLoss(r)
+	case "held":
+		h.heldForLoss(r)
+	case "switchback":
+		h.switchback(r)
+	case "start":
+		for k := range h.s.lossHeld {
+			if k.node == h.node {
+				delete(h.s.lossHeld, k) // a new run judges its paths anew
+			}
+		}
+	}
 	r.Attrs(func(a slog.Attr) bool {
 		b = append(b, ' ')
 		b = append(b, a.Key...)
@@ -511,6 +591,79 @@ func (h simHandler) Handle(_ context.Context, r slog.Record) error {
 	b = append(b, '\n')
 	h.w.Write(b)
 	return nil
+}
+
+// failover checks a failover line: none for loss, delay or the peer's word
+// on a path whose network has been clean for long enough.
+func (h simHandler) failover(r slog.Record) {
+	var reason, peer, lan string // peer: its address on lan, whose last byte is its number
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "reason":
+			reason = a.Value.String()
+		case "addr":
+			peer = a.Value.String()
+		case "lan":
+			lan = a.Value.String()
+		}
+		return true
+	})
+	if reason != "loss" && reason != "rtt" && reason != "peer" {
+		return
+	}
+	a, err := netip.ParseAddr(peer)
+	if err != nil || len(lan) != 1 {
+		h.s.fail("node%d: failover line with peer %q lan %q", h.node, peer, lan)
+		return
+	}
+	m := int(a.As16()[15])
+	if l := int(lan[0] - 'A'); h.s.clean(h.node, m, l) {
+		h.s.fail("node%d: its path to node%d on LAN %s failed over for %s, with no fault on it", h.node, m, lan, reason)
+	}
+}
+
+// heldForLoss notes whether a failover or held line leaves its path
+// invalid for its loss.
+func (h simHandler) heldForLoss(r slog.Record) {
+	var reason, addr string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "reason":
+			reason = a.Value.String()
+		case "addr":
+			addr = a.Value.String()
+		}
+		return true
+	})
+	if h.s.lossHeld == nil {
+		h.s.lossHeld = map[simPathKey]bool{}
+	}
+	h.s.lossHeld[simPathKey{h.node, addr}] = reason == "loss"
+}
+
+// switchback checks the hysteresis of --max-loss: a path invalid for its
+// loss switches back only with its loss over the window below half the
+// threshold (the line's figure, shown to 0.1 %).
+func (h simHandler) switchback(r slog.Record) {
+	var addr, loss string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "addr":
+			addr = a.Value.String()
+		case "loss":
+			loss = a.Value.String()
+		}
+		return true
+	})
+	k := simPathKey{h.node, addr}
+	if !h.s.lossHeld[k] {
+		return
+	}
+	delete(h.s.lossHeld, k)
+	pct, err := strconv.ParseFloat(strings.TrimSuffix(loss, "%"), 64)
+	if half := 50 * h.s.cfg().MaxLoss; err != nil || pct > half+0.05 {
+		h.s.fail("node%d: its path to %s, invalid for loss, switched back with loss=%q over the window, not below %.1f%%", h.node, addr, loss, half)
+	}
 }
 
 func (h simHandler) WithAttrs(as []slog.Attr) slog.Handler {

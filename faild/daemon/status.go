@@ -30,18 +30,23 @@ const DefaultStatusSocket = "/run/faild/faild.sock"
 // Status is one snapshot of the daemon, as "faild status --json" prints
 // it. The man page documents every field; add fields, never rename them.
 type Status struct {
-	Version         string            `json:"version"`
-	Node            string            `json:"node"`
-	Time            time.Time         `json:"time"`
-	Requestor       bool              `json:"requestor"`
-	IntervalSeconds float64           `json:"interval_seconds"`
-	Misses          int               `json:"misses"`
-	Successes       int               `json:"successes"`
-	LANs            []StatusLAN       `json:"lans"`
-	Peers           int               `json:"peers"`
-	PathsDown       int               `json:"paths_down"`
-	Paths           []StatusPath      `json:"paths"`
-	Drops           map[string]uint64 `json:"drops"`
+	Version         string    `json:"version"`
+	Node            string    `json:"node"`
+	Time            time.Time `json:"time"`
+	Requestor       bool      `json:"requestor"`
+	IntervalSeconds float64   `json:"interval_seconds"`
+	Misses          int       `json:"misses"`
+	Successes       int       `json:"successes"`
+	// MaxLossPercent and MaxRTTSeconds are --max-loss and --max-rtt, 0
+	// when off; LossWindow is the loss window in intervals.
+	MaxLossPercent float64           `json:"max_loss_percent"`
+	LossWindow     int               `json:"loss_window"`
+	MaxRTTSeconds  float64           `json:"max_rtt_seconds"`
+	LANs           []StatusLAN       `json:"lans"`
+	Peers          int               `json:"peers"`
+	PathsDown      int               `json:"paths_down"`
+	Paths          []StatusPath      `json:"paths"`
+	Drops          map[string]uint64 `json:"drops"`
 	// AddrRefused counts addresses peers announced that another peer owns
 	// (see routes/claim.go): a misconfigured or hostile node.
 	AddrRefused uint64      `json:"addr_refused"`
@@ -49,6 +54,9 @@ type Status struct {
 	// LogLinesLost counts the event log's lines lost to write errors (a
 	// full disk, say) since start.
 	LogLinesLost uint64 `json:"log_lines_lost"`
+	// Diagnosis is the most likely fault of each LAN that has one, from
+	// the cluster's matrix (faild status --cluster).
+	Diagnosis []Diagnosis `json:"diagnosis"`
 }
 
 // StatusLAN is one of this node's LANs.
@@ -64,9 +72,10 @@ type StatusPath struct {
 	Peer                string  `json:"peer"`
 	LAN                 string  `json:"lan"`
 	Dev                 string  `json:"dev"`
-	Addr                string  `json:"addr"`  // the peer's address on the LAN
-	State               string  `json:"state"` // valid or invalid
-	Heard               bool    `json:"heard"` // the path has carried evidence
+	Addr                string  `json:"addr"`   // the peer's address on the LAN
+	State               string  `json:"state"`  // valid or invalid
+	Reason              string  `json:"reason"` // why invalid: missed, carrier, loss, rtt, peer; "" when valid
+	Heard               bool    `json:"heard"`  // the path has carried evidence
 	LastEvidenceSeconds float64 `json:"last_evidence_seconds"`
 	Misses              int     `json:"misses"` // whole intervals without evidence since the last
 	Goods               int     `json:"goods"`  // consecutive good intervals
@@ -74,6 +83,19 @@ type StatusPath struct {
 	Failovers           int     `json:"failovers"`
 	Switchbacks         int     `json:"switchbacks"`
 	Needs               int     `json:"needs"` // good intervals needed to be valid again; above -s while damped
+	// Loss over the window and since the path began, as --max-loss
+	// judges it (see routes.Quality); in and round trip over the window,
+	// each from the expected packets its window holds (slots).
+	LossWindowPercent    float64 `json:"loss_window_percent"`
+	LossTotalPercent     float64 `json:"loss_total_percent"`
+	LossInPercent        float64 `json:"loss_in_percent"`
+	LossInSlots          int     `json:"loss_in_slots"`
+	LossRoundTripPercent float64 `json:"loss_round_trip_percent"`
+	LossRoundTripSlots   int     `json:"loss_round_trip_slots"`
+	// RTT percentiles of the latest round trips (RTTSamples of them).
+	RTTP50Seconds float64 `json:"rtt_p50_seconds"`
+	RTTP99Seconds float64 `json:"rtt_p99_seconds"`
+	RTTSamples    int     `json:"rtt_samples"`
 	// Route is what the kernel holds for the peer's address on this LAN:
 	// faild's host route (RouteState installed), another's route that
 	// holds the destination faild wants (blocked), the error of a write
@@ -151,6 +173,7 @@ func (d *Daemon) snapshot(now time.Time) *Status {
 		Version: d.cfg.Version, Node: routes.PeerID(d.node).String(), Time: now,
 		Requestor: d.cfg.Requestor, IntervalSeconds: d.cfg.Interval.Seconds(),
 		Misses: d.cfg.Misses, Successes: d.cfg.Successes,
+		MaxLossPercent: 100 * d.cfg.MaxLoss, LossWindow: d.lossWindow(), MaxRTTSeconds: d.cfg.MaxRTT.Seconds(),
 		Paths: []StatusPath{}, Drops: map[string]uint64{},
 	}
 	for i, l := range d.lans {
@@ -162,11 +185,17 @@ func (d *Daemon) snapshot(now time.Time) *Status {
 		}
 		f.table.Paths(now, func(id routes.PeerID, lan int, p routes.Path, _ routes.Route) {
 			since := now.Sub(p.LastEvidence)
+			q := p.Quality
 			sp := StatusPath{
 				Peer: id.String(), LAN: routes.LANName(lan), Dev: d.names[lan], Addr: p.Addr.String(),
-				State: strings.ToLower(p.State.String()), Heard: p.Heard, LastEvidenceSeconds: max(since, 0).Seconds(),
-				Goods: p.Goods, RTTSeconds: p.RTT.Seconds(), Failovers: p.Failovers, Switchbacks: p.Switchbacks,
-				Needs: p.Needs,
+				State: strings.ToLower(p.State.String()), Reason: p.Reason.String(), Heard: p.Heard,
+				LastEvidenceSeconds: max(since, 0).Seconds(),
+				Goods:               p.Goods, RTTSeconds: p.RTT.Seconds(), Failovers: p.Failovers, Switchbacks: p.Switchbacks,
+				Needs:             p.Needs,
+				LossWindowPercent: 100 * q.Loss, LossTotalPercent: 100 * q.LossTotal,
+				LossInPercent: 100 * q.LossIn, LossInSlots: q.InSlots,
+				LossRoundTripPercent: 100 * q.LossRoundTrip, LossRoundTripSlots: q.RoundTripSlots,
+				RTTP50Seconds: q.RTT50.Seconds(), RTTP99Seconds: q.RTT99.Seconds(), RTTSamples: q.RTTSamples,
 			}
 			if p.Interval > 0 && since > 0 {
 				sp.Misses = int(since / p.Interval)
@@ -190,6 +219,7 @@ func (d *Daemon) snapshot(now time.Time) *Status {
 	if d.deps.LogLost != nil {
 		s.LogLinesLost = d.deps.LogLost()
 	}
+	s.Diagnosis = d.diagnoses()
 	return s
 }
 
@@ -215,16 +245,23 @@ func cmpAddr(a, b string) int {
 	return pa.Compare(pb)
 }
 
-// request is one question to the loop from the status server.
+// request is one question to the loop from the status server, or from
+// the metrics endpoint (scrape set, reply nil).
 type request struct {
-	verb  string
-	reply chan []byte
+	verb   string
+	reply  chan []byte
+	scrape chan *scrape
 }
 
 // answer answers a request; the loop calls it.
 func (d *Daemon) answer(r request, now time.Time) {
 	var v any
 	switch r.verb {
+	case "metrics":
+		r.scrape <- d.scrapeSnapshot(now)
+		return
+	case "cluster":
+		v = d.cluster(now)
 	case "reload":
 		res := result{OK: true}
 		if err := d.reload(now); err != nil {
@@ -316,9 +353,10 @@ func chownIfNeeded(path string, gid int) error {
 }
 
 // serveStatus answers every connection until ctx ends. A client writes one
-// line, its verb ("status", "reload"); one that writes nothing within half
-// a second, or closes its side, gets the status.
-func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- request, log *slog.Logger) error {
+// line, its verb ("status", "cluster", "reload", "events"); one that
+// writes nothing within half a second, or closes its side, gets the
+// status. "events" follows the event stream until the client hangs up.
+func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- request, events *eventStream, log *slog.Logger) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -336,8 +374,17 @@ func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- requ
 			return fmt.Errorf("failed to accept on status socket: %w", err)
 		}
 		// One at a time: an answer is cheap, and a slow client is cut
-		// off by the deadline rather than piling up goroutines.
-		answerConn(ctx, c, requests, log)
+		// off by the deadline rather than piling up goroutines. Only a
+		// client that follows the events (at most maxWatchers) gets a
+		// goroutine of its own.
+		if verb, ok := readVerb(c); ok && verb == "events" {
+			go events.follow(ctx, c)
+			continue
+		} else if ok {
+			answerConn(ctx, c, verb, requests, log)
+		} else {
+			c.Close()
+		}
 	}
 }
 
@@ -345,20 +392,29 @@ func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- requ
 // configuration file and reopens the log.
 const reloadTimeout = 10 * time.Second
 
-func answerConn(ctx context.Context, c net.Conn, requests chan<- request, log *slog.Logger) {
-	defer c.Close()
+// readVerb reads a client's verb line; ok is false when the client is gone.
+func readVerb(c net.Conn) (verb string, ok bool) {
 	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	line, _ := bufio.NewReaderSize(io.LimitReader(c, 64), 64).ReadString('\n')
-	verb := strings.TrimSpace(line)
+	line, err := bufio.NewReaderSize(io.LimitReader(c, 64), 64).ReadString('\n')
+	verb = strings.TrimSpace(line)
 	if verb == "" {
+		var ne net.Error
+		if err != nil && err != io.EOF && !(errors.As(err, &ne) && ne.Timeout()) {
+			return "", false
+		}
 		verb = "status"
 	}
+	return verb, true
+}
+
+func answerConn(ctx context.Context, c net.Conn, verb string, requests chan<- request, log *slog.Logger) {
+	defer c.Close()
 	timeout := 2 * time.Second
 	if verb == "reload" {
 		timeout = reloadTimeout
 	}
 	c.SetDeadline(time.Now().Add(timeout))
-	if verb != "status" && verb != "reload" {
+	if verb != "status" && verb != "reload" && verb != "cluster" {
 		b, _ := json.Marshal(result{Error: fmt.Sprintf("unknown request %q", verb)})
 		c.Write(append(b, '\n'))
 		return
@@ -433,15 +489,26 @@ func Reload(path string) error {
 	return nil
 }
 
-// WriteTable prints a snapshot for people: a header, one row per path,
-// and the drop and hook counters.
+// WriteTable prints a snapshot for people: the diagnosis, a header, one
+// row per path, and the drop and hook counters.
 func (s *Status) WriteTable(w io.Writer) {
+	if len(s.Diagnosis) > 0 {
+		WriteDiagnosis(w, s.Diagnosis)
+		fmt.Fprintln(w)
+	}
 	role := "responder"
 	if s.Requestor {
 		role = "requestor"
 	}
-	fmt.Fprintf(w, "faild %s node %s, %s, interval %gs, misses %d, successes %d\n",
+	fmt.Fprintf(w, "faild %s node %s, %s, interval %gs, misses %d, successes %d",
 		s.Version, s.Node, role, s.IntervalSeconds, s.Misses, s.Successes)
+	if s.MaxLossPercent > 0 {
+		fmt.Fprintf(w, ", max-loss %g%%", s.MaxLossPercent)
+	}
+	if s.MaxRTTSeconds > 0 {
+		fmt.Fprintf(w, ", max-rtt %s", FormatSeconds(s.MaxRTTSeconds))
+	}
+	fmt.Fprintf(w, ", loss window %d\n", s.LossWindow)
 	var lans []string
 	for _, l := range s.LANs {
 		lan := fmt.Sprintf("%s=%s:%s", l.Name, l.Dev, l.Addr)
@@ -452,7 +519,7 @@ func (s *Status) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "LANs %s; %s\n\n", strings.Join(lans, " "), Summary{Peers: s.Peers, Paths: len(s.Paths), Down: s.PathsDown})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tLAN\tDEV\tADDR\tSTATE\tLAST\tMISSES\tGOODS\tRTT\tFAILOVERS\tSWITCHBACKS\tROUTE")
+	fmt.Fprintln(tw, "PEER\tLAN\tDEV\tADDR\tSTATE\tLAST\tMISSES\tGOODS\tLOSS\tLOSS-ALL\tRTT\tP50/P99\tFAILOVERS\tSWITCHBACKS\tROUTE")
 	for _, p := range s.Paths {
 		route := p.Route
 		switch p.RouteState {
@@ -464,12 +531,23 @@ func (s *Status) WriteTable(w io.Writer) {
 			route = "pending: " + route
 		}
 		state := p.State
-		if !p.Heard && p.State == "valid" {
+		switch {
+		case !p.Heard && p.State == "valid":
 			state = "unheard"
+		case p.Reason != "":
+			state += " (" + p.Reason + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n",
+		loss, all := "-", "-"
+		if p.LossInSlots+p.LossRoundTripSlots > 0 {
+			loss, all = FormatPercent(p.LossWindowPercent/100), FormatPercent(p.LossTotalPercent/100)
+		}
+		pct := "-"
+		if p.RTTSamples > 0 {
+			pct = FormatSeconds(p.RTTP50Seconds) + "/" + FormatSeconds(p.RTTP99Seconds)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
 			p.Peer, p.LAN, p.Dev, p.Addr, state, FormatSeconds(p.LastEvidenceSeconds), p.Misses, p.Goods,
-			FormatSeconds(p.RTTSeconds), p.Failovers, p.Switchbacks, route)
+			loss, all, FormatSeconds(p.RTTSeconds), pct, p.Failovers, p.Switchbacks, route)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ndrops %s\naddresses refused %d\nhooks run=%d failed=%d dropped=%d\n",

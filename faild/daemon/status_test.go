@@ -3,8 +3,11 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -139,12 +142,15 @@ func TestServeStatus(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	requests := make(chan request)
-	go serveStatus(ctx, ln, requests, slog.New(slog.DiscardHandler))
+	go serveStatus(ctx, ln, requests, newEventStream(), slog.New(slog.DiscardHandler))
 	go func() {
 		for r := range requests {
 			switch r.verb {
 			case "reload":
 				r.reply <- []byte(`{"error":"bad file"}` + "\n")
+			case "cluster":
+				b, _ := json.Marshal(&Cluster{Node: "192.0.2.1", PathsDown: 1, Diagnosis: []Diagnosis{{LAN: "A", Fault: FaultLANDown}}})
+				r.reply <- b
 			default:
 				b, _ := json.Marshal(&Status{Node: "192.0.2.1", PathsDown: 1})
 				r.reply <- b
@@ -154,6 +160,9 @@ func TestServeStatus(t *testing.T) {
 	s, _, err := FetchStatus(sock)
 	if err != nil || s.Node != "192.0.2.1" || s.Healthy() {
 		t.Errorf("status: %+v, %v", s, err)
+	}
+	if c, _, err := FetchCluster(sock); err != nil || c.Node != "192.0.2.1" || c.Healthy() || len(c.Diagnosis) != 1 {
+		t.Errorf("cluster: %+v, %v", c, err)
 	}
 	if err := Reload(sock); err == nil || err.Error() != "bad file" {
 		t.Errorf("reload: %v; want the loop's error", err)
@@ -173,5 +182,71 @@ func TestServeStatus(t *testing.T) {
 	c.Close()
 	if _, err := Ask(filepath.Join(t.TempDir(), "none"), "status", time.Second); err == nil {
 		t.Error("no daemon, no error")
+	}
+}
+
+// TestWatch: a client that asks for "events" gets every line logged at
+// info and above, in the text log format, until it hangs up; without
+// one, nothing is formatted.
+func TestWatch(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := listenStatus(sock, os.Getegid())
+	if err != nil {
+		t.Skipf("cannot bind a status socket here: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ev := newEventStream()
+	go ev.serve(ctx)
+	go serveStatus(ctx, ln, make(chan request), ev, slog.New(slog.DiscardHandler))
+	var logged bytes.Buffer
+	log := slog.New(&teeHandler{next: slog.NewTextHandler(&logged, nil), e: ev})
+	if (&teeHandler{next: slog.DiscardHandler, e: ev}).Enabled(ctx, slog.LevelInfo) {
+		t.Error("enabled without a client")
+	}
+	r, w := io.Pipe()
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Watch(wctx, sock, w); w.Close() }()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(5 * time.Second)
+	for got := false; !got; {
+		log.Debug("hidden")
+		log.Warn("failover", "peer", "192.0.2.2", "lan", "A")
+		select {
+		case l := <-lines:
+			if strings.Contains(l, "hidden") || !strings.Contains(l, "level=WARN msg=failover peer=192.0.2.2 lan=A") ||
+				!strings.HasPrefix(l, "time=") {
+				t.Fatalf("watched %q", l)
+			}
+			got = true
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no line watched in 5s")
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Watch after its context ended: %v", err)
+	}
+	for range 100 {
+		if ev.watchers.Load() == 0 {
+			break
+		}
+		log.Info("tick") // a write finds the client gone
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := ev.watchers.Load(); n != 0 {
+		t.Errorf("%d watchers left after the client hung up", n)
+	}
+	if !strings.Contains(logged.String(), "msg=failover") {
+		t.Errorf("the log itself lost the line: %q", logged.String())
 	}
 }

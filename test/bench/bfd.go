@@ -170,6 +170,26 @@ func (b *bfdLog) drain() {
 	}
 }
 
+// changesIn drains the changes read so far and counts those to down and
+// to up logged from from until to.
+func (b *bfdLog) changesIn(from, to time.Time) (downs, ups int) {
+	for {
+		select {
+		case e := <-b.ch:
+			if e.at.Before(from) || !e.at.Before(to) {
+				continue
+			}
+			if e.up {
+				ups++
+			} else {
+				downs++
+			}
+		default:
+			return downs, ups
+		}
+	}
+}
+
 // downs drains the changes read so far and counts those to down.
 func (b *bfdLog) downs() int {
 	n := 0
@@ -456,16 +476,15 @@ func bfd(l *lab.Lab, r *report, dir string) error {
 	return errors.Join(errs...)
 }
 
-// pairSessions is the one session between node1 and node2 from each side.
-func pairSessions(i int) []bfdSession {
-	return []bfdSession{{peer: lab.A.Addr(3 - i), local: lab.A.Addr(i)}}
-}
-
-// startPair starts bfdd on both nodes with one session at iv and waits
-// for it to be up on both.
+// startPair starts bfdd on two nodes with one session between their LAN-A
+// addresses at iv and waits for it to be up on both.
 func startPair(nodes []*frrNode, iv time.Duration) error {
+	if len(nodes) != 2 {
+		return fmt.Errorf("failed to start a BFD pair: %d nodes", len(nodes))
+	}
 	for i, f := range nodes {
-		if err := f.startBFD(iv, pairSessions(i+1)); err != nil {
+		s := bfdSession{peer: lab.A.Addr(nodes[1-i].node.ID), local: lab.A.Addr(f.node.ID)}
+		if err := f.startBFD(iv, []bfdSession{s}); err != nil {
 			return err
 		}
 	}
@@ -818,17 +837,8 @@ func bfdLoss(l *lab.Lab, r *report, nodes []*frrNode) error {
 			}
 		}
 		for _, f := range nodes {
-		read:
-			for {
-				select {
-				case e := <-f.log.ch:
-					if !e.up && !e.at.Before(start) && e.at.Before(end) {
-						downs++
-					}
-				default:
-					break read
-				}
-			}
+			d, _ := f.log.changesIn(start, end)
+			downs += d
 		}
 		span := end.Sub(start)
 		r.f("| %d%% | %d | %.1f | %d | %.1f |\n", p, fo, hours(fo, span), downs, hours(downs, span))

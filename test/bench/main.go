@@ -1,7 +1,8 @@
 // Command bench measures faild on the namespace lab with the real binary
 // and writes the figures as a Markdown table (make bench, as root): failover
 // and switchback latency, carrier loss, TCP resumption, footprint, scale
-// with a peer emulator and false failovers under random loss. It records
+// with a peer emulator, false failovers under random loss, bfdd side by
+// side and gray failures (loss with and without --max-loss). It records
 // figures; it passes or fails nothing. Counts come from BENCH_* variables
 // so that a quick run is possible (see envInt below and BENCHMARKS.md).
 package main
@@ -77,7 +78,7 @@ func run() error {
 		out = "BENCHMARKS.md"
 	}
 	only := map[string]bool{}
-	for _, s := range envList("BENCH_ONLY", "micro,failover,carrier,tcp,footprint,scale,loss,bfd") {
+	for _, s := range envList("BENCH_ONLY", "micro,failover,carrier,tcp,footprint,scale,loss,bfd,gray") {
 		only[s] = true
 	}
 	dir, err := os.MkdirTemp("", "faildbench-")
@@ -104,7 +105,7 @@ func run() error {
 		fn   func(*lab.Lab, *report, string) error
 	}{
 		{"micro", micro}, {"failover", failover}, {"carrier", carrier}, {"tcp", tcpResume},
-		{"footprint", footprint}, {"scale", scale}, {"loss", loss}, {"bfd", bfd},
+		{"footprint", footprint}, {"scale", scale}, {"loss", loss}, {"bfd", bfd}, {"gray", gray},
 	}
 	var errs []error
 	for _, s := range sections {
@@ -930,7 +931,7 @@ func loss(l *lab.Lab, r *report, _ string) error {
 	intervals := float64(d) / float64(iv)
 	r.f("\n## False failovers under random loss (Loss on node2's LAN-A port, both directions, -t %s, %v per setting)\n\n", ivs, d)
 	r.f("A simulated hour is 3,600 intervals (one hour at -t 1); %v at -t %s is %.2f of them. Counted: failover events on both nodes for the path over LAN A, per path.\n\n", d, ivs, intervals/3600)
-	r.f("Model: in one interval a path gets evidence from the ACK to our INQ (INQ and ACK each lost with p) or from the peer's own INQ (lost with p), so it misses with q = p·(1−(1−p)²). A failover needs f misses in a row after some evidence: (1−q)·q^f per interval, times 3,600 per simulated hour; time spent invalid is ignored.\n\n")
+	r.f("Model: each interval a path expects the ACK to our INQ (lost with a = 1−(1−p)², INQ or ACK) and the peer's own INQ (lost with p), at independent phases, so their slots alternate. A failover needs 2f−1 slots in a row missed after one that came: a run that starts with an ACK slot has f of those and f−1 INQ slots, (1−p)·a^f·p^(f−1), one that starts with an INQ slot (1−a)·p^f·a^(f−1); their sum per interval, times 3,600 per simulated hour; time spent invalid is ignored, and so is the peer's failover moving ours (its INQs then list us and count for nothing).\n\n")
 	r.f("| loss | -f | failovers (node1 + node2) | per path per simulated hour | predicted |\n|---|---|---|---|---|\n")
 	for _, f := range []int{3, 5} {
 		if err := startAll(l, 2, "-r", "-t", ivs, "-f", strconv.Itoa(f), "-s", "3"); err != nil {
@@ -956,9 +957,7 @@ func loss(l *lab.Lab, r *report, _ string) error {
 					}
 				}
 			}
-			pf := float64(p) / 100
-			q := pf * (1 - (1-pf)*(1-pf))
-			pred := 3600 * (1 - q) * math.Pow(q, float64(f))
+			pred := 3600 * missedRate(float64(p)/100, f)
 			perHour := float64(count) / 2 / (float64(end.Sub(start)) / float64(iv) / 3600)
 			r.f("| %d%% | %d | %d | %.2f | %.3g |\n", p, f, count, perHour, pred)
 		}
@@ -967,16 +966,25 @@ func loss(l *lab.Lab, r *report, _ string) error {
 	return nil
 }
 
+// missedRate is how often per interval random loss p (each way) fails a
+// path with both streams over for missed packets at -f f: 2f−1 expected
+// packets in a row missed after one that came, the streams' slots taking
+// turns (the loss section's model).
+func missedRate(p float64, f int) float64 {
+	a := 1 - (1-p)*(1-p) // an ACK slot: the INQ or its ACK lost
+	return (1-p)*math.Pow(a, float64(f))*math.Pow(p, float64(f-1)) + (1-a)*math.Pow(p, float64(f))*math.Pow(a, float64(f-1))
+}
+
 // notes explain the tables; they are the same every run.
 const notes = `
 ## Reading the figures
 
-- **Failover below interval × misses.** A cut lands at a random point between two pieces of evidence, and a path's deadline runs from its last evidence, so detection measured from the cut lies between (f−1)·t and f·t, plus faild's grace of min(t/4, 5 ms), plus the route write. A ratio near 1 at the median would mean a late detector.
+- **Failover below interval × misses.** A path with both streams (two requestors) fails once 2f−1 of its expected packets in a row, ACKs to our INQs and the peer's INQs together, have not come, each a grace of min(t/4, 5 ms) after it was due (routes/detect.go): a cut lands at a random point between the two streams' packets, so detection measured from the cut lies between (f−1)·t and f·t, at a median of about (f−0.7)·t, plus the route write. With one stream it is f of that stream's packets, between (f−1)·t and f·t.
 - **Damping off.** Every faild in the bench runs with --damp-window 0: the bench cuts the same path again within seconds, which damping (default 30 s window) takes for flapping, so with it on the switchbacks would measure the damping, up to 16 × -s intervals, not detection. Damping has its own lab test, TestDampedFlapping.
 - **Switchback and -s.** A path has two sources of evidence (ACKs to our INQs and the peer's own INQs), at independent phases; routes.Table counts evidence as a new good interval only three quarters of an interval or more after the last one counted, so -s goods span at least (s−1)·0.75·t after the first evidence that follows the heal.
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
 - **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
 - **Scale** runs on a lab of its own with IPv6-only LANs (/64s), since the main lab's /24s hold at most 240 fake peers. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's socket buffer does not always hold. node1 gets a permanent neighbour entry for every fake address: the kernel's neighbour table is shared by all namespaces and caps collectable entries at gc_thresh3 (1024 by default, a host setting the lab does not change), fewer than 1,000 peers on two LANs need; a real host with that many neighbours must raise it. faild and the emulator share the machine's CPUs, so the emulator's load weighs on faild's figures at the larger crowds.
 - **GOMAXPROCS=2 rows** run faild with GOMAXPROCS=2 in its environment, the rest as shipped (faild sets GOMAXPROCS=1 unless the environment says otherwise). With more than one P, the Go scheduler wakes a second thread for each hand-over from a receiver to the decide loop; the wake-ups column shows what that costs.
-- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP (cuts per interval), BENCH_TCP_INTERVALS, BENCH_BFD_KINDS (pair, host, port), BENCH_BFD_PARTS (cuts, cpu, loss), BENCH_STARTS, BENCH_IDLE_SECS, BENCH_SCALE_ROWS (interval/peers, comma-separated), BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
+- **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd, gray), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP (cuts per interval), BENCH_TCP_INTERVALS, BENCH_BFD_KINDS (pair, host, port), BENCH_BFD_PARTS (cuts, cpu, loss), BENCH_STARTS, BENCH_IDLE_SECS, BENCH_SCALE_ROWS (interval/peers, comma-separated), BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_GRAY_INTERVALS, BENCH_GRAY_LOSS, BENCH_GRAY_SECS, BENCH_GRAY_CLEAN_SECS, BENCH_GRAY_MBPS, BENCH_GRAY_WINDOW, BENCH_GRAY_LOW, BENCH_GRAY_LOW_INTERVAL, BENCH_GRAY_LOW_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
 `

@@ -64,6 +64,30 @@ func (l *Lab) HealPair(lan LAN, n1, n2 int) error {
 	return l.removeRules(fmt.Sprintf("cut-pair %v %d-%d", lan, n1, n2))
 }
 
+// CutOneWay drops the frames from node from to node to on one LAN, and
+// nothing the other way. On a split LAN A both must be on the same
+// switch: the rule matches the two nodes' ports on one bridge.
+func (l *Lab) CutOneWay(lan LAN, from, to int) error {
+	if err := l.checkPorts(lan, from, to); err != nil {
+		return err
+	}
+	if from == to || l.bridgeOf(lan, from) != l.bridgeOf(lan, to) {
+		return fmt.Errorf("failed to cut one way: nodes %d and %d are not two nodes on one switch", from, to)
+	}
+	c := fmt.Sprintf("cut-one-way %v %d->%d", lan, from, to)
+	return l.addRules(rule(c, iif(lan.port(from)), oif(lan.port(to))))
+}
+
+// CutTrunk cuts the trunk between the two switches of a split LAN A
+// (Options.SplitA): both ends lose carrier, and the LAN falls into two
+// groups.
+func (l *Lab) CutTrunk() error {
+	if l.splitA == 0 {
+		return errors.New("failed to cut the trunk: LAN A is one switch (Options.SplitA)")
+	}
+	return ipIn(l.sw, "link", "set", trunk, "down")
+}
+
 // CutPort drops frames to and/or from node n's port on one LAN; the
 // node's carrier stays up.
 func (l *Lab) CutPort(lan LAN, n int, dir Direction) error {
@@ -178,6 +202,27 @@ func (l *Lab) Loss(lan LAN, n, percent int) error {
 	return l.addRules(rule(c, iif(p), random), rule(c, oif(p), random))
 }
 
+// LossOneWay drops percent of the frames to node n's port on one LAN
+// (ToNode) or of those from it (FromNode), and none the other way.
+func (l *Lab) LossOneWay(lan LAN, n, percent int, dir Direction) error {
+	if err := l.checkPorts(lan, n); err != nil {
+		return err
+	}
+	if percent < 1 || percent > 99 {
+		return fmt.Errorf("failed to add one-way loss: %d%%, want 1 to 99", percent)
+	}
+	p := lan.port(n)
+	c := fmt.Sprintf("loss %v %d %v %d%%", lan, n, dir, percent)
+	random := fmt.Sprintf("numgen random mod 100 < %d", percent)
+	switch dir {
+	case ToNode:
+		return l.addRules(rule(c, oif(p), random))
+	case FromNode:
+		return l.addRules(rule(c, iif(p), random))
+	}
+	return fmt.Errorf("failed to add one-way loss: direction %v, want to-node or from-node", dir)
+}
+
 // LANDown drops every frame on one LAN.
 func (l *Lab) LANDown(lan LAN) error {
 	if !l.hasLAN(lan) {
@@ -226,11 +271,16 @@ func (l *Lab) CarrierUp(lan LAN, n int) error {
 	return ipIn(l.sw, "link", "set", lan.port(n), "up")
 }
 
-// Heal removes every injected rule and brings every node interface and
-// switch port up.
+// Heal removes every injected rule and brings every node interface,
+// switch port and trunk up.
 func (l *Lab) Heal() error {
 	if err := l.ClearRules(); err != nil {
 		return err
+	}
+	if l.splitA > 0 {
+		if err := ipIn(l.sw, "link", "set", trunk, "up"); err != nil {
+			return err
+		}
 	}
 	for _, n := range l.Nodes {
 		for _, lan := range l.lans {
@@ -328,7 +378,7 @@ func (l *Lab) Recreate(lan LAN, n int) error {
 	port, dev := lan.port(n), lan.Iface()
 	for _, s := range [][]string{
 		{l.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", node.NS},
-		{l.sw, "link", "set", port, "master", lan.bridge(), "up"},
+		{l.sw, "link", "set", port, "master", l.bridgeOf(lan, n), "up"},
 		{node.NS, "addr", "add", lan.Addr(n) + "/24", "brd", "+", "dev", dev},
 		{node.NS, "link", "set", dev, "up"},
 	} {

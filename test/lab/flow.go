@@ -283,3 +283,139 @@ func (f *Flow) Stop() FlowStats {
 	}
 	return f.Stats()
 }
+
+// Bulk is a TCP transfer from one node to a lab address, paced at a rate
+// so that it measures the path rather than the machine's CPU. It shows what
+// a lossy LAN does to throughput and what a failover gives back. The
+// caller stops it (Lab.Close does not).
+type Bulk struct {
+	From, To *Node
+	Dst      string
+
+	conn   net.Conn
+	ln     net.Listener
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	got    atomic.Int64 // bytes the server read
+	errMu  sync.Mutex
+	err    error
+	closed atomic.Bool
+}
+
+// bulkBurst is how far behind its pace a Bulk may fall and still catch up:
+// after a stall (a lossy path, a failover) it goes on at its pace rather
+// than sending all it missed at once, which would hide the stall in the
+// average.
+const bulkBurst = 20 * time.Millisecond
+
+// StartBulk starts a transfer from node from to dst (a lab address, whose
+// owner reads it) at mbps megabits a second, or as fast as it goes with 0.
+func (l *Lab) StartBulk(from int, dst string, mbps int) (*Bulk, error) {
+	if from < 1 || from > len(l.Nodes) {
+		return nil, fmt.Errorf("failed to start bulk transfer: no node %d", from)
+	}
+	if mbps < 0 {
+		return nil, fmt.Errorf("failed to start bulk transfer: %d Mbit/s", mbps)
+	}
+	to, err := l.owner(dst)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bulk{From: l.Node(from), To: to, Dst: dst, stop: make(chan struct{})}
+	addr := net.JoinHostPort(dst, strconv.Itoa(int(flowPort.Add(1))))
+	if err := inNS(to.NS, func() (err error) {
+		b.ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("failed to listen on %s in %s: %w", addr, to, err)
+	}
+	if err := inNS(b.From.NS, func() (err error) {
+		b.conn, err = net.DialTimeout("tcp", addr, 2*time.Second)
+		return err
+	}); err != nil {
+		b.ln.Close()
+		return nil, fmt.Errorf("failed to connect from %s to %s: %w", b.From, addr, err)
+	}
+	b.wg.Add(2)
+	go b.serve()
+	go b.send(mbps)
+	return b, nil
+}
+
+func (b *Bulk) serve() {
+	defer b.wg.Done()
+	c, err := b.ln.Accept()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	go func() { <-b.stop; c.Close() }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		b.got.Add(int64(n))
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (b *Bulk) send(mbps int) {
+	defer b.wg.Done()
+	chunk := make([]byte, 16<<10)
+	var next time.Time // when the next byte is due at the pace
+	for {
+		select {
+		case <-b.stop:
+			return
+		default:
+		}
+		if mbps > 0 {
+			now := time.Now()
+			next = later(next, now.Add(-bulkBurst))
+			if wait := next.Sub(now); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
+		_ = b.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := b.conn.Write(chunk)
+		if mbps > 0 {
+			// n bytes at mbps Mbit/s take n·8·1000/mbps ns.
+			next = next.Add(time.Duration(float64(n*8) * 1e3 / float64(mbps)))
+		}
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			if !b.closed.Load() {
+				b.errMu.Lock()
+				b.err = err
+				b.errMu.Unlock()
+			}
+			return
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Bytes is how many bytes have arrived so far.
+func (b *Bulk) Bytes() int64 { return b.got.Load() }
+
+// Stop ends the transfer and returns the bytes that arrived and the error
+// that ended it early, if any. It is safe to call more than once.
+func (b *Bulk) Stop() (int64, error) {
+	if b.closed.Swap(true) {
+		return b.Bytes(), nil
+	}
+	close(b.stop)
+	b.conn.Close()
+	b.ln.Close()
+	b.wg.Wait()
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	return b.Bytes(), b.err
+}

@@ -95,6 +95,21 @@ func (l LAN) port(n int) string { return strings.ToLower(l.String()) + strconv.I
 
 func (l LAN) bridge() string { return "br" + l.String() }
 
+// The second switch of a split LAN A, and the trunk between the two.
+const (
+	splitBridge = "brA2"
+	trunk       = "tA"
+	trunk2      = "tA2"
+)
+
+// bridgeOf is the bridge node n's port on lan is a member of.
+func (l *Lab) bridgeOf(lan LAN, n int) string {
+	if lan == A && l.splitA > 0 && n > l.splitA {
+		return splitBridge
+	}
+	return lan.bridge()
+}
+
 // Family says which address families the LANs carry.
 type Family int
 
@@ -134,6 +149,11 @@ type Options struct {
 	Dir string
 	// LANC adds a third LAN: bridge brC, eth2 on every node.
 	LANC bool
+	// SplitA, when above 0, builds LAN A of two switches: nodes 1 to
+	// SplitA on bridge brA, the others on brA2, joined by a veth trunk
+	// (tA on brA, tA2 on brA2) that CutTrunk cuts, as the link between
+	// two switches fails.
+	SplitA int
 }
 
 // Lab is one running lab. Its methods are safe for concurrent use.
@@ -152,6 +172,7 @@ type Lab struct {
 	lans   []LAN  // A, B and, with Options.LANC, C
 	sw     string // switch namespace
 	ownDir bool
+	splitA int
 
 	mu         sync.Mutex
 	namespaces []string // created so far, in order
@@ -184,7 +205,10 @@ func New(opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Run: run, Bin: opts.Bin, Dir: opts.Dir, Family: opts.Family, lans: LANs}
+	if opts.SplitA < 0 || opts.SplitA >= opts.Nodes && opts.SplitA > 0 {
+		return nil, fmt.Errorf("failed to create lab: SplitA %d, want 1..%d (or 0 for one switch)", opts.SplitA, opts.Nodes-1)
+	}
+	l := &Lab{Run: run, Bin: opts.Bin, Dir: opts.Dir, Family: opts.Family, lans: LANs, splitA: opts.SplitA}
 	if opts.LANC {
 		l.lans = []LAN{A, B, C}
 	}
@@ -269,6 +293,19 @@ func (l *Lab) build() error {
 			return err
 		}
 	}
+	if l.splitA > 0 {
+		for _, step := range [][]string{
+			{"link", "add", splitBridge, "type", "bridge", "stp_state", "0", "mcast_snooping", "0"},
+			{"link", "set", splitBridge, "up"},
+			{"link", "add", trunk, "type", "veth", "peer", "name", trunk2},
+			{"link", "set", trunk, "master", A.bridge(), "up"},
+			{"link", "set", trunk2, "master", splitBridge, "up"},
+		} {
+			if err := ipIn(l.sw, step...); err != nil {
+				return err
+			}
+		}
+	}
 	if err := nftIn(l.sw, "add table bridge faildlab\n"+
 		"add chain bridge faildlab forward { type filter hook forward priority 0; policy accept; }\n"); err != nil {
 		return err
@@ -309,7 +346,7 @@ func (l *Lab) buildNode(n *Node) error {
 		port, dev := lan.port(n.ID), lan.Iface()
 		steps := [][]string{
 			{l.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", n.NS},
-			{l.sw, "link", "set", port, "master", lan.bridge(), "up"},
+			{l.sw, "link", "set", port, "master", l.bridgeOf(lan, n.ID), "up"},
 		}
 		if l.Family.Has4() {
 			steps = append(steps, []string{n.NS, "addr", "add", lan.Addr(n.ID) + "/24", "brd", "+", "dev", dev})

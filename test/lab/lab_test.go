@@ -256,8 +256,22 @@ func TestFaults(t *testing.T) {
 	if rules, err := l.Rules(); err != nil || strings.Contains(rules, "drop") {
 		t.Errorf("rules left after Heal: %v\n%s", err, rules)
 	}
+	// One-way loss: one rule, on the side asked for.
+	for dir, match := range map[Direction]string{ToNode: `oifname "a2"`, FromNode: `iifname "a2"`} {
+		if err := l.LossOneWay(A, 2, 30, dir); err != nil {
+			t.Fatalf("LossOneWay %v: %v", dir, err)
+		}
+		rules, err := l.Rules()
+		if err != nil || strings.Count(rules, "drop") != 1 || !strings.Contains(rules, match) || !strings.Contains(rules, "numgen random mod 100 < 30") {
+			t.Errorf("LossOneWay %v: rules %v\n%s", dir, err, rules)
+		}
+		if err := l.ClearRules(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Bad arguments are refused, not half applied.
-	for _, err := range []error{l.CutPair(A, 1, 1), l.CutPair(A, 1, 4), l.CutPort(LAN(2), 1, Both), l.Loss(A, 1, 101)} {
+	for _, err := range []error{l.CutPair(A, 1, 1), l.CutPair(A, 1, 4), l.CutPort(LAN(2), 1, Both), l.Loss(A, 1, 101),
+		l.LossOneWay(A, 1, 0, ToNode), l.LossOneWay(A, 1, 100, ToNode), l.LossOneWay(A, 1, 10, Both)} {
 		if err == nil {
 			t.Errorf("bad injection accepted")
 		}
@@ -298,6 +312,46 @@ func TestFlows(t *testing.T) {
 	}
 	if _, err := l.StartFlow("tcp", 1, "203.0.113.9"); err == nil {
 		t.Error("flow to a non-lab address accepted")
+	}
+}
+
+// TestBulk checks that a bulk transfer keeps its pace, and that after an
+// outage it goes on at that pace rather than sending what it missed at
+// once, which would hide the outage in its average.
+func TestBulk(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 2})
+	const mbps = 20
+	b, err := l.StartBulk(1, "192.0.2.2", mbps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	rate := func(d time.Duration) float64 {
+		b0, t0 := b.Bytes(), time.Now()
+		time.Sleep(d)
+		return float64(b.Bytes()-b0) * 8 / 1e6 / time.Since(t0).Seconds()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r := rate(2 * time.Second); r < 0.6*mbps || r > 1.2*mbps {
+		t.Errorf("paced at %d Mbit/s, healthy: %.1f Mbit/s", mbps, r)
+	}
+	if err := l.CutPair(A, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	// The 40 Mbit the cut held back, sent at once, would more than double
+	// the rate of the seconds after it.
+	if r := rate(3 * time.Second); r > 1.3*mbps {
+		t.Errorf("paced at %d Mbit/s, after a 2 s cut: %.1f Mbit/s", mbps, r)
+	}
+	if n, err := b.Stop(); err != nil || n == 0 {
+		t.Errorf("Stop: %d bytes, %v", n, err)
+	}
+	if _, err := l.StartBulk(1, "203.0.113.9", mbps); err == nil {
+		t.Error("bulk transfer to a non-lab address accepted")
 	}
 }
 
@@ -566,5 +620,53 @@ func TestHost(t *testing.T) {
 	}
 	if left, _ := ListNamespaces(prefix); len(left) > 0 {
 		t.Errorf("namespaces left after Close: %v", left)
+	}
+}
+
+// TestSplitLAN: with SplitA, LAN A is two switches joined by a trunk; cut,
+// the LAN falls into two groups that still hear each other within; a
+// one-way cut drops one direction only; Heal joins them again.
+func TestSplitLAN(t *testing.T) {
+	l := ForTest(t, Options{Nodes: 4, SplitA: 2})
+	type probe struct {
+		lan      LAN
+		from, to int
+		want     bool
+	}
+	for _, c := range []struct {
+		name   string
+		inject func() error
+		probes []probe
+	}{
+		{"joined", func() error { return nil }, []probe{{A, 1, 3, true}, {A, 4, 2, true}}},
+		{"CutTrunk", l.CutTrunk, []probe{{A, 1, 3, false}, {A, 4, 2, false}, {A, 1, 2, true}, {A, 3, 4, true}, {B, 1, 3, true}}},
+		{"CutOneWay", func() error { return l.CutOneWay(A, 3, 4) }, []probe{{A, 3, 4, false}, {A, 4, 3, true}, {A, 3, 1, true}}},
+		{"CutPort across", func() error { return l.CutPort(A, 4, Both) }, []probe{{A, 1, 4, false}, {A, 1, 3, true}}},
+	} {
+		if err := c.inject(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if got := broadcastReaches(t, l, p.lan, p.from, p.to, p.want); got != p.want {
+				t.Errorf("%s: broadcast on LAN %v from node%d reaches node%d: %v, want %v", c.name, p.lan, p.from, p.to, got, p.want)
+			}
+		}
+		if err := l.Heal(); err != nil {
+			t.Fatalf("%s: heal: %v", c.name, err)
+		}
+		for _, p := range c.probes {
+			if !reach(l, p.from, p.to, p.lan, 2*time.Second) {
+				t.Errorf("%s: after Heal node%d cannot ping node%d on LAN %v", c.name, p.from, p.to, p.lan)
+			}
+		}
+	}
+	if err := l.CutOneWay(A, 1, 3); err == nil {
+		t.Error("a one-way cut between the two switches accepted")
+	}
+	if err := ForTest(t, Options{Nodes: 3}).CutTrunk(); err == nil {
+		t.Error("CutTrunk on a LAN A of one switch accepted")
+	}
+	if _, err := New(Options{Nodes: 3, SplitA: 3}); err == nil {
+		t.Error("SplitA 3 of 3 nodes accepted")
 	}
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package options
 
 import (
 	"fmt"
@@ -33,23 +33,23 @@ func TestLoadOptions(t *testing.T) {
 		name    string
 		file    string
 		args    []string
-		check   func(o *options) string
+		check   func(o *Options) string
 		wantErr string
 	}{
-		{name: "file sets", file: good, check: func(o *options) string {
+		{name: "file sets", file: good, check: func(o *Options) string {
 			if !o.Requestor || o.Interval != seconds(250*time.Millisecond) || o.Port != 5000 ||
 				!reflect.DeepEqual(o.Interfaces, []string{"eth1", "eth2"}) || o.Ops.OnChange != "/bin/true" || o.Ops.LogFormat != "json" {
 				return fmt.Sprintf("%+v", o)
 			}
 			return ""
 		}},
-		{name: "flags win", file: good, args: []string{"-p", "6000", "-i", "eth7", "-i", "eth8", "--log-format", "text"}, check: func(o *options) string {
+		{name: "flags win", file: good, args: []string{"-p", "6000", "-i", "eth7", "-i", "eth8", "--log-format", "text"}, check: func(o *Options) string {
 			if o.Port != 6000 || !reflect.DeepEqual(o.Interfaces, []string{"eth7", "eth8"}) || o.Ops.LogFormat != "text" || o.Interval != seconds(250*time.Millisecond) {
 				return fmt.Sprintf("%+v", o)
 			}
 			return ""
 		}},
-		{name: "defaults stay", file: "port = 5000\n", check: func(o *options) string {
+		{name: "defaults stay", file: "port = 5000\n", check: func(o *Options) string {
 			if o.Misses != 3 || o.Ops.HookTimeout != 10*time.Second || o.Ops.StatusSocket != daemon.DefaultStatusSocket {
 				return fmt.Sprintf("%+v", o)
 			}
@@ -66,7 +66,7 @@ func TestLoadOptions(t *testing.T) {
 			if tt.file != "" {
 				path = writeFile(t, "faild.conf", tt.file)
 			}
-			o, _, err := loadOptions(append([]string{"-c", path}, tt.args...))
+			o, _, err := Load(append([]string{"-c", path}, tt.args...))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
 					t.Fatalf("err %v; want one naming %s and %q", err, path, tt.wantErr)
@@ -79,7 +79,7 @@ func TestLoadOptions(t *testing.T) {
 			if msg := tt.check(o); msg != "" {
 				t.Errorf("options %s", msg)
 			}
-			if _, err := o.validate(); err != nil {
+			if _, err := o.Validate(); err != nil {
 				t.Errorf("validate: %v", err)
 			}
 		})
@@ -97,6 +97,13 @@ func TestValidateOps(t *testing.T) {
 		{"zero hook timeout", []string{"--hook-timeout", "0s"}, false},
 		{"empty socket", []string{"--status-socket", ""}, false},
 		{"unknown status group", []string{"--status-group", "faild-no-such-group"}, false},
+		{"metrics on loopback", []string{"--metrics-listen", "127.0.0.1:9117"}, true},
+		{"metrics on every address", []string{"--metrics-listen", ":9117"}, true},
+		{"metrics on IPv6", []string{"--metrics-listen", "[::1]:9117"}, true},
+		{"metrics without a port", []string{"--metrics-listen", "127.0.0.1"}, false},
+		{"metrics on port 0", []string{"--metrics-listen", "127.0.0.1:0"}, false},
+		{"metrics on port 70000", []string{"--metrics-listen", "127.0.0.1:70000"}, false},
+		{"metrics on a host name", []string{"--metrics-listen", "localhost:9117"}, false},
 	}
 	if g, err := user.LookupGroupId("0"); err == nil {
 		tests = append(tests, struct {
@@ -106,9 +113,9 @@ func TestValidateOps(t *testing.T) {
 		}{"gid 0 by name", []string{"--status-group", g.Name}, true})
 	}
 	for _, tt := range tests {
-		o, _, err := loadOptions(tt.args)
+		o, _, err := Load(tt.args)
 		if err == nil {
-			_, err = o.validate()
+			_, err = o.Validate()
 		}
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: %v: err %v, want ok=%v", tt.name, tt.args, err, tt.ok)
@@ -117,9 +124,9 @@ func TestValidateOps(t *testing.T) {
 }
 
 func TestRestartOnly(t *testing.T) {
-	a, _, _ := loadOptions([]string{"-p", "4117", "-l", "/a"})
-	b, _, _ := loadOptions([]string{"-p", "5000", "-l", "/b", "--on-change", "/x", "--status-group", "adm"})
-	got := restartOnly(a, b, nil, nil)
+	a, _, _ := Load([]string{"-p", "4117", "-l", "/a"})
+	b, _, _ := Load([]string{"-p", "5000", "-l", "/b", "--on-change", "/x", "--status-group", "adm"})
+	got := RestartOnly(a, b, nil, nil)
 	if want := []string{"port", "status-group"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("restartOnly = %v, want %v", got, want)
 	}
@@ -131,12 +138,12 @@ func TestRestartOnly(t *testing.T) {
 func TestRestartOnlyKeys(t *testing.T) {
 	const k1, k2 = "0123456789abcdef", "fedcba9876543210"
 	path := keyFile(t, k1+"\n", 0o600)
-	load := func(args ...string) (*options, [][]byte) {
+	load := func(args ...string) (*Options, [][]byte) {
 		t.Helper()
-		o, _, err := loadOptions(args)
+		o, _, err := Load(args)
 		var cfg daemon.Config
 		if err == nil {
-			cfg, err = o.validate()
+			cfg, err = o.Validate()
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -144,17 +151,17 @@ func TestRestartOnlyKeys(t *testing.T) {
 		return o, cfg.Keys
 	}
 	running, keys := load("--key-file", path)
-	if o, k := load("--key-file", path); len(restartOnly(running, o, keys, k)) != 0 {
-		t.Errorf("same keys: restartOnly = %v, want none", restartOnly(running, o, keys, k))
+	if o, k := load("--key-file", path); len(RestartOnly(running, o, keys, k)) != 0 {
+		t.Errorf("same keys: restartOnly = %v, want none", RestartOnly(running, o, keys, k))
 	}
 	if err := os.WriteFile(path, []byte(k1+"\n"+k2+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if o, k := load("--key-file", path); !reflect.DeepEqual(restartOnly(running, o, keys, k), []string{"key-file"}) {
-		t.Errorf("next key added: restartOnly = %v, want [key-file]", restartOnly(running, o, keys, k))
+	if o, k := load("--key-file", path); !reflect.DeepEqual(RestartOnly(running, o, keys, k), []string{"key-file"}) {
+		t.Errorf("next key added: restartOnly = %v, want [key-file]", RestartOnly(running, o, keys, k))
 	}
-	if o, k := load(); !reflect.DeepEqual(restartOnly(running, o, keys, k), []string{"key-file"}) {
-		t.Errorf("key file dropped: restartOnly = %v, want [key-file]", restartOnly(running, o, keys, k))
+	if o, k := load(); !reflect.DeepEqual(RestartOnly(running, o, keys, k), []string{"key-file"}) {
+		t.Errorf("key file dropped: restartOnly = %v, want [key-file]", RestartOnly(running, o, keys, k))
 	}
 }
 
@@ -205,9 +212,9 @@ func TestConfigErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			o, _, err := loadOptions(append([]string{"-c", path}, tt.args...))
+			o, _, err := Load(append([]string{"-c", path}, tt.args...))
 			if err == nil {
-				_, err = o.validate()
+				_, err = o.Validate()
 			}
 			switch {
 			case tt.want == "" && err != nil:
@@ -229,11 +236,11 @@ func TestConfigErrorFromFlag(t *testing.T) {
 	if err := os.WriteFile(path, []byte("port = 5000\nmisses = 4\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	o, _, err := loadOptions([]string{"-c", path, "-p", "70000"})
+	o, _, err := Load([]string{"-c", path, "-p", "70000"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = o.validate()
+	_, err = o.Validate()
 	if err == nil || err.Error() != "invalid -p/--port 70000: must be 1 to 65535" {
 		t.Errorf("error %v, want the flag's own", err)
 	}
@@ -241,9 +248,9 @@ func TestConfigErrorFromFlag(t *testing.T) {
 
 // TestDistConfig: the shipped config file loads and validates.
 func TestDistConfig(t *testing.T) {
-	o, _, err := loadOptions([]string{"-c", "../dist/faild.conf"})
+	o, _, err := Load([]string{"-c", "../../dist/faild.conf"})
 	if err == nil {
-		_, err = o.validate()
+		_, err = o.Validate()
 	}
 	if err != nil {
 		t.Fatal(err)

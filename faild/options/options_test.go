@@ -1,4 +1,4 @@
-package main
+package options
 
 import (
 	"os"
@@ -12,12 +12,12 @@ import (
 	"github.com/faild/faild/faild/daemon"
 )
 
-func parse(args []string) (*options, daemon.Config, error) {
-	var o options
+func parse(args []string) (*Options, daemon.Config, error) {
+	var o Options
 	if _, err := flags.NewParser(&o, flags.HelpFlag).ParseArgs(args); err != nil {
 		return nil, daemon.Config{}, err
 	}
-	cfg, err := o.validate()
+	cfg, err := o.Validate()
 	return &o, cfg, err
 }
 
@@ -67,6 +67,31 @@ func TestOptions(t *testing.T) {
 		{"negative damping window", strings.Fields("--damp-window -1s"), false, "--damp-window"},
 		{"damping window not a duration", strings.Fields("--damp-window 30"), false, "--damp-window"},
 		{"zero damp max", strings.Fields("--damp-max 0"), false, "--damp-max"},
+		{"max loss", strings.Fields("--max-loss 10"), true, ""},
+		{"max loss with decimals and a percent sign", strings.Fields("--max-loss 2.5%"), true, ""},
+		{"max loss lowest", strings.Fields("--max-loss 1"), true, ""},
+		{"max loss highest", strings.Fields("--max-loss 99"), true, ""},
+		{"max loss 0", strings.Fields("--max-loss 0"), false, "--max-loss 0: must be 1 to 99"},
+		{"max loss below 1", strings.Fields("--max-loss 0.5"), false, "--max-loss 0.5: must be 1 to 99"},
+		{"max loss 100", strings.Fields("--max-loss 100"), false, "--max-loss 100: must be 1 to 99"},
+		{"max loss negative", strings.Fields("--max-loss=-5"), false, "--max-loss -5: must be 1 to 99"},
+		{"max loss not a number", strings.Fields("--max-loss lots"), false, `--max-loss "lots": not a percentage`},
+		{"max loss NaN", strings.Fields("--max-loss NaN"), false, "--max-loss"},
+		{"loss window", strings.Fields("--max-loss 10 --loss-window 50"), true, ""},
+		{"loss window as short as can be", strings.Fields("--max-loss 10 --loss-window 10"), true, ""},
+		{"loss window too short for the threshold", strings.Fields("--max-loss 10 --loss-window 9"), false,
+			"--loss-window 9: too short to measure --max-loss 10% (a loss at that rate needs at least 10 intervals)"},
+		{"loss window too short for 1%", strings.Fields("--max-loss 1 --loss-window 99"), false, "--loss-window 99: too short"},
+		{"loss window without max loss", strings.Fields("--loss-window 1000"), true, ""},
+		{"loss window too long", strings.Fields("--loss-window 10001"), false, "--loss-window 10001: must be 1 to 10000"},
+		{"negative loss window", strings.Fields("--loss-window=-1"), false, "--loss-window -1: must be 1 to 10000"},
+		{"max rtt", strings.Fields("-r -t 0.1 --max-rtt 200ms"), true, ""},
+		{"max rtt of 7 intervals", strings.Fields("-r -t 0.1 --max-rtt 700ms"), true, ""},
+		{"max rtt without -r", strings.Fields("--max-rtt 200ms"), false, "--max-rtt 200ms: needs -r/--requestor"},
+		{"max rtt beyond 7 intervals", strings.Fields("-r -t 0.1 --max-rtt 701ms"), false, "--max-rtt 701ms: at most 7 intervals (700ms at -t 0.1)"},
+		{"max rtt tiny", strings.Fields("-r --max-rtt 10us"), false, "--max-rtt 10µs: must be at least 1ms"},
+		{"max rtt negative", strings.Fields("-r --max-rtt=-1s"), false, "--max-rtt -1s: must be at least 1ms"},
+		{"max rtt not a duration", strings.Fields("-r --max-rtt 2"), false, "max-rtt"},
 		{"unknown flag", strings.Fields("-x"), false, "unknown flag"},
 		{"status socket as long as can be", []string{"--status-socket", "/" + strings.Repeat("s", maxSocketPath-1)}, true, ""},
 		{"status socket too long", []string{"--status-socket", "/" + strings.Repeat("s", maxSocketPath)}, false, "--status-socket"},
@@ -98,35 +123,38 @@ func TestIntervalSeconds(t *testing.T) {
 	}
 }
 
-// TestExitStatus: a bad command line or config is EX_CONFIG (78), which
-// the unit does not restart; a failure to start is 1, which it does.
-func TestExitStatus(t *testing.T) {
-	for args, want := range map[string]int{
-		"--version":                     0,
-		"--help":                        0,
-		"-f 0":                          78,
-		"stray":                         78,
-		"-t 0.001":                      78,
-		"--bogus=1":                     78,
-		"-i eth0":                       78,
-		"-l /nonexistent-dir/faild.log": 1,
-		"--status-socket /" + strings.Repeat("s", maxSocketPath): 78,
-	} {
-		if got := faild(strings.Fields(args)); got != want {
-			t.Errorf("faild %s = %d, want %d", args, got, want)
+// TestQualityOptions: --max-loss, --loss-window and --max-rtt reach the
+// daemon's configuration as fractions, intervals and durations; without
+// them nothing is judged and the window is the default.
+func TestQualityOptions(t *testing.T) {
+	tests := []struct {
+		args   string
+		loss   float64
+		window int
+		rtt    time.Duration
+	}{
+		{"", 0, 0, 0},
+		{"--max-loss 10", 0.10, 0, 0},
+		{"--max-loss 2.5 --loss-window 400", 0.025, 400, 0},
+		{"-r -t 0.1 --max-rtt 150ms", 0, 0, 150 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		_, cfg, err := parse(strings.Fields(tt.args))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		if cfg.MaxLoss != tt.loss || cfg.LossWindow != tt.window || cfg.MaxRTT != tt.rtt {
+			t.Errorf("%q: max loss %v, window %d, max rtt %v; want %v, %d, %v", tt.args, cfg.MaxLoss, cfg.LossWindow, cfg.MaxRTT,
+				tt.loss, tt.window, tt.rtt)
 		}
 	}
 }
 
-// TestKeyFileFlag: a bad key file is a bad command line, named as such,
-// and faild exits 78 before touching anything.
+// TestKeyFileFlag: a bad key file is a bad command line, named as such.
 func TestKeyFileFlag(t *testing.T) {
 	open := keyFile(t, "0123456789abcdef\n", 0o644)
 	if _, _, err := parse([]string{"--key-file", open}); err == nil || !strings.Contains(err.Error(), "--key-file "+open) {
 		t.Errorf("error %v, want one naming --key-file and the file", err)
-	}
-	if code := faild([]string{"--key-file", open}); code != exitConfig {
-		t.Errorf("exit status %d, want %d", code, exitConfig)
 	}
 	if _, _, err := parse([]string{"--key-file", filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--key-file") {
 		t.Errorf("missing file: error %v, want one naming --key-file", err)

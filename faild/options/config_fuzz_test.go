@@ -1,4 +1,4 @@
-package main
+package options
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 // validation after it: neither may panic, and a file that is refused is
 // refused with one line that names it.
 func FuzzConfig(f *testing.F) {
-	if b, err := os.ReadFile("../dist/faild.conf"); err == nil {
+	if b, err := os.ReadFile("../../dist/faild.conf"); err == nil {
 		f.Add(b)
 	}
 	for _, s := range []string{
@@ -33,14 +33,14 @@ func FuzzConfig(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		opts, _, err := loadOptions([]string{"-c", path})
+		opts, _, err := Load([]string{"-c", path})
 		if err != nil {
 			if msg := err.Error(); !strings.Contains(msg, path) || strings.Contains(msg, "\n") {
 				t.Fatalf("error %q does not name the file in one line", msg)
 			}
 			return
 		}
-		if _, err := opts.validate(); err != nil && strings.Contains(err.Error(), "\n") {
+		if _, err := opts.Validate(); err != nil && strings.Contains(err.Error(), "\n") {
 			t.Fatalf("validation error spans lines: %q", err)
 		}
 	})

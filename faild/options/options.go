@@ -1,4 +1,8 @@
-package main
+// Package options turns faild's command line and config file into a
+// validated daemon.Config: the flags, the file under them, one check of
+// every value that names its flag (and its file and line), and which
+// options a reload cannot apply.
+package options
 
 import (
 	"encoding/binary"
@@ -18,8 +22,8 @@ import (
 	"github.com/faild/faild/routes"
 )
 
-// options is the command line; go-flags fills it, validate checks it once.
-type options struct {
+// Options is the command line; go-flags fills it, Validate checks it once.
+type Options struct {
 	Requestor  bool          `short:"r" long:"requestor" description:"Also be a requestor: send an INQ on every LAN each interval (without it, only answer INQs and judge paths by the INQs heard)"`
 	Interval   seconds       `short:"t" long:"interval" value-name:"SECS" default:"1" description:"Interval between INQs in seconds; decimals allowed (0.05), at least 0.01"`
 	Misses     int           `short:"f" long:"misses" value-name:"N" default:"3" description:"Intervals without an ACK or INQ before a path to a peer is invalid and its traffic moves to another LAN"`
@@ -34,12 +38,15 @@ type options struct {
 	MaxPeers   int           `long:"max-peers" value-name:"N" default:"256" description:"Most peers tracked; packets from further nodes are ignored (and logged once) until a silent peer is forgotten"`
 	DampWindow time.Duration `long:"damp-window" value-name:"DURATION" default:"30s" description:"Anti-flap damping: each failover of a path within DURATION of its previous one doubles the good intervals (-s) it needs to switch back; one doubling is undone per quiet DURATION; 0 turns damping off"`
 	DampMax    int           `long:"damp-max" value-name:"N" default:"16" description:"Damping never makes a switchback need more than N times -s good intervals"`
+	MaxLoss    percent       `long:"max-loss" value-name:"PCT" description:"Fail a path over when its loss over the loss window exceeds PCT percent (1 to 99); it switches back once a full window loses under PCT/2 and -s good intervals have passed (default: off)"`
+	LossWindow int           `long:"loss-window" value-name:"N" description:"The loss window: the last N of each stream's expected packets, about N intervals (default: 300, or 3000/PCT with --max-loss where longer)"`
+	MaxRTT     time.Duration `long:"max-rtt" value-name:"DURATION" description:"Fail a path over when its median round trip over the latest 128 exceeds DURATION, until the median is under half of it; needs -r (default: off)"`
 
 	// src is where the config file set each option, so that an error can
 	// name its line; nil without -c.
 	src *conffile.Lines
 
-	Ops opsOptions `group:"Operation Options"`
+	Ops Ops `group:"Operation Options"`
 }
 
 // seconds is a duration given on the command line in decimal seconds, as
@@ -66,11 +73,36 @@ func (s seconds) MarshalFlag() (string, error) {
 	return strconv.FormatFloat(time.Duration(s).Seconds(), 'f', -1, 64), nil
 }
 
-// validate checks every option once, after flags and config file are
+// percent is a percentage given on the command line, and whether it was
+// given at all: --max-loss is off unless given, and 0 given is an error.
+type percent struct {
+	v   float64
+	set bool
+}
+
+// UnmarshalFlag implements flags.Unmarshaler.
+func (p *percent) UnmarshalFlag(v string) error {
+	f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return &flags.Error{Type: flags.ErrMarshal, Message: fmt.Sprintf("invalid --max-loss %q: not a percentage", v)}
+	}
+	*p = percent{v: f, set: true}
+	return nil
+}
+
+// MarshalFlag implements flags.Marshaler: nothing when not given.
+func (p percent) MarshalFlag() (string, error) {
+	if !p.set {
+		return "", nil
+	}
+	return strconv.FormatFloat(p.v, 'f', -1, 64), nil
+}
+
+// Validate checks every option once, after flags and config file are
 // merged and before anything is touched, and returns the daemon's
 // configuration they make. A bad value that came from the config file is
 // named with its file and line.
-func (o *options) validate() (daemon.Config, error) {
+func (o *Options) Validate() (daemon.Config, error) {
 	cfg, err := o.check()
 	if err != nil {
 		return cfg, o.src.Place(err)
@@ -78,8 +110,8 @@ func (o *options) validate() (daemon.Config, error) {
 	return cfg, nil
 }
 
-func (o *options) check() (daemon.Config, error) {
-	cfg := daemon.Config{Version: version, Requestor: o.Requestor, Interval: time.Duration(o.Interval),
+func (o *Options) check() (daemon.Config, error) {
+	cfg := daemon.Config{Requestor: o.Requestor, Interval: time.Duration(o.Interval),
 		Misses: o.Misses, Successes: o.Successes, Port: o.Port, Interfaces: o.Interfaces,
 		MaxPeers: o.MaxPeers, DampWindow: o.DampWindow, DampMax: o.DampMax}
 	if err := o.Ops.validate(&cfg); err != nil {
@@ -118,6 +150,9 @@ func (o *options) check() (daemon.Config, error) {
 	if o.DampMax < 1 || o.DampMax > 1024 {
 		return cfg, conffile.Bad("damp-max", "invalid --damp-max %d: must be 1 to 1024", o.DampMax)
 	}
+	if err := o.checkQuality(&cfg); err != nil {
+		return cfg, err
+	}
 	if o.KeyFile != "" {
 		keys, err := proto.ReadKeyFile(o.KeyFile)
 		if err != nil {
@@ -139,6 +174,41 @@ func (o *options) check() (daemon.Config, error) {
 		cfg.NodeID = binary.BigEndian.Uint32(b[:])
 	}
 	return cfg, nil
+}
+
+// checkQuality checks --max-loss, --loss-window and --max-rtt into cfg.
+func (o *Options) checkQuality(cfg *daemon.Config) error {
+	if o.MaxLoss.set {
+		if o.MaxLoss.v < 1 || o.MaxLoss.v > 99 {
+			return conffile.Bad("max-loss", "invalid --max-loss %s: must be 1 to 99 (percent); leave it out to judge no loss", mustMarshal(o.MaxLoss))
+		}
+		cfg.MaxLoss = o.MaxLoss.v / 100
+	}
+	switch least := routes.MinWindow(cfg.MaxLoss); {
+	case o.LossWindow < 0 || o.LossWindow > routes.MaxLossWindow:
+		return conffile.Bad("loss-window", "invalid --loss-window %d: must be 1 to %d intervals", o.LossWindow, routes.MaxLossWindow)
+	case o.LossWindow > 0 && o.LossWindow < least:
+		return conffile.Bad("loss-window", "invalid --loss-window %d: too short to measure --max-loss %s%% (a loss at that rate needs at least %d intervals)",
+			o.LossWindow, mustMarshal(o.MaxLoss), least)
+	}
+	cfg.LossWindow = o.LossWindow
+	if o.MaxRTT != 0 {
+		// An ACK counts while it answers one of the latest 8 INQs (see
+		// proto.Requestor): a round trip of 7 intervals is the longest
+		// that is surely measured, not taken for loss.
+		longest := 7 * time.Duration(o.Interval)
+		switch {
+		case o.MaxRTT < time.Millisecond:
+			return conffile.Bad("max-rtt", "invalid --max-rtt %v: must be at least 1ms", o.MaxRTT)
+		case !o.Requestor:
+			return conffile.Bad("max-rtt", "invalid --max-rtt %v: needs -r/--requestor (only a requestor measures round trips)", o.MaxRTT)
+		case o.MaxRTT > longest:
+			return conffile.Bad("max-rtt", "invalid --max-rtt %v: at most 7 intervals (%v at -t %s); a longer round trip counts as loss",
+				o.MaxRTT, longest, mustMarshal(o.Interval))
+		}
+		cfg.MaxRTT = o.MaxRTT
+	}
+	return nil
 }
 
 // parsePeers checks every --peer: a unicast address, given once. A
@@ -165,7 +235,7 @@ func parsePeers(args []string) ([]netip.Addr, error) {
 	return peers, nil
 }
 
-func mustMarshal(s seconds) string {
+func mustMarshal(s flags.Marshaler) string {
 	v, _ := s.MarshalFlag()
 	return v
 }

@@ -1,0 +1,205 @@
+package proto
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// node 2's addresses on the test exchange's two LANs.
+var two2 = []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24"), netip.MustParsePrefix("198.51.100.2/24")}
+
+// inq2 is an INQ from node 2 (boot 5) of the given version, with a view
+// of the given entries when it is version 2.
+func inq2(v uint8, seq uint64, view ...ViewEntry) Packet {
+	p := Packet{Version: v, Type: INQ, NodeID: 2, BootID: 5, Seq: seq, Interval: 100 * time.Millisecond, Addrs: two2, V2: v == Version2}
+	if v == Version2 {
+		p.ViewTotal, p.View = len(view), view
+	}
+	return p
+}
+
+// TestViewEvidence: an INQ of a node that reads version 2 is evidence on
+// a LAN only when its view says it hears us there, on that LAN's own
+// INQs; a version-1 sender's INQ is evidence unless it lists us.
+func TestViewEvidence(t *testing.T) {
+	x := testExchange(t) // we are node 1 (0x01? see newTestExchange)
+	me := x.cfg.Node
+	r, _ := x.NewReceiver()
+	now := time.Unix(1e9, 0)
+	seq := uint64(0)
+	recv := func(p Packet, lan int) Heard {
+		t.Helper()
+		seq++
+		p.Seq = seq
+		src := []string{"192.0.2.2", "198.51.100.2"}[lan]
+		m := arrived(encoded(t, p), src, 2+lan, 255)
+		var h Heard
+		reply := Message{Buf: make([]byte, 0, MaxLen)}
+		now = now.Add(10 * time.Millisecond)
+		if heard, _ := r.Receive(&m, now, &h, &reply); !heard {
+			t.Fatalf("INQ %+v not heard", p)
+		}
+		return h
+	}
+	steps := []struct {
+		name string
+		p    Packet
+		lan  int
+		deaf bool
+	}{
+		{"version 1, not listing us", inq2(Version, 0), 0, false},
+		{"version 1, listing us", func() Packet { p := inq2(Version, 0); p.Deaf = []uint32{me}; return p }(), 0, true},
+		{"version 1 with FlagV2, no view yet", func() Packet { p := inq2(Version, 0); p.V2 = true; return p }(), 0, true},
+		{"version 2, we are unknown (restarted)", inq2(Version2, 0), 0, true},
+		{"version 2, heard on A and B, on A", inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 3}), 0, false},
+		{"then version 1 with FlagV2, on A", func() Packet { p := inq2(Version, 0); p.V2 = true; return p }(), 0, false},
+		{"but on B, where no INQ said so yet", func() Packet { p := inq2(Version, 0); p.V2 = true; return p }(), 1, true},
+		{"version 2, heard on A only, on B", inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 1}), 1, true},
+		{"on A, a view saying B is not heard leaves A heard", inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 1}), 0, false},
+		{"version 2 on B, heard on B", inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 3}), 1, false},
+		{"a forgery on A saying B is not heard", inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 1}), 0, false},
+		{"does not take B's evidence away", func() Packet { p := inq2(Version, 0); p.V2 = true; return p }(), 1, false},
+		{"a new boot is not heard until its view says so", func() Packet { p := inq2(Version, 0); p.V2, p.BootID = true, 6; return p }(), 0, true},
+		{"version 2 deaf-listing us, view says heard", func() Packet {
+			p := inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 3})
+			p.Deaf = []uint32{me}
+			return p
+		}(), 0, true},
+	}
+	for _, s := range steps {
+		if h := recv(s.p, s.lan); h.Deaf != s.deaf {
+			t.Errorf("%s: Deaf = %v, want %v", s.name, h.Deaf, s.deaf)
+		}
+	}
+}
+
+// TestViewWindowCovers: a window speaks of the ids from its first entry
+// to its last, open-ended at the ends of the view.
+func TestViewWindowCovers(t *testing.T) {
+	e := func(ids ...uint32) []ViewEntry {
+		var out []ViewEntry
+		for _, id := range ids {
+			out = append(out, ViewEntry{Node: id, Known: 1})
+		}
+		return out
+	}
+	tests := []struct {
+		v    View
+		id   uint32
+		want bool
+	}{
+		{View{Total: 0}, 7, true},
+		{View{Total: 5, Offset: 2}, 7, false},
+		{View{Total: 3, Entries: e(10, 20, 30)}, 1, true},
+		{View{Total: 3, Entries: e(10, 20, 30)}, 99, true},
+		{View{Total: 6, Entries: e(10, 20, 30)}, 31, false},
+		{View{Total: 6, Entries: e(10, 20, 30)}, 25, true},
+		{View{Total: 6, Offset: 3, Entries: e(40, 50, 60)}, 35, false},
+		{View{Total: 6, Offset: 3, Entries: e(40, 50, 60)}, 1 << 31, true},
+		{View{Total: 9, Offset: 3, Entries: e(40, 50, 60)}, 61, false},
+	}
+	for _, tt := range tests {
+		if got := tt.v.Covers(tt.id); got != tt.want {
+			t.Errorf("%+v covers %d = %v, want %v", tt.v, tt.id, got, tt.want)
+		}
+	}
+}
+
+// view is a whole view of n peers, heard on LAN A, not on B.
+func view(n int) []ViewEntry {
+	v := make([]ViewEntry, n)
+	for i := range v {
+		v[i] = ViewEntry{Node: uint32(0xc0000300 + i), Known: 3, Heard: 1}
+	}
+	return v
+}
+
+// TestViewRotates: a view larger than an INQ holds goes out in windows,
+// the same on every LAN, each INQ within INQBudget, the whole view in
+// ceil(n / window) rounds; a version-1 INQ goes beside them in the first
+// v1Every rounds and every v1Every rounds after, and every round with
+// Round.V1. It logs the bytes per
+// INQ (the wire overhead of the view) at 10, 100 and 1,000 peers.
+func TestViewRotates(t *testing.T) {
+	for _, keyed := range []bool{false, true} {
+		for _, n := range []int{0, 10, 100, 1000} {
+			t.Run(fmt.Sprintf("%d peers keyed %v", n, keyed), func(t *testing.T) {
+				x := testExchange(t)
+				if keyed {
+					x.cfg.Keys = [][]byte{testKey}
+				}
+				q, _ := x.NewRequestor()
+				whole := view(n)
+				seen := map[uint32]bool{}
+				rounds, size := 0, 0
+				for len(seen) < n || rounds == 0 {
+					rounds++
+					if rounds > 2*v1Every {
+						t.Fatalf("the whole view not sent in %d rounds: %d of %d", rounds-1, len(seen), n)
+					}
+					ms, err := q.INQs(time.Now(), Round{View: whole}, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var first []ViewEntry
+					for i, m := range ms {
+						var p Packet
+						if err := p.Decode(m.Buf); err != nil {
+							t.Fatal(err)
+						}
+						if len(m.Buf) > INQBudget {
+							t.Errorf("INQ of %d bytes, budget %d", len(m.Buf), INQBudget)
+						}
+						if p.Version == Version {
+							continue
+						}
+						size = max(size, len(m.Buf))
+						if p.ViewTotal != n {
+							t.Errorf("view total %d, want %d", p.ViewTotal, n)
+						}
+						if i == 0 {
+							first = append([]ViewEntry(nil), p.View...)
+						} else if fmt.Sprint(first) != fmt.Sprint(p.View) {
+							t.Errorf("LAN %d carries another window than LAN A", i)
+						}
+						for j, e := range p.View {
+							if e != whole[p.ViewOffset+j] {
+								t.Fatalf("entry %d of the window at %d is %+v, want %+v", j, p.ViewOffset, e, whole[p.ViewOffset+j])
+							}
+							seen[e.Node] = true
+						}
+					}
+				}
+				t.Logf("%d peers: %d bytes per INQ, the whole view in %d INQs", n, size, rounds)
+			})
+		}
+	}
+	x := testExchange(t)
+	q, _ := x.NewRequestor()
+	count := func(r Round) (v1, v2 int) {
+		ms, _ := q.INQs(time.Now(), r, nil)
+		for _, m := range ms {
+			if m.Buf[4] == Version {
+				v1++
+			} else {
+				v2++
+			}
+		}
+		return v1, v2
+	}
+	for i := range 3 * v1Every {
+		v1, v2 := count(Round{View: view(3)})
+		want := 0
+		if i < v1Every || i%v1Every == v1Every-1 {
+			want = 2
+		}
+		if v1 != want || v2 != 2 {
+			t.Errorf("round %d: %d version-1 and %d version-2 INQs, want %d and 2", i, v1, v2, want)
+		}
+	}
+	if v1, v2 := count(Round{V1: true}); v1 != 2 || v2 != 2 {
+		t.Errorf("with version-1 peers: %d version-1 and %d version-2 INQs, want 2 and 2", v1, v2)
+	}
+}

@@ -1,0 +1,151 @@
+package routes
+
+import (
+	"time"
+)
+
+// Counting misses. A path carries up to two streams of evidence from the
+// peer: ACKs to our INQs (every interval of ours, when we are a requestor
+// and the peer has answered one) and the peer's own INQs (every interval
+// it announces, once one came). Each expected packet has a slot that
+// expires a grace after it is due: an INQ of ours when it was sent, one of
+// the peer's one of its intervals after the one before. A Valid path is
+// invalid when, since its latest evidence,
+//
+//   - f slots have expired, where only one stream runs: f intervals, as
+//     the options say; or
+//   - 2f−1 slots of the two streams together have expired, where both
+//     run: at -f 3, five packets, between two and three intervals.
+//
+// Two packets an interval that both fail to come are far stronger evidence
+// of a cut than one: random loss must take both. Taken from the latest
+// evidence of either stream, f intervals would wait for f of each, 2f
+// packets, and detect a cut later than bfdd does with f; 2f−1 of them
+// detect it sooner while random loss fakes a cut less often than it makes
+// bfdd's f missed packets (BENCHMARKS.md: the round trips lose about twice
+// as much as one direction, and 4f/3 of them, tried too, did not). The
+// peer's INQs that list us as deaf are no evidence and expect none: the
+// path then has our stream alone. A path that has carried no evidence yet
+// has one detection time (detection) from when it was learnt.
+
+// sent is the newest INQ we sent on a LAN: its number and when.
+type sent struct {
+	n  uint64
+	at time.Time
+}
+
+// Sent tells the table of the newest INQ sent on lan: its number n
+// (counted per LAN from 1, as the ACKs' Observation.INQ) and when it was
+// sent. The expected ACKs are counted against it, so an INQ that was due
+// but never sent (our own loop held up) is no miss.
+func (t *Table) Sent(lan int, n uint64, at time.Time) {
+	if lan >= 0 && lan < len(t.sent) {
+		t.sent[lan] = sent{n: n, at: at}
+	}
+}
+
+// misses is how many slots since the latest evidence make a Valid path
+// invalid: f with one stream, 2f−1 (at least 2) with two.
+func (t *Table) misses(streams int) int {
+	if streams < 2 {
+		return t.cfg.Misses
+	}
+	return max(2*t.cfg.Misses-1, 2)
+}
+
+// progression is the expiry times start + i·step of slots i = 0, 1, ...,
+// n of them (n < 0: without end).
+type progression struct {
+	start time.Time
+	step  time.Duration
+	n     int64
+}
+
+// upTo counts the slots that have expired by t.
+func (s progression) upTo(t time.Time) int64 {
+	if t.Before(s.start) {
+		return 0
+	}
+	k := int64(t.Sub(s.start)/s.step) + 1
+	if s.n >= 0 {
+		k = min(k, s.n)
+	}
+	return k
+}
+
+// silentAt is when a Valid path goes invalid without further evidence, as
+// of now.
+func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
+	q := &pa.q
+	var ps [3]progression
+	slots := ps[:0]
+	streams := 0
+	from := pa.LastEvidence // the newest evidence of the streams that count
+	if s := t.sent[lan]; t.acksRun(q) && s.n >= q.ackN {
+		// Our INQs after the newest answered one: those sent (spaced at
+		// our interval back from the newest) and those to come, from now
+		// at the soonest.
+		iv := t.cfg.Interval
+		g := grace(iv)
+		if k := int64(s.n - q.ackN); k > 0 {
+			slots = append(slots, progression{start: s.at.Add(-time.Duration(k-1)*iv + g), step: iv, n: k})
+		}
+		next := s.at.Add(iv)
+		if next.Before(now) {
+			next = now
+		}
+		slots = append(slots, progression{start: next.Add(g), step: iv, n: -1})
+		streams++
+		from = q.ackAt
+	}
+	if t.inqsRun(p, q) && !q.inqEvidence.IsZero() && q.deafRun == 0 {
+		// While the peer's INQs list us they are no evidence, and they
+		// expect none either: counting them as misses would have the
+		// ACKs alone beat a miss every interval.
+		iv := max(p.interval, MinInterval)
+		slots = append(slots, progression{start: q.inqEvidence.Add(iv + grace(iv)), step: iv, n: -1})
+		if streams == 0 {
+			from = q.inqEvidence
+		}
+		streams++
+	}
+	switch streams {
+	case 0:
+		return pa.LastEvidence.Add(t.detection(p))
+	case 2:
+		from = pa.LastEvidence
+	}
+	// With one stream, since its own newest evidence: our unanswered INQs
+	// count from the cut even while the peer's INQs came on a while.
+	need := int64(t.misses(streams))
+	count := func(at time.Time) (n int64) {
+		for _, s := range slots {
+			n += s.upTo(at) - s.upTo(from)
+		}
+		return n
+	}
+	// The need-th slot after from: every stream without end reaches it
+	// alone by its own need-th slot, so the answer lies below that.
+	hi := time.Time{}
+	for _, s := range slots {
+		if s.n < 0 {
+			start := s.start
+			if start.Before(from) {
+				start = from
+			}
+			if at := start.Add(time.Duration(need) * s.step); hi.IsZero() || at.Before(hi) {
+				hi = at
+			}
+		}
+	}
+	lo := from // count(lo) == 0 < need <= count(hi)
+	for hi.Sub(lo) > 1 {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if count(mid) >= need {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
