@@ -117,35 +117,33 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 	}
 	// With one stream, since its own newest evidence: our unanswered INQs
 	// count from the cut even while the peer's INQs came on a while.
-	need := int64(t.misses(streams))
-	count := func(at time.Time) (n int64) {
-		for _, s := range slots {
-			n += s.upTo(at) - s.upTo(from)
-		}
-		return n
+	need := t.misses(streams)
+	// The need-th slot to expire after from, the streams' slots taken in
+	// the order they expire: a merge of at most three progressions, need
+	// steps (2f−1 at most).
+	var taken [len(ps)]int64
+	for i, s := range slots {
+		taken[i] = s.upTo(from) // expired by from: before the count starts
 	}
-	// The need-th slot after from: every stream without end reaches it
-	// alone by its own need-th slot, so the answer lies below that.
-	hi := time.Time{}
-	for _, s := range slots {
-		if s.n < 0 {
-			start := s.start
-			if start.Before(from) {
-				start = from
+	var at time.Time
+	for range need {
+		first := -1
+		var firstAt time.Time
+		for i, s := range slots {
+			if s.n >= 0 && taken[i] >= s.n {
+				continue
 			}
-			if at := start.Add(time.Duration(need) * s.step); hi.IsZero() || at.Before(hi) {
-				hi = at
+			if e := s.start.Add(time.Duration(taken[i]) * s.step); first < 0 || e.Before(firstAt) {
+				first, firstAt = i, e
 			}
 		}
-	}
-	lo := from // count(lo) == 0 < need <= count(hi)
-	for hi.Sub(lo) > 1 {
-		mid := lo.Add(hi.Sub(lo) / 2)
-		if count(mid) >= need {
-			hi = mid
-		} else {
-			lo = mid
+		if first < 0 {
+			// Cannot happen: every stream that runs expects packets
+			// without end.
+			return pa.LastEvidence.Add(t.detection(p))
 		}
+		taken[first]++
+		at = firstAt
 	}
-	return hi
+	return at
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,10 @@ func TestSimulatedCluster(t *testing.T) {
 		events atomic.Int64
 		vtime  atomic.Int64
 	)
+	// The schedules make garbage fast in a small heap: at the default
+	// GOGC the collector runs so often that stopping the workers for it
+	// took a fifth of the run (runtime.asyncPreempt in a profile).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	next.Store(*simFirst)
 	last := *simFirst + uint64(n)
 	start := time.Now()
