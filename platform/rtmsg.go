@@ -281,7 +281,7 @@ func (l *rtLayout) messages(b []byte) ([][]byte, error) {
 // header reads the fixed part of a routing message; it does not look at
 // the addresses.
 func (l *rtLayout) header(b []byte) (rtMsg, error) {
-	if len(b) < l.offErr+4 || len(b) < 4 || int(l.order.Uint16(b)) > len(b) {
+	if len(b) < l.offErr+4 || int(l.order.Uint16(b)) > len(b) {
 		return rtMsg{}, errShortMessage
 	}
 	if b[2] != l.version {

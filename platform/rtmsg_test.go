@@ -312,3 +312,78 @@ func TestParseIfInfo(t *testing.T) {
 		t.Errorf("short RTM_IFINFO: err %v", err)
 	}
 }
+
+// TestRoutingMessageBounds: each length check takes a message of exactly
+// the length it needs and refuses one a byte shorter.
+func TestRoutingMessageBounds(t *testing.T) {
+	l := &freebsdLayout
+	msg := func(n int, typ uint8, addrs uint32) []byte {
+		b := make([]byte, n)
+		l.order.PutUint16(b, uint16(n))
+		b[2], b[3] = l.version, typ
+		if n >= l.offAddrs+4 {
+			l.order.PutUint32(b[l.offAddrs:], addrs)
+		}
+		return b
+	}
+	if ms, err := l.messages(msg(4, rtmGet, 0)); err != nil || len(ms) != 1 {
+		t.Errorf("messages of one 4-byte message: %d, %v; want it", len(ms), err)
+	}
+	if _, err := l.messages(msg(4, rtmGet, 0)[:3]); !errors.Is(err, errShortMessage) {
+		t.Errorf("messages of 3 bytes: %v, want errShortMessage", err)
+	}
+	end := l.offErr + 4 // the header's last field, rtm_errno, ends here
+	if _, err := l.header(msg(end, rtmGet, 0)); err != nil {
+		t.Errorf("header of %d bytes: %v", end, err)
+	}
+	if _, err := l.header(msg(end-1, rtmGet, 0)); !errors.Is(err, errShortMessage) {
+		t.Errorf("header of %d bytes: %v, want errShortMessage", end-1, err)
+	}
+	if _, err := l.header(msg(end, rtmGet, 0)[:end-1]); !errors.Is(err, errShortMessage) {
+		t.Errorf("a msglen past the bytes: %v, want errShortMessage", err)
+	}
+	m, err := l.parseRoute(msg(l.hdrLen, rtmGet, 0))
+	if err != nil || m.Dst.IsValid() || m.Mask != -1 {
+		t.Errorf("a route message without addresses: %+v, %v", m, err)
+	}
+	if _, err := l.parseRoute(msg(l.hdrLen, rtmGet, rtaDst)); !errors.Is(err, errShortMessage) {
+		t.Errorf("RTA_DST set and no address after the header: %v, want errShortMessage", err)
+	}
+	if a := inet4([]byte{8, afInet, 0, 0, 192, 0, 2, 2}); a != netip.MustParseAddr("192.0.2.2") {
+		t.Errorf("inet4 of an 8-byte sockaddr_in = %v", a)
+	}
+	if a := inet4([]byte{7, afInet, 0, 0, 192, 0, 2}); a.IsValid() {
+		t.Errorf("inet4 of 7 bytes = %v, want none", a)
+	}
+
+	if _, ok, err := l.parseIfInfo(msg(4, rtmGet, 0)); ok || err != nil {
+		t.Errorf("parseIfInfo of a 4-byte RTM_GET: %v, %v; want it passed by", ok, err)
+	}
+	// macOS has no link state: the message ends with the index, at 14.
+	d := &darwinLayout
+	ifm := unhex(t, "0e00 05 0e 00000000 43880000 0400")
+	if info, ok, err := d.parseIfInfo(ifm); err != nil || !ok || info != (ifInfo{Index: 4, Flags: 0x8843, Carrier: true}) {
+		t.Errorf("darwin RTM_IFINFO of 14 bytes: %+v, %v, %v", info, ok, err)
+	}
+	if _, _, err := d.parseIfInfo(ifm[:13]); !errors.Is(err, errShortMessage) {
+		t.Errorf("darwin RTM_IFINFO of 13 bytes: %v, want errShortMessage", err)
+	}
+}
+
+// TestLinkStates: each kernel's link states as carrier or none.
+func TestLinkStates(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		up   func(uint64) bool
+		want []bool // for states 0, 1, 2, ...
+	}{
+		{"freebsd", linkUpFreeBSD, []bool{true, false, true}},
+		{"openbsd", linkUpOpenBSD, []bool{true, false, false, false, true, true, true}},
+	} {
+		for s, want := range tt.want {
+			if got := tt.up(uint64(s)); got != want {
+				t.Errorf("%s: link state %d up = %v, want %v", tt.name, s, got, want)
+			}
+		}
+	}
+}

@@ -320,10 +320,19 @@ func TestRouteSocketWriterWatch(t *testing.T) {
 	if c := next(); !c.Deleted || !c.Route.Ours || c.Route.Dst != peerA {
 		t.Errorf("faild's route deleted: %+v", c)
 	}
+	// faild's route on an interface the socket cannot name: the state
+	// file's name for it.
+	unnamed := msg(rtmAdd, faildRouteFlags, "192.0.2.2", "198.51.100.2")
+	k.l.order.PutUint16(unnamed[k.l.offIndex:], 9)
+	k.events <- unnamed
+	if c := next(); c.Deleted || !c.Route.Ours || c.Route.Dev != "em1" || c.Route.Index != 9 {
+		t.Errorf("faild's route on interface 9: %+v, want dev em1 from the state file", c)
+	}
 	k.events <- msg(rtmAdd, rtfUp|rtfGateway, "192.0.2.0", "198.51.100.3") // a network route, not a host route
+	k.events <- msg(rtmGet, rtfUp|rtfGateway|rtfHost|rtfStatic, "192.0.2.3", "198.51.100.3")
 	k.events <- nil
 	if c := next(); !c.Lost {
-		t.Errorf("after a network route and an overflow: %+v, want Lost only", c)
+		t.Errorf("after a network route, an RTM_GET reply and an overflow: %+v, want Lost only", c)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -357,17 +366,26 @@ func TestRouteSocketWriterStateReconcile(t *testing.T) {
 	k := newFakeRouteSocket(t, &freebsdLayout)
 	k.routes[peerA] = fakeRoute{flags: faildRouteFlags, gw: viaB, index: 2}
 	w := newTestWriter(t, k, path)
+	b, _ := os.ReadFile(path)
+	if strings.Contains(string(b), "192.0.2.9") || !strings.Contains(string(b), "192.0.2.2/32 via 198.51.100.2 dev em1\n") {
+		t.Errorf("state file after the start:\n%s\nwant the lost route gone, the other kept", b)
+	}
 	if rs := installed(t, w); len(rs) != 1 || rs[0] != routeB {
 		t.Fatalf("Installed = %v", rs)
 	}
-	b, _ := os.ReadFile(path)
-	if strings.Contains(string(b), "192.0.2.9") {
-		t.Errorf("the lost route is still listed:\n%s", b)
+	// The interface of a listed route is renamed: the file follows.
+	renamed := routeB
+	renamed.Dev = "em9"
+	if err := w.Add(renamed); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "192.0.2.2/32 via 198.51.100.2 dev em9\n") {
+		t.Errorf("state file after the route's interface was renamed:\n%s", b)
 	}
 
-	os.WriteFile(path, []byte("192.0.2.2/32 by 198.51.100.2\n"), 0o600)
-	if _, err := newRouteSocketWriter(k.l, k, path); err == nil || !strings.Contains(err.Error(), path+":1") {
-		t.Errorf("bad state file: err %v, want it to name %s:1", err, path)
+	os.WriteFile(path, []byte("# comment\n192.0.2.9/32 via 198.51.100.9 dev em1\n192.0.2.2/32 by 198.51.100.2\n"), 0o600)
+	if _, err := newRouteSocketWriter(k.l, k, path); err == nil || !strings.Contains(err.Error(), path+":3") {
+		t.Errorf("bad state file: err %v, want it to name %s:3", err, path)
 	}
 }
 

@@ -2,6 +2,7 @@ package proto
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,11 +14,19 @@ import (
 )
 
 // listenLoop opens a udpConn on a free port, closed when the test ends.
+// Listen must work: only a system without IPv6 skips the IPv6 tests.
 func listenLoop(tb testing.TB, v6 bool) *udpConn {
 	tb.Helper()
+	if v6 {
+		probe, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			tb.Skipf("no IPv6 here: %v", err)
+		}
+		probe.Close()
+	}
 	c, err := Listen(0, v6)
 	if err != nil {
-		tb.Skipf("cannot listen: %v", err)
+		tb.Fatalf("Listen(0, v6=%v): %v", v6, err)
 	}
 	u := c.(*udpConn)
 	tb.Cleanup(func() { u.Close() })
@@ -132,6 +141,143 @@ func testConnBatches(t *testing.T, u *udpConn, v6 bool, lo int) {
 		}
 		if string(buf[:n]) != want || a.Addr() != src || a.Port() != port {
 			t.Errorf("client got %q from %v, want %q from %v", buf[:n], a, want, netip.AddrPortFrom(src, port))
+		}
+	}
+}
+
+// batchConn takes at most max messages a WriteBatch, as the UDP Conn
+// takes BatchSize, and answers each batch as its script says: take
+// writes the batch (max messages at most) and returns the count; the
+// script may instead return a count and an error of its own.
+type batchConn struct {
+	Conn
+	max    int
+	script func(call int, ms []Message) (n int, err error) // nil: take all
+	calls  int
+	sent   []string
+}
+
+func (c *batchConn) WriteBatch(ms []Message) (int, error) {
+	ms = ms[:min(len(ms), c.max)]
+	c.calls++
+	n := len(ms)
+	var err error
+	if c.script != nil {
+		n, err = c.script(c.calls, ms)
+	}
+	for _, m := range ms[:max(n, 0)] {
+		c.sent = append(c.sent, string(m.Buf))
+	}
+	return n, err
+}
+
+// TestWriteAllBatches: WriteAll goes on after a full batch that did not
+// take everything (no message of it failed); a batch that writes nothing
+// without saying why fails its first message and the rest go; a failure
+// is reported with the Conn's own error; and a Conn that reports an error
+// after writing the whole batch fails no message.
+func TestWriteAllBatches(t *testing.T) {
+	msgs := func(n int) []Message {
+		ms := make([]Message, n)
+		for i := range ms {
+			ms[i].Buf = []byte(fmt.Sprint(i))
+		}
+		return ms
+	}
+	type failure struct {
+		msg string
+		err error
+	}
+	run := func(c *batchConn, ms []Message) []failure {
+		var got []failure
+		WriteAll(c, ms, func(m *Message, err error) { got = append(got, failure{string(m.Buf), err}) })
+		return got
+	}
+
+	c := &batchConn{max: BatchSize}
+	if got := run(c, msgs(2*BatchSize+5)); len(got) != 0 || len(c.sent) != 2*BatchSize+5 || c.calls != 3 {
+		t.Errorf("%d messages, %d a batch: failed %v, sent %d in %d calls; want all sent in 3, none failed",
+			2*BatchSize+5, BatchSize, got, len(c.sent), c.calls)
+	}
+
+	c = &batchConn{max: BatchSize, script: func(call int, ms []Message) (int, error) {
+		if call == 1 {
+			return 0, nil
+		}
+		return len(ms), nil
+	}}
+	got := run(c, msgs(3))
+	if len(got) != 1 || got[0].msg != "0" || got[0].err == nil || len(c.sent) != 2 {
+		t.Errorf("a batch that wrote nothing, no error: failed %v, sent %v; want message 0 failed, 1 and 2 sent", got, c.sent)
+	}
+
+	unreachable := errors.New("network is unreachable")
+	c = &batchConn{max: BatchSize, script: func(call int, ms []Message) (int, error) {
+		if call == 1 {
+			return 1, unreachable
+		}
+		return len(ms), nil
+	}}
+	if got := run(c, msgs(3)); len(got) != 1 || got[0].msg != "1" || got[0].err != unreachable || len(c.sent) != 2 {
+		t.Errorf("message 1 unreachable: failed %v, sent %v; want message 1 failed with the Conn's error, 0 and 2 sent", got, c.sent)
+	}
+
+	c = &batchConn{max: BatchSize, script: func(_ int, ms []Message) (int, error) { return len(ms), unreachable }}
+	if got := run(c, msgs(3)); len(got) != 0 || len(c.sent) != 3 {
+		t.Errorf("an error after the whole batch went: failed %v, sent %v; want none failed", got, c.sent)
+	}
+}
+
+// TestReadBatchNoTTL: a datagram that comes without a TTL control message
+// has Hops -1 (unknown, and so dropped as DropControl by the Receiver),
+// not the TTL of the datagram read before it into the same Message.
+func TestReadBatchNoTTL(t *testing.T) {
+	u := listenLoop(t, false)
+	c := loopClient(t, false)
+	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(u.c.LocalAddr().(*net.UDPAddr).Port))
+	ms := []Message{{Buf: make([]byte, MaxLen+1)}}
+	read := func() Message {
+		t.Helper()
+		if _, err := c.WriteToUDPAddrPort([]byte("x"), dst); err != nil {
+			t.Fatal(err)
+		}
+		_ = u.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := u.ReadBatch(ms); err != nil || n != 1 {
+			t.Fatalf("ReadBatch = %d, %v", n, err)
+		}
+		return ms[0]
+	}
+	if m := read(); m.Hops != 255 {
+		t.Fatalf("with the TTL asked for: hops %d, want 255", m.Hops)
+	}
+	if err := u.p4.SetControlMessage(ipv4.FlagTTL, false); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m.Hops != -1 || m.IfIndex == 0 {
+		t.Errorf("without the TTL: hops %d, interface %d; want -1 and the interface still known", m.Hops, m.IfIndex)
+	}
+}
+
+// TestControlCache: the packet info for an (interface, source) pair is
+// marshalled once and reused, and the cache stays bounded however many
+// pairs come and go.
+func TestControlCache(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		u := listenLoop(t, v6)
+		src := netip.MustParseAddr("192.0.2.1")
+		if v6 {
+			src = netip.MustParseAddr("2001:db8:a::1")
+		}
+		a := u.control(2, src)
+		u.control(3, src)
+		if b := u.control(2, src); len(a) == 0 || &a[0] != &b[0] {
+			t.Errorf("v6=%v: the same pair marshalled twice", v6)
+		}
+		for i := range 200 {
+			u.control(10+i, src)
+			if len(u.oob) > 64 {
+				t.Fatalf("v6=%v: %d pairs cached, want at most 64", v6, len(u.oob))
+			}
 		}
 	}
 }

@@ -2,6 +2,8 @@ package proto
 
 import (
 	"encoding/binary"
+	"fmt"
+	"os"
 	"testing"
 	"unsafe"
 
@@ -80,5 +82,34 @@ func TestParseControlAllocs(t *testing.T) {
 	var m Message
 	if n := testing.AllocsPerRun(100, func() { parseControl(b6, true, &m); parseControl(b4, false, &m) }); n != 0 {
 		t.Errorf("parseControl allocates %v times per packet", n)
+	}
+}
+
+// TestReceiveBuffer: the socket gets receiveBuffer bytes to queue a burst
+// of ACKs in: past net.core.rmem_max as root (SO_RCVBUFFORCE), up to it
+// otherwise. Linux reports twice what was set.
+func TestReceiveBuffer(t *testing.T) {
+	u := listenLoop(t, false)
+	raw, err := u.c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	want := receiveBuffer
+	if os.Geteuid() != 0 {
+		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+		if err != nil {
+			t.Skipf("not root, and no rmem_max: %v", err)
+		}
+		var max int
+		fmt.Sscan(string(b), &max)
+		want = min(want, max)
+	}
+	if got < 2*want {
+		t.Errorf("SO_RCVBUF = %d, want %d (twice %d)", got, 2*want, want)
 	}
 }

@@ -86,6 +86,9 @@ func runCheckCases(t *testing.T, x *Exchange, tests []checkCase) {
 			if drop < 0 && (lan != tt.lan || from != netip.MustParseAddr(tt.src)) {
 				t.Errorf("check = LAN %d from %v; want LAN %d from %s", lan, from, tt.lan, tt.src)
 			}
+			if (drop == DropTTL || drop == DropIface) && lan != -1 {
+				t.Errorf("check = LAN %d for a packet it cannot place; want -1", lan)
+			}
 		})
 	}
 }
@@ -258,6 +261,10 @@ func TestAnswered(t *testing.T) {
 	if n, at := q.Sent(1); n != 10 || !at.Equal(t0.Add(9*time.Second)) {
 		t.Errorf("Sent = %d at %v, want 10 at 9s", n, at.Sub(t0))
 	}
+	q.sent[0][0] = sentINQ{seq: 200, n: 1, at: t0}
+	if n, rtt, ok := q.Answered(0, 200, t0.Add(2*time.Millisecond)); !ok || n != 1 || rtt != 2*time.Millisecond {
+		t.Errorf("the INQ on LAN A: number %d, round trip %v, %v; want 1, 2ms", n, rtt, ok)
+	}
 	for _, tt := range []struct {
 		name string
 		lan  int
@@ -267,6 +274,7 @@ func TestAnswered(t *testing.T) {
 		{"an INQ sent on another LAN", 0, 109},
 		{"echo 0, never sent", 0, 0},
 		{"no LAN", -1, 109},
+		{"a LAN past the last", MaxLANs, 109},
 	} {
 		before := x.Drops()[DropStaleACK]
 		if _, _, ok := q.Answered(tt.lan, tt.echo, t0.Add(10*time.Second)); ok || x.Drops()[DropStaleACK] != before+1 {
@@ -370,6 +378,13 @@ func TestControlDrop(t *testing.T) {
 			x.Drops()[DropControl] != before+1 {
 			t.Errorf("interface %d, hops %d: accepted or not counted", m.IfIndex, m.Hops)
 		}
+	}
+	// A TTL that is there, however low, is the TTL rule's to drop.
+	m := arrived(b, "192.0.2.2", 2, 0)
+	before := x.Drops()
+	r.Receive(&m, time.Now(), &Heard{}, &Message{Buf: make([]byte, 0, MaxLen)})
+	if d := x.Drops(); d[DropTTL] != before[DropTTL]+1 || d[DropControl] != before[DropControl] {
+		t.Errorf("TTL 0: drops %v, want one more ttl", d)
 	}
 }
 

@@ -12,6 +12,10 @@ import (
 // its owner and group: a leaked key lets anyone on the LAN move routes.
 var ErrKeyMode = errors.New("readable or writable by others")
 
+// maxKeyLine is the longest line a key file may hold, white space around
+// the key included; a longer one is refused by its number.
+const maxKeyLine = 4096
+
 // ReadKeyFile reads --key-file: one key a line, the current key first and
 // optionally the next one (for rotation), each at least 16 bytes. A line is
 // taken as it is, byte for byte, after trimming surrounding white space:
@@ -37,8 +41,9 @@ func ReadKeyFile(path string) ([][]byte, error) {
 	}
 	var keys [][]byte
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), MaxKeyLen+2)
-	for n := 1; sc.Scan(); n++ {
+	sc.Buffer(make([]byte, 0, maxKeyLine), maxKeyLine)
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 || line[0] == '#' {
 			continue
@@ -48,7 +53,9 @@ func ReadKeyFile(path string) ([][]byte, error) {
 		}
 		keys = append(keys, bytes.Clone(line))
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("line %d: longer than %d bytes, want a key of %d to %d", n, maxKeyLine, MinKeyLen, MaxKeyLen)
+	} else if err != nil {
 		return nil, err
 	}
 	if len(keys) == 0 || len(keys) > MaxKeys {

@@ -159,6 +159,10 @@ var (
 	ErrView    = errors.New("bad view")
 )
 
+// ErrInterval is Append's error for an interval the wire's 32 bits of
+// microseconds cannot carry.
+var ErrInterval = errors.New("interval out of range")
+
 // Packet is one decoded INQ or ACK.
 type Packet struct {
 	// Version is 1 or 2; the zero Packet encodes as version 1.
@@ -236,7 +240,7 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 	}
 	us := p.Interval.Microseconds()
 	if us < 0 || us > 1<<32-1 {
-		return b, fmt.Errorf("proto: encode: interval %v out of range", p.Interval)
+		return b, fmt.Errorf("proto: encode: %w: %v", ErrInterval, p.Interval)
 	}
 	v := p.version()
 	if err := p.checkView(v); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -176,11 +175,11 @@ func TestAppendErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		p    Packet
-		want error // nil: an error without a sentinel, naming the field
+		want error
 	}{
 		{"type 0", Packet{Type: 0}, ErrType},
-		{"interval past 32 bits of µs", Packet{Type: INQ, Interval: 2 * time.Hour}, nil},
-		{"negative interval", Packet{Type: INQ, Interval: -time.Millisecond}, nil},
+		{"interval past 32 bits of µs", Packet{Type: INQ, Interval: 2 * time.Hour}, ErrInterval},
+		{"negative interval", Packet{Type: INQ, Interval: -time.Millisecond}, ErrInterval},
 		{"too many addresses", Packet{Type: INQ, Addrs: make([]netip.Prefix, MaxAddrs+1)}, ErrAddrs},
 		{"invalid prefix", Packet{Type: INQ, Addrs: []netip.Prefix{{}}}, ErrAddrs},
 		{"deaf list in an ACK", Packet{Type: ACK, Deaf: []uint32{1}}, ErrDeaf},
@@ -204,10 +203,8 @@ func TestAppendErrors(t *testing.T) {
 		switch {
 		case err == nil:
 			t.Errorf("%s: Append succeeded, want an error", tt.name)
-		case tt.want != nil && !errors.Is(err, tt.want):
+		case !errors.Is(err, tt.want):
 			t.Errorf("%s: Append error %v, want %v", tt.name, err, tt.want)
-		case tt.want == nil && !strings.Contains(err.Error(), "interval"):
-			t.Errorf("%s: Append error %q does not name the interval", tt.name, err)
 		}
 	}
 	// The limits themselves are accepted, and decode back.

@@ -134,7 +134,8 @@ func TestAdmit(t *testing.T) {
 		{"third peer: table full", pkt(4, 1, 1), 0, netip.MustParseAddr("192.0.2.4"), 4 * time.Second, DropPeers},
 		{"fourth peer: still full", pkt(5, 1, 1), 0, netip.MustParseAddr("192.0.2.5"), 5 * time.Second, DropPeers},
 		{"renumbered after silence", pkt(2, 2, 10001), 0, netip.MustParseAddr("192.0.2.22"), 10 * time.Second, -1},
-		{"peer 3 silent for Forget: 4 takes its place", pkt(4, 1, 2), 0, netip.MustParseAddr("192.0.2.4"), 64 * time.Second, -1},
+		{"peer 3 silent for just under Forget", pkt(4, 1, 2), 0, netip.MustParseAddr("192.0.2.4"), 63*time.Second - time.Nanosecond, DropPeers},
+		{"peer 3 silent for Forget: 4 takes its place", pkt(4, 1, 2), 0, netip.MustParseAddr("192.0.2.4"), 63 * time.Second, -1},
 		{"forgotten peer 3 is a stranger now", pkt(3, 1, 1), 0, a3, 64 * time.Second, DropPeers},
 	}
 	for _, s := range steps {
@@ -159,7 +160,7 @@ func TestIDMovedLogRate(t *testing.T) {
 	t0 := time.Unix(1e9, 0)
 	p := &Packet{NodeID: 2, Seq: 1}
 	tb.admit(p, 0, netip.MustParseAddr("192.0.2.2"), t0)
-	for i := range 100 {
+	for i := range 121 {
 		p.Seq++
 		tb.admit(p, 0, netip.MustParseAddr("192.0.2.2"), t0.Add(time.Duration(i)*time.Second))
 		p.Seq++
@@ -167,33 +168,42 @@ func TestIDMovedLogRate(t *testing.T) {
 			t.Fatalf("spoofed address admitted: %v", dropName(r))
 		}
 	}
-	if n := strings.Count(logs.String(), "msg=id-moved"); n != 2 {
-		t.Errorf("%d id-moved lines in 100 s, want 2 (once a minute)", n)
+	if n := strings.Count(logs.String(), "msg=id-moved"); n != 3 {
+		t.Errorf("%d id-moved lines at 0 to 120 s, want 3 (at 0, 60 and 120 s: once a minute)", n)
 	}
 }
 
 // TestRebindSlowPeer: an id stays bound to its address for five of the
-// peer's intervals when the peer is slower than we are (here 5 x 2 s), not
-// only for the 5 s floor or five of our own intervals.
+// slower interval of the two nodes (here 5 x 2 s), not only for the 5 s
+// floor: five of the peer's when it is slower than we are, five of ours
+// when we are.
 func TestRebindSlowPeer(t *testing.T) {
-	tb := newPeerTable(&Config{Interval: 100 * time.Millisecond, Forget: time.Hour})
-	t0 := time.Unix(1e9, 0)
-	p := &Packet{Type: INQ, NodeID: 2, BootID: 1, Seq: 1, Interval: 2 * time.Second}
-	if r := tb.admit(p, 0, netip.MustParseAddr("192.0.2.2"), t0); r != -1 {
-		t.Fatalf("first packet: %v", dropName(r))
-	}
-	moved := netip.MustParseAddr("192.0.2.22")
-	for _, s := range []struct {
-		at   time.Duration
-		want int
+	for _, tt := range []struct {
+		name       string
+		ours, peer time.Duration
 	}{
-		{6 * time.Second, DropIDAddr}, // past the 5 s floor, within 5 x 2 s
-		{9900 * time.Millisecond, DropIDAddr},
-		{10 * time.Second, -1},
+		{"the peer slower", 100 * time.Millisecond, 2 * time.Second},
+		{"we slower", 2 * time.Second, 100 * time.Millisecond},
 	} {
-		p.Seq++
-		if r := tb.admit(p, 0, moved, t0.Add(s.at)); r != s.want {
-			t.Errorf("new address %v after the last packet: admit = %v, want %v", s.at, dropName(r), dropName(s.want))
+		tb := newPeerTable(&Config{Interval: tt.ours, Forget: time.Hour})
+		t0 := time.Unix(1e9, 0)
+		p := &Packet{Type: INQ, NodeID: 2, BootID: 1, Seq: 1, Interval: tt.peer}
+		if r := tb.admit(p, 0, netip.MustParseAddr("192.0.2.2"), t0); r != -1 {
+			t.Fatalf("%s: first packet: %v", tt.name, dropName(r))
+		}
+		moved := netip.MustParseAddr("192.0.2.22")
+		for _, s := range []struct {
+			at   time.Duration
+			want int
+		}{
+			{6 * time.Second, DropIDAddr}, // past the 5 s floor, within 5 x 2 s
+			{9900 * time.Millisecond, DropIDAddr},
+			{10 * time.Second, -1},
+		} {
+			p.Seq++
+			if r := tb.admit(p, 0, moved, t0.Add(s.at)); r != s.want {
+				t.Errorf("%s: new address %v after the last packet: admit = %v, want %v", tt.name, s.at, dropName(r), dropName(s.want))
+			}
 		}
 	}
 }
@@ -239,9 +249,9 @@ func TestAdmitAfterForget(t *testing.T) {
 	}{
 		{"first packet", pkt(1, 5000), a2, 0, -1},
 		{"restart, clock behind, too soon", pkt(2, 100), a2, 59 * time.Second, DropReplay},
-		{"the same after Forget of silence", pkt(2, 100), a2, 59*time.Second + time.Minute, -1},
-		{"its window runs from there", pkt(2, 101), a2, 60*time.Second + time.Minute, -1},
-		{"and still holds replays", pkt(2, 100), a2, 61*time.Second + time.Minute, DropReplay},
+		{"the same after Forget of silence", pkt(2, 100), a2, time.Minute, -1},
+		{"its window runs from there", pkt(2, 101), a2, 61 * time.Second, -1},
+		{"and still holds replays", pkt(2, 100), a2, 62 * time.Second, DropReplay},
 		{"a new address after Forget", pkt(2, 50), netip.MustParseAddr("192.0.2.9"), 10 * time.Minute, -1},
 	}
 	for _, s := range steps {

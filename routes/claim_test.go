@@ -106,3 +106,33 @@ func TestClaimsOnLANB(t *testing.T) {
 		t.Errorf("events when the owner speaks (-want +got):\n- %+v\n+ %+v", want, evs)
 	}
 }
+
+// TestAnnouncedReaddressReroutes: a peer heard on LAN A only, whose LAN-B
+// path never proved itself, is routed on LAN B via its LAN-A address; when
+// it announces a new LAN-B address, the route follows it to the new
+// destination and says so (Rerouted, LAN B).
+func TestAnnouncedReaddressReroutes(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	obs := func(k int, lanB string) []Event {
+		return tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: []netip.Addr{a("192.0.2.2"), a(lanB)}, Interval: iv, At: t0.Add(time.Duration(k) * iv)}, nil)
+	}
+	for k := 0; k <= 5; k++ {
+		obs(k, "198.51.100.2")
+	}
+	tab.Expire(t0.Add(5*iv), nil)
+	old := Route{Dst: netip.MustParsePrefix("198.51.100.2/32"), Via: a("192.0.2.2"), LAN: 0}
+	if rs := tab.Routes(nil); len(rs) != 1 || rs[0] != old {
+		t.Fatalf("routes %v; want %v", rs, old)
+	}
+	evs := obs(6, "198.51.100.20")
+	moved := Route{Dst: netip.MustParsePrefix("198.51.100.20/32"), Via: a("192.0.2.2"), LAN: 0}
+	want := []Event{{Kind: Rerouted, Peer: peerID, LAN: 1, Addr: a("198.51.100.20"), Route: moved, At: t0.Add(6 * iv)}}
+	if !reflect.DeepEqual(evs, want) {
+		t.Errorf("events when the LAN-B address moves (-want +got):\n- %+v\n+ %+v", want, evs)
+	}
+	if rs := tab.Routes(nil); len(rs) != 1 || rs[0] != moved {
+		t.Errorf("routes %v; want %v", rs, moved)
+	}
+}

@@ -328,6 +328,40 @@ func TestDeaf(t *testing.T) {
 	}
 }
 
+// TestDeafIsNoEvidence: an INQ whose sender lists us as deaf makes the
+// peer and its addresses known, but keeps no path valid and makes none
+// valid again: a path broken towards us fails over here too, and stays
+// failed over while the sender still cannot hear us.
+func TestDeafIsNoEvidence(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	var got []string
+	obs := func(k, lan int, deaf bool) {
+		at := t0.Add(time.Duration(k) * iv)
+		for _, e := range tab.Expire(at, nil) {
+			got = append(got, fmt.Sprintf("%d:%v/%d", k, e.Kind, e.LAN))
+		}
+		for _, e := range tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, Deaf: deaf, At: at}, nil) {
+			got = append(got, fmt.Sprintf("%d:%v/%d", k, e.Kind, e.LAN))
+		}
+	}
+	for k := range 20 {
+		obs(k, 0, k > 0) // LAN A: deaf from interval 1 on
+		obs(k, 1, false)
+	}
+	if want := []string{"0:Discovered/0", "4:Failover/0"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("events (-want +got):\n- %v\n+ %v", want, got)
+	}
+
+	fresh := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	evs := fresh.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: iv, Deaf: true, At: t0}, nil)
+	var heard bool
+	fresh.Paths(t0, func(_ PeerID, lan int, p Path, _ Route) { heard = heard || p.Heard })
+	if len(evs) != 1 || evs[0].Kind != Discovered || heard {
+		t.Errorf("a deaf INQ from a new peer: %+v, a path heard %v; want it discovered, no path heard", evs, heard)
+	}
+}
+
 // TestTwoSourcesCountOnce checks that ACKs and the peer's INQs, half an
 // interval apart, do not meet -s in half the time.
 func TestTwoSourcesCountOnce(t *testing.T) {

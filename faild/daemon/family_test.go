@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -127,5 +128,51 @@ func TestForgetAfter(t *testing.T) {
 		if got := d.forgetAfter(); got != tt.want {
 			t.Errorf("forgetAfter(-f %d -t %v) = %v, want %v", tt.misses, tt.interval, got, tt.want)
 		}
+	}
+}
+
+// joinConn records the groups it joins, and fails for one interface.
+type joinConn struct {
+	nullConn
+	fail   int
+	joined []string
+}
+
+func (c *joinConn) Join(ifIndex int, group netip.Addr) error {
+	if ifIndex == c.fail {
+		return errors.New("no such interface")
+	}
+	c.joined = append(c.joined, fmt.Sprintf("%d:%v", ifIndex, group))
+	return nil
+}
+
+// TestJoinGroups: an IPv6 exchange joins faild's group on every LAN that
+// has an interface and an IPv6 address, and no other; the first failure
+// is returned. An IPv4 exchange joins nothing.
+func TestJoinGroups(t *testing.T) {
+	lans := []platform.LAN{
+		{Name: "eth0", Index: 2, Addr6: pfx("2001:db8:a::1/64")},
+		{Name: "eth1", Index: 0, Addr6: pfx("2001:db8:b::1/64")}, // gone, with its last address
+		{Name: "eth2", Index: 4, Addr: pfx("203.0.113.1/24"), Broadcast: addr("203.0.113.255")},
+		{Name: "eth3", Index: 5, Addr6: pfx("2001:db8:d::1/64")},
+	}
+	exchange := func(v6 bool) *proto.Exchange {
+		x, err := proto.NewExchange(proto.Config{V6: v6, LANs: protoLANs(lans, v6, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	c := &joinConn{}
+	if err := joinGroups(c, exchange(true)); err != nil || !slices.Equal(c.joined, []string{"2:ff12::4117", "5:ff12::4117"}) {
+		t.Errorf("IPv6: joined %v, %v; want ff12::4117 on interfaces 2 and 5", c.joined, err)
+	}
+	c = &joinConn{}
+	if err := joinGroups(c, exchange(false)); err != nil || len(c.joined) != 0 {
+		t.Errorf("IPv4: joined %v, %v; want nothing", c.joined, err)
+	}
+	c = &joinConn{fail: 2}
+	if err := joinGroups(c, exchange(true)); err == nil {
+		t.Errorf("a join that fails: joined %v and no error", c.joined)
 	}
 }

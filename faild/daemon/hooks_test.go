@@ -57,17 +57,29 @@ func TestHooksOrder(t *testing.T) {
 }
 
 // TestHooksTimeout wants a hanging hook killed after the timeout, with what
-// it started, and the next hook run; enqueue must never block.
+// it started, and the next hook run; enqueue must never block. The hang
+// runs under a short timeout and the hooks after it under a long one (a
+// hook takes its timeout when it starts), so that a loaded machine, slow
+// to start a shell, cannot time out a hook that does not hang.
 func TestHooksTimeout(t *testing.T) {
 	script, dir := hookScript(t, `[ "$FAILD_EVENT" = hang ] && { sleep 100 & echo $! > "$DIR/child"; wait; }; echo "$FAILD_EVENT" >> "$DIR/out"`+"\n")
 	t.Setenv("DIR", dir)
 	var logBuf safeBuffer
-	h := newHooks(slog.New(slog.NewTextHandler(&logBuf, nil)), script, 200*time.Millisecond)
+	h := newHooks(slog.New(slog.NewTextHandler(&logBuf, nil)), script, 2*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go h.serve(ctx)
-	start := time.Now()
 	h.enqueue(hookEvent{kind: "hang", env: []string{"FAILD_EVENT=hang"}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "child")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hanging hook did not start its child in 10 s; counts %+v", h.counts())
+		}
+	}
+	h.configure(script, time.Minute)
+	start := time.Now()
 	for range hookQueue + 10 {
 		h.enqueue(hookEvent{kind: "next", env: []string{"FAILD_EVENT=next"}})
 	}

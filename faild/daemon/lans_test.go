@@ -3,8 +3,10 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +58,9 @@ func TestRefreshLANs(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := d.fams[0].x
+	if !d.concerns(platform.LinkChange{Index: 2}) {
+		t.Error("an address change on eth0 (an index, no name) does not concern LAN A")
+	}
 	d.fams[0].table.Observe(routes.Observation{Peer: 9, LAN: 1, Addrs: []netip.Addr{addr("192.0.2.9"), addr("198.51.100.9")}, At: t0}, nil)
 
 	step := func(name string, set platform.LAN, wantMoved bool, wantKinds string, wantLog ...string) {
@@ -79,6 +84,9 @@ func TestRefreshLANs(t *testing.T) {
 				t.Errorf("%s: log %q lacks %q", name, logs.String(), w)
 			}
 		}
+		if strings.Contains(logs.String(), "level=ERROR") {
+			t.Errorf("%s: an error logged: %q", name, logs.String())
+		}
 		if got := x.LANs()[1]; got.Index != set.Index || got.Addr != set.Addr {
 			t.Errorf("%s: exchange has LAN B %+v; want index %d addr %v", name, got, set.Index, set.Addr)
 		}
@@ -86,6 +94,9 @@ func TestRefreshLANs(t *testing.T) {
 	step("deleted", platform.LAN{Name: "eth1"}, true, "Failover",
 		`msg=lan-changed lan=B dev=eth1 old="index 3 198.51.100.1/24 brd 198.51.100.255" new=gone`,
 		`msg=carrier-lost lan=B dev=eth1 reason="interface gone"`)
+	if d.concerns(platform.LinkChange{Index: 0}) {
+		t.Error("a change of index 0 concerns the gone LAN B")
+	}
 	step("recreated without address", platform.LAN{Name: "eth1", Index: 7, Up: true}, true, "",
 		`new="index 7 no address"`, "msg=carrier-restored")
 	nb := b
@@ -99,6 +110,51 @@ func TestRefreshLANs(t *testing.T) {
 	step("address removed", lost, true, "", "msg=lan-down lan=B dev=eth1")
 	if d.concerns(platform.LinkChange{Index: 99, Name: "eth9"}) {
 		t.Error("a change of another interface concerns the LANs")
+	}
+}
+
+// TestRefreshLANsRejoins: an IPv6 LAN whose interface is recreated (a
+// new index) has its socket join faild's group on the new interface, or
+// its peers' INQs would no longer arrive.
+func TestRefreshLANsRejoins(t *testing.T) {
+	a := platform.LAN{Name: "eth0", Index: 2, Addr6: pfx("2001:db8:a::1/64"), Up: true}
+	b := platform.LAN{Name: "eth1", Index: 3, Addr6: pfx("2001:db8:b::1/64"), Up: true}
+	ifs := fakeInterfaces{"eth0": a, "eth1": b}
+	conn := &joinConn{}
+	d, err := New(Config{Requestor: true, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3, Interfaces: []string{"eth0", "eth1"}},
+		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Routes: platform.NewMemory(), Interfaces: ifs,
+			Listen: func(int, bool) (proto.Conn, error) { return conn, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.begin(t0); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"2:ff12::4117", "3:ff12::4117"}; !slices.Equal(conn.joined, want) {
+		t.Fatalf("joined %v at start, want %v", conn.joined, want)
+	}
+	conn.joined = nil
+	b.Index = 7
+	ifs["eth1"] = b
+	d.refreshLANs(t0)
+	if !slices.Contains(conn.joined, "7:ff12::4117") {
+		t.Errorf("joined %v after eth1 came back as index 7; want ff12::4117 there", conn.joined)
+	}
+}
+
+// TestLANAddrs: a LAN's addresses as status shows them.
+func TestLANAddrs(t *testing.T) {
+	for _, tt := range []struct {
+		l    platform.LAN
+		want string
+	}{
+		{platform.LAN{Addr: pfx("192.0.2.1/24"), Addr6: pfx("2001:db8:a::1/64")}, "192.0.2.1/24,2001:db8:a::1/64"},
+		{platform.LAN{Addr6: pfx("2001:db8:a::1/64")}, "2001:db8:a::1/64"},
+		{platform.LAN{Name: "eth1"}, "-"},
+	} {
+		if got := lanAddrs(tt.l); got != tt.want {
+			t.Errorf("lanAddrs(%+v) = %q, want %q", tt.l, got, tt.want)
+		}
 	}
 }
 

@@ -183,6 +183,31 @@ func pathTo(n *simNode, addr string) StatusPath {
 	return StatusPath{}
 }
 
+// TestAdoptedRouteExpires: a route adopted at a restart whose gateway is
+// never heard again (its node died meanwhile) stays for one detection
+// time after the start, -f x -t plus an interval, so that a restart opens
+// no hole in traffic, and then goes. The start line says there is no key.
+func TestAdoptedRouteExpires(t *testing.T) {
+	s := scripted(t)
+	n1 := failOver(t, s)
+	s.node(2).stop("crash")
+	s.run(s.now.Add(10 * time.Millisecond)) // its last frames arrive
+	n1.stop("crash")
+	n1.start()
+	start := s.now
+	s.run(start.Add(350 * time.Millisecond))
+	if got := n1.kernel.Ours(); !slices.Equal(got, []platform.Route{node2A}) || s.err != nil {
+		t.Errorf("350 ms after the restart: routes %v, %v; want the adopted %v", got, s.err, node2A)
+	}
+	s.run(start.Add(450 * time.Millisecond))
+	if got := n1.kernel.Ours(); len(got) != 0 || s.err != nil {
+		t.Errorf("450 ms after the restart (-f 3 x -t 0.1 + 0.1 s): routes %v, %v; want the adopted route gone", got, s.err)
+	}
+	if l := n1.lines("start"); len(l) != 2 || !strings.Contains(l[1], ` auth="false" `) || !strings.Contains(l[1], ` adopted="1"`) {
+		t.Errorf("start lines %q; want the second with auth=false adopted=1", l)
+	}
+}
+
 // TestFamilyStartsLate: a node whose IPv6 addresses arrive after it
 // started (DAD or SLAAC at boot) runs on IPv4 alone, then opens the IPv6
 // family when they appear, finds its peers there and fails over in both

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +33,7 @@ import (
 //	go test ./faild/daemon -run TestSimulatedCluster -sim.seed=N -v
 //	make sim SEEDS=N   # more schedules
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "schedules to run (0: 2000, or 100 under the race detector)")
+	simSeeds = flag.Int("sim.seeds", 0, "schedules to run (0: $FAILD_SIM_SEEDS, else 2000, or 100 under the race detector)")
 	simSeed  = flag.Uint64("sim.seed", 0, "replay this seed alone and print its trace")
 	simFirst = flag.Uint64("sim.first", 1, "the first seed")
 )
@@ -53,6 +55,15 @@ func TestSimulatedCluster(t *testing.T) {
 		}
 		if testing.Short() {
 			n = 200
+		}
+		// For runs that cannot pass the flag to this package alone: make
+		// cover tests several packages at once, and gremlins (make
+		// mutate-daemon) runs go test itself.
+		if v := os.Getenv("FAILD_SIM_SEEDS"); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 1 {
+				t.Fatalf("FAILD_SIM_SEEDS=%q: want a number of schedules, 1 or more", v)
+			}
 		}
 	}
 	var (

@@ -311,11 +311,13 @@ func (i simInterfaces) WatchLinks(ctx context.Context, _ func(platform.LinkChang
 }
 
 // simConn is a node's socket of one family: what it writes goes to the
-// switch; the simulation delivers what arrives.
+// switch; the simulation delivers what arrives, multicast only on the
+// interfaces where the socket joined the group, as the kernel does.
 type simConn struct {
 	n      *simNode
 	v6     bool
 	closed bool
+	joined [routes.MaxLANs]bool // Group6, by LAN
 }
 
 func (c *simConn) ReadBatch([]proto.Message) (int, error) { return 0, net.ErrClosed }
@@ -339,8 +341,18 @@ func (c *simConn) WriteBatch(ms []proto.Message) (int, error) {
 	return len(ms), nil
 }
 
-func (c *simConn) Join(int, netip.Addr) error { return nil }
-func (c *simConn) Close() error               { c.closed = true; return nil }
+// Join fails, as net.InterfaceByIndex does, for an interface the node
+// does not have.
+func (c *simConn) Join(ifIndex int, group netip.Addr) error {
+	lan := ifIndex - simIndex(0)
+	if lan < 0 || lan >= c.n.s.lans || group != proto.Group6 || !c.v6 {
+		return fmt.Errorf("sim: cannot join %v on interface %d", group, ifIndex)
+	}
+	c.joined[lan] = true
+	return nil
+}
+
+func (c *simConn) Close() error { c.closed = true; return nil }
 
 // send puts a frame on the LAN of the interface it leaves by; every node it
 // is for gets it after the switch's delay, unless a fault eats it.
@@ -356,6 +368,9 @@ func (s *sim) send(from *simNode, v6 bool, m *proto.Message) {
 			continue
 		}
 		if dst != simAddr(255, lan, false) && dst != proto.Group6 && dst != to.addr(lan, v6) {
+			continue
+		}
+		if dst == proto.Group6 && !to.conns[1].joined[lan] {
 			continue
 		}
 		if !s.net.deliverable(from.id, to.id, lan) {
@@ -535,6 +550,11 @@ type simHandler struct {
 func (h simHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h simHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		// The simulated kernel, sockets and hooks never fail: an error
+		// line is a false alarm to an operator.
+		h.s.fail("node %d logged an error: %s", h.node, r.Message)
+	}
 	if h.w.Len() > 1<<20 {
 		return nil // enough for a report
 	}

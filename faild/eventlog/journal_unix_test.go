@@ -5,6 +5,8 @@ package eventlog
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,5 +47,18 @@ func TestJournal(t *testing.T) {
 				t.Errorf("JOURNAL_STREAM=%q: line %q; want priority and no time: %v", tt.env, lines[i], tt.journal)
 			}
 		}
+	}
+	// A log file is no journal, whatever standard error is.
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	path := filepath.Join(t.TempDir(), "faild.log")
+	log, out, err := open(path, "text", &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Warn("failover", "peer", "192.0.2.2")
+	out.Close()
+	b, err := os.ReadFile(path)
+	if line := string(b); err != nil || !strings.HasPrefix(line, "time=") {
+		t.Errorf("log file with standard error the journal's: %q, %v; want a time and no priority", line, err)
 	}
 }
