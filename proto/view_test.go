@@ -111,7 +111,7 @@ func TestViewWindowCovers(t *testing.T) {
 func view(n int) []ViewEntry {
 	v := make([]ViewEntry, n)
 	for i := range v {
-		v[i] = ViewEntry{Node: uint32(0xc0000300 + i), Known: 3, Heard: 1}
+		v[i] = ViewEntry{Node: 0xc0000300 + uint32(i), Known: 3, Heard: 1}
 	}
 	return v
 }

@@ -23,7 +23,7 @@ func grid(rows ...string) *matrix {
 	m := &matrix{lan: 0, index: map[routes.PeerID]int{}, cells: make([]cell, n*n),
 		obs: make([]bool, n), age: make([]time.Duration, n), alive: make([]bool, n)}
 	for i := range rows {
-		id := routes.PeerID(0xc0000201 + i)
+		id := routes.PeerID(0xc0000201 + uint32(i))
 		m.nodes = append(m.nodes, id)
 		m.index[id] = i
 		m.alive[i] = true
