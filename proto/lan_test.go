@@ -26,7 +26,9 @@ func TestLANGone(t *testing.T) {
 	}
 	// A node's first rounds send a version-1 copy of each INQ too: all
 	// of them go out of LAN B.
-	onlyB := func(ms []Message) bool { return len(ms) > 0 && slices.Equal(ifIndexes(ms), slices.Repeat([]int{3}, len(ms))) }
+	onlyB := func(ms []Message) bool {
+		return len(ms) > 0 && slices.Equal(ifIndexes(ms), slices.Repeat([]int{3}, len(ms)))
+	}
 	ms, err := q.INQs(time.Now(), Round{}, nil)
 	if err != nil || !onlyB(ms) {
 		t.Errorf("INQs with LAN A gone: out of %v, %v; want them on LAN B (index 3) only", ifIndexes(ms), err)

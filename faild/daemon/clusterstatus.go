@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -130,17 +129,7 @@ type cellOfRow struct {
 }
 
 // FetchCluster reads the cluster's matrices from the daemon at path.
-func FetchCluster(path string) (*Cluster, []byte, error) {
-	raw, err := Ask(path, "cluster", 5*time.Second)
-	if err != nil {
-		return nil, nil, err
-	}
-	var c Cluster
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, nil, fmt.Errorf("failed to decode the cluster from %s: %w", path, err)
-	}
-	return &c, raw, nil
-}
+func FetchCluster(path string) (*Cluster, []byte, error) { return fetch[Cluster](path, "cluster") }
 
 // WriteDiagnosis prints the diagnoses, one a line, or that there is none.
 func WriteDiagnosis(w io.Writer, ds []Diagnosis) {

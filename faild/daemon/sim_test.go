@@ -163,9 +163,9 @@ func newSim(seed uint64) *sim {
 		// Loss judged, over a window short enough for the schedule's
 		// phases: the switches' loss of 30 to 40 % must fail paths over,
 		// and none may fail over for loss where there was none.
-		cfg.MaxLoss, cfg.LossWindow = 0.10, 50
+		cfg.MaxLoss, cfg.LossWindow = 0.10, 30
 	} else if rng.IntN(2) == 0 {
-		cfg.LossWindow = 50 // loss measured for the view's lossy paths, not judged
+		cfg.LossWindow = 30 // loss measured for the view's lossy paths, not judged
 	}
 	nodes := 3 + rng.IntN(6)
 	for i := 1; i <= nodes; i++ {

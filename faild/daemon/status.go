@@ -357,10 +357,27 @@ func chownIfNeeded(path string, gid int) error {
 // writes nothing within half a second, or closes its side, gets the
 // status. "events" follows the event stream until the client hangs up.
 func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- request, events *eventStream, log *slog.Logger) error {
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
+	return accept(ctx, ln, "status socket", func(c net.Conn) {
+		// One at a time: an answer is cheap, and a slow client is cut
+		// off by the deadline rather than piling up goroutines. Only a
+		// client that follows the events (at most maxWatchers) gets a
+		// goroutine of its own.
+		switch verb, ok := readVerb(c); {
+		case !ok:
+			c.Close()
+		case verb == "events":
+			go events.follow(ctx, c)
+		default:
+			answerConn(ctx, c, verb, requests, log)
+		}
+	})
+}
+
+// accept hands every connection on ln to serve, one after the other,
+// until ctx ends; what names the socket in an error.
+func accept(ctx context.Context, ln net.Listener, what string, serve func(net.Conn)) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -371,20 +388,9 @@ func serveStatus(ctx context.Context, ln *net.UnixListener, requests chan<- requ
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return fmt.Errorf("failed to accept on status socket: %w", err)
+			return fmt.Errorf("failed to accept on %s: %w", what, err)
 		}
-		// One at a time: an answer is cheap, and a slow client is cut
-		// off by the deadline rather than piling up goroutines. Only a
-		// client that follows the events (at most maxWatchers) gets a
-		// goroutine of its own.
-		if verb, ok := readVerb(c); ok && verb == "events" {
-			go events.follow(ctx, c)
-			continue
-		} else if ok {
-			answerConn(ctx, c, verb, requests, log)
-		} else {
-			c.Close()
-		}
+		serve(c)
 	}
 }
 
@@ -460,16 +466,19 @@ func Ask(path, verb string, timeout time.Duration) ([]byte, error) {
 }
 
 // FetchStatus reads one snapshot from the daemon at path.
-func FetchStatus(path string) (*Status, []byte, error) {
-	raw, err := Ask(path, "status", 5*time.Second)
+func FetchStatus(path string) (*Status, []byte, error) { return fetch[Status](path, "status") }
+
+// fetch asks the daemon at path for verb and decodes its JSON answer.
+func fetch[T any](path, verb string) (*T, []byte, error) {
+	raw, err := Ask(path, verb, 5*time.Second)
 	if err != nil {
 		return nil, nil, err
 	}
-	var s Status
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, nil, fmt.Errorf("failed to decode status from %s: %w", path, err)
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, nil, fmt.Errorf("failed to decode the %s from %s: %w", verb, path, err)
 	}
-	return &s, raw, nil
+	return &v, raw, nil
 }
 
 // Reload asks the daemon at path to reload and waits until it has; the
