@@ -593,21 +593,23 @@ func (h simHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// failover checks a failover line: none for loss, delay or the peer's word
-// on a path whose network has been clean for long enough.
-func (h simHandler) failover(r slog.Record) {
-	var reason, peer, lan string // peer: its address on lan, whose last byte is its number
+// attr is the value of a log line's attribute key, "" without it.
+func attr(r slog.Record, key string) (v string) {
 	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "reason":
-			reason = a.Value.String()
-		case "addr":
-			peer = a.Value.String()
-		case "lan":
-			lan = a.Value.String()
+		if a.Key == key {
+			v = a.Value.String()
+			return false
 		}
 		return true
 	})
+	return v
+}
+
+// failover checks a failover line: none for loss, delay or the peer's word
+// on a path whose network has been clean for long enough.
+func (h simHandler) failover(r slog.Record) {
+	// peer: its address on lan, whose last byte is its number
+	reason, peer, lan := attr(r, "reason"), attr(r, "addr"), attr(r, "lan")
 	if reason != "loss" && reason != "rtt" && reason != "peer" {
 		return
 	}
@@ -625,16 +627,7 @@ func (h simHandler) failover(r slog.Record) {
 // heldForLoss notes whether a failover or held line leaves its path
 // invalid for its loss.
 func (h simHandler) heldForLoss(r slog.Record) {
-	var reason, addr string
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "reason":
-			reason = a.Value.String()
-		case "addr":
-			addr = a.Value.String()
-		}
-		return true
-	})
+	reason, addr := attr(r, "reason"), attr(r, "addr")
 	if h.s.lossHeld == nil {
 		h.s.lossHeld = map[simPathKey]bool{}
 	}
@@ -645,16 +638,7 @@ func (h simHandler) heldForLoss(r slog.Record) {
 // loss switches back only with its loss over the window below half the
 // threshold (the line's figure, shown to 0.1 %).
 func (h simHandler) switchback(r slog.Record) {
-	var addr, loss string
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "addr":
-			addr = a.Value.String()
-		case "loss":
-			loss = a.Value.String()
-		}
-		return true
-	})
+	addr, loss := attr(r, "addr"), attr(r, "loss")
 	k := simPathKey{h.node, addr}
 	if !h.s.lossHeld[k] {
 		return
