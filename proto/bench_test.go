@@ -93,8 +93,7 @@ func BenchmarkPerPacket(b *testing.B) {
 // on the loopback interface: a client sends an INQ with TTL 255 and waits
 // for the ACK, which Serve reads in a batch and answers. The client side
 // uses the allocation-free UDP calls, so allocs/op is what the receive
-// path's own socket handling costs per INQ: x/net's batches allocate each
-// datagram's source address.
+// path's own socket handling costs per INQ.
 func BenchmarkServeLoopback(b *testing.B) {
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {

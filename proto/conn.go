@@ -82,19 +82,19 @@ const receiveBuffer = 4 << 20
 const BatchSize = 64
 
 // udpConn is the Conn of a UDP socket bound to faild's port on every
-// address of one family. x/net moves the batches: recvmmsg and sendmmsg on
-// Linux, one datagram a call elsewhere.
+// address of one family. x/net sets the socket up; the batches move by
+// recvmmsg and sendmmsg on Linux (conn_linux.go) and through x/net, one
+// datagram a call, elsewhere (conn_others.go).
 type udpConn struct {
 	c  *net.UDPConn
 	v6 bool
 	p4 *ipv4.PacketConn
 	p6 *ipv6.PacketConn
 
-	rd []ipv4.Message // the reader's; ipv6.Message is the same type
+	rd reader // the reader's
 
 	mu  sync.Mutex // guards what follows: the writers'
-	wr  []ipv4.Message
-	dst []net.UDPAddr
+	wr  writer
 	oob map[oobKey][]byte // marshalled packet info by (interface, source)
 }
 
@@ -140,22 +140,19 @@ func Listen(port int, v6 bool) (Conn, error) {
 		u.c.Close()
 		return nil, err
 	}
-	u.rd = make([]ipv4.Message, BatchSize)
-	for i := range u.rd {
-		u.rd[i].Buffers = make([][]byte, 1)
-		if v6 {
-			u.rd[i].OOB = ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst | ipv6.FlagHopLimit)
-		} else {
-			u.rd[i].OOB = ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
-		}
-	}
-	u.wr = make([]ipv4.Message, BatchSize)
-	u.dst = make([]net.UDPAddr, BatchSize)
-	for i := range u.wr {
-		u.wr[i].Buffers = make([][]byte, 1)
-		u.dst[i].IP = make(net.IP, 0, net.IPv6len)
+	if err := u.initBatches(); err != nil {
+		u.c.Close()
+		return nil, err
 	}
 	return u, nil
+}
+
+// controlSpace is the room for the control messages a read asks for.
+func controlSpace(v6 bool) []byte {
+	if v6 {
+		return ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst | ipv6.FlagHopLimit)
+	}
+	return ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst | ipv4.FlagTTL)
 }
 
 func setup4(pc *ipv4.PacketConn) error {
@@ -182,61 +179,6 @@ func setup6(pc *ipv6.PacketConn) error {
 		return fmt.Errorf("failed to turn off multicast loopback: %w", err)
 	}
 	return nil
-}
-
-// ReadBatch implements Conn. Control messages that the kernel cut short
-// (MSG_CTRUNC) are not trusted: the datagram comes without them.
-func (u *udpConn) ReadBatch(ms []Message) (int, error) {
-	rd := u.rd[:min(len(ms), len(u.rd))]
-	for i := range rd {
-		rd[i].Buffers[0] = ms[i].Buf
-		rd[i].OOB = rd[i].OOB[:cap(rd[i].OOB)]
-	}
-	var n int
-	var err error
-	if u.v6 {
-		n, err = u.p6.ReadBatch(rd, 0)
-	} else {
-		n, err = u.p4.ReadBatch(rd, 0)
-	}
-	for i := range n {
-		m, r := &ms[i], &rd[i]
-		m.N, m.IfIndex, m.Hops = r.N, 0, -1
-		m.Addr = netip.AddrPort{}
-		if a, ok := r.Addr.(*net.UDPAddr); ok {
-			m.Addr = a.AddrPort()
-		}
-		if r.Flags&msgCtrunc == 0 {
-			parseControl(r.OOB[:r.NN], u.v6, m)
-		}
-	}
-	return n, err
-}
-
-// WriteBatch implements Conn.
-func (u *udpConn) WriteBatch(ms []Message) (int, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	wr := u.wr[:min(len(ms), len(u.wr))]
-	for i := range wr {
-		m := &ms[i]
-		d := &u.dst[i]
-		if m.Addr.Addr().Is4() {
-			a := m.Addr.Addr().As4()
-			d.IP = append(d.IP[:0], a[:]...)
-		} else {
-			a := m.Addr.Addr().As16()
-			d.IP = append(d.IP[:0], a[:]...)
-		}
-		d.Port = int(m.Addr.Port())
-		wr[i].Buffers[0] = m.Buf
-		wr[i].Addr = d
-		wr[i].OOB = u.control(m.IfIndex, m.Src)
-	}
-	if u.v6 {
-		return u.p6.WriteBatch(wr, 0)
-	}
-	return u.p4.WriteBatch(wr, 0)
 }
 
 // control returns the packet info that sends a datagram out of ifIndex

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -119,18 +120,24 @@ func testConnBatches(t *testing.T, u *udpConn, v6 bool, lo int) {
 			t.Errorf("datagram %d: interface %d, hops %d; want %d, 255", i, m.IfIndex, m.Hops, lo)
 		}
 	}
-	// Write: one batch whose middle message cannot go (port 0) reaches
-	// the client with the other two, and WriteAll names the bad one.
+	// Write: one batch whose middle messages cannot go (port 0; the
+	// other address family) reaches the client with the other two, and
+	// WriteAll names the bad ones.
 	src := netip.MustParseAddr(server)
+	other := netip.MustParseAddr("::1")
+	if v6 {
+		other = netip.MustParseAddr("127.0.0.1")
+	}
 	out := []Message{
 		{Buf: []byte("ack-1"), Addr: from, IfIndex: lo, Src: src},
 		{Buf: []byte("lost"), Addr: netip.AddrPortFrom(from.Addr(), 0), IfIndex: lo, Src: src},
+		{Buf: []byte("family"), Addr: netip.AddrPortFrom(other, from.Port()), IfIndex: lo},
 		{Buf: []byte("ack-3"), Addr: from, IfIndex: lo, Src: src},
 	}
 	var failed []string
 	WriteAll(u, out, func(m *Message, err error) { failed = append(failed, string(m.Buf)) })
-	if len(failed) != 1 || failed[0] != "lost" {
-		t.Errorf("WriteAll failed %q, want just [lost]", failed)
+	if !slices.Equal(failed, []string{"lost", "family"}) {
+		t.Errorf("WriteAll failed %q, want [lost family]", failed)
 	}
 	buf := make([]byte, 64)
 	for _, want := range []string{"ack-1", "ack-3"} {

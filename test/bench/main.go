@@ -186,7 +186,7 @@ func micro(_ *lab.Lab, r *report, _ string) error {
 			}
 		}
 	}
-	r.f("\nPerPacket: decode + checks + path-table evidence update (routes.Table.Observe) + ACK encode, 1000 peers, in memory. ServeLoopback: one INQ/ACK round trip through Serve and a real socket on lo, client included, through x/net's batches (recvmmsg and sendmmsg on Linux), which allocate each datagram's source address: the 2 allocations a packet there are x/net's, not faild's.\n")
+	r.f("\nPerPacket: decode + checks + path-table evidence update (routes.Table.Observe) + ACK encode, 1000 peers, in memory. ServeLoopback: one INQ/ACK round trip through Serve and a real socket on lo, client included, in batches (recvmmsg and sendmmsg, made as raw system calls: see proto/conn_linux.go).\n")
 	return nil
 }
 
