@@ -87,6 +87,7 @@ type Emulator struct {
 	v6    bool
 	boot  uint32
 	seq   atomic.Uint64 // the packets' sequence numbers; see fill
+	hears atomic.Uint32 // the node id of the last INQ heard, for the view
 	peers []peer
 	ids   map[uint32]bool
 	ifidx [2]int
@@ -359,6 +360,7 @@ func (e *Emulator) Run(ctx context.Context) (err error) {
 				continue
 			}
 			e.Stats.INQsHeard.Add(1)
+			e.hears.Store(p.NodeID)
 			l := e.lanOf(e.ifIndex(m.OOB[:m.NN]))
 			ua, ok := m.Addr.(*net.UDPAddr)
 			if l < 0 || !ok {
@@ -401,11 +403,20 @@ func (e *Emulator) lanOf(ifindex int) int {
 
 // fill makes p a packet of pe. Every packet takes the next number of one
 // counter, as a real node's do (INQs and ACKs, on every LAN alike): faild's
-// replay window drops a number it has seen from that peer.
+// replay window drops a number it has seen from that peer. The fake peers
+// read version 2, as faild does, so faild sends them no version-1 copies;
+// an INQ carries the peer's view once the emulator has heard the node it
+// plays against: that node, heard on both LANs (the fake peers do not hear
+// one another).
 func (e *Emulator) fill(p *proto.Packet, pe *peer, t proto.Type) {
-	*p = proto.Packet{Type: t, NodeID: pe.id, BootID: e.boot, Seq: e.seq.Add(1), Interval: e.cfg.Interval, Addrs: p.Addrs[:0]}
+	*p = proto.Packet{Type: t, NodeID: pe.id, BootID: e.boot, Seq: e.seq.Add(1), Interval: e.cfg.Interval,
+		V2: true, Addrs: p.Addrs[:0], View: p.View[:0]}
 	for l, lan := range e.cfg.LANs {
 		p.Addrs = append(p.Addrs, netip.PrefixFrom(pe.addrs[l], lan.Prefix.Bits()))
+	}
+	if id := e.hears.Load(); t == proto.INQ && id != 0 {
+		p.Version, p.ViewTotal = proto.Version2, 1
+		p.View = append(p.View, proto.ViewEntry{Node: id, Known: 0b11, Heard: 0b11})
 	}
 }
 
