@@ -176,24 +176,28 @@ func TestGrayLowLossStays(t *testing.T) {
 	if dropped < 10 {
 		t.Errorf("the loss rule dropped %d frames in %v; want dozens", dropped, lossFor)
 	}
-	onA, onB := 0, 0
+	// What is under test is the loss verdict: a failover for loss. One
+	// for missed intervals (at 3 %, five slots in a row lost is about one
+	// chance in 4 million), or one following a peer that missed them, or
+	// one on LAN B, which loses nothing, is the machine holding a faild up
+	// (a loaded 2-core machine running the suite in parallel does).
+	byLoss, stalls := 0, 0
 	for _, n := range l.Nodes {
 		for _, e := range since(n, start, "msg", "failover") {
 			if e.Time().After(end) {
 				continue
 			}
-			if e["lan"] == "A" {
-				onA++
-				t.Errorf("%v: failover at 3 %% loss: %v", n, e)
+			if e["lan"] == "A" && e["reason"] == "loss" {
+				byLoss++
+				t.Errorf("%v: failover for loss at 3 %% loss: %v", n, e)
 			} else {
-				onB++ // the machine stalled faild: no loss there
+				stalls++
+				t.Logf("%v: failover of a stalled machine, not of the loss: %v", n, e)
 			}
 		}
 	}
-	record(t, "loss3_failovers_30s", onA)
-	if onB > 0 {
-		t.Logf("%d failovers on LAN B, which loses nothing: the machine held faild up", onB)
-	}
+	record(t, "loss3_failovers_for_loss_30s", byLoss)
+	record(t, "loss3_failovers_of_stalls_30s", stalls)
 	for _, n := range []*lab.Node{l.Node(1), l.Node(3)} {
 		p := paths(t, n)[l.Node(2).Addr(lab.A)]
 		if p.LossInSlots == 0 || p.LossWindowPercent > 10 {
