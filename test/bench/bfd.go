@@ -510,7 +510,9 @@ var cutKinds = []struct {
 // with faild and bfdd running on both, and times on each end cut → faild
 // route in / session down and heal → faild route gone / session up.
 func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
-	cuts := envInt("BENCH_BFD_CUTS", 6)
+	// Both detections spread over about one interval from cut to cut (see
+	// the notes), so a median of few cuts wanders by several per cent.
+	cuts := envInt("BENCH_BFD_CUTS", 16)
 	kinds := map[string]bool{}
 	for _, k := range envList("BENCH_BFD_KINDS", "pair,host,port") {
 		kinds[k] = true
@@ -632,7 +634,7 @@ func bfdCutKind(l *lab.Lab, r *report, nodes []*frrNode, ws []*watcher, kind str
 			fd, bd := summarize(fDet[i]), summarize(bDet[i])
 			ratio := "-"
 			if len(fDet[i]) > 0 && len(bDet[i]) > 0 && bd.med > 0 {
-				ratio = strconv.FormatFloat(float64(fd.med)/float64(bd.med), 'f', 2, 64)
+				ratio = fmt.Sprintf("%.2f (means %.2f)", float64(fd.med)/float64(bd.med), float64(mean(fDet[i]))/float64(mean(bDet[i])))
 			}
 			fr, br := summarize(fRec[i]), summarize(bRec[i])
 			if ratio != "-" {
@@ -857,6 +859,7 @@ How this section is timed and what it means:
 
 - **Clock.** Cut and heal times are when the netlink call that made them returned, for faild and bfdd alike (one cut serves both); the calls take a millisecond or two (last column). faild's times are when netlink reports its route; bfdd's are bfdd's own log timestamps (log timestamp precision 6, "debug bfd peer" state-change lines), written as it changes the state, read back from the log file; both use the host's wall clock. Polling "show bfd peers json" was not used: one vtysh call takes about 40 ms.
 - **Cut kinds.** A pair cut leaves node2's other peers (none run here) and its carrier alone. The host cut drops every frame at node2's own eth0, so node2 hears no one and no one hears it, with the carrier up: both ends detect by missed packets. The port cut takes node2's carrier away: faild on node2 sees its link go down (netlink) and fails over at once; node1 keeps its link and detects by missed packets.
+- **Spread.** faild takes a path down at the 2f−1st slot of its two evidence streams (ACKs to its INQs, the peer's INQs) since the last evidence: at -f 3 between two and three intervals after the cut, where in that interval depending on where the cut falls between the two streams' phases; the nodes' phases lie at random to each other (they started at different times), 2⅓ intervals on average. bfdd's session goes down 3 intervals after the last packet, which came up to one jittered interval (75–100 %) before the cut: about 2.1 to 3 intervals, 2.56 on average. So the ratio to expect is about 0.91, and the median of 16 cuts moves by several per cent from run to run; the ratio of the means beside it moves less.
 - **What is detected.** bfdd declares a session down; it installs no route (nothing here makes routing follow it), so its figures leave out the route write that faild's include.
 - **Recovery.** faild removes its route after -s 3 good intervals. bfdd needs the three-way handshake (Down → Init → Up), and a session that is not up transmits at most once a second (RFC 5880 §6.8.3; FRR's slow timer), so its recovery is the wait for the first packet after the heal, anywhere in about 0–2 s, plus a few ms of handshake: its spread, not its median, is the figure to compare.
 - **CPU** is the sum of the schedstat run time of the process's threads (ns), not USER_HZ ticks. bfdd's 50 sessions run between 50 secondary addresses on each node (192.0.2.100–149 on node1, 192.0.2.200–249 on node2), because bfdd keys a single-hop session by peer address and interface; faild's 50 peers are peeremu's, each on both LANs, so faild does twice the work of that many one-LAN sessions.

@@ -361,6 +361,14 @@ func summarize(d []time.Duration) stats {
 	return stats{s[0], q(0.5), q(0.95), s[len(s)-1]}
 }
 
+func mean(d []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return sum / time.Duration(max(len(d), 1))
+}
+
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
 
 // ms is min / med / p95 / max in ms.
