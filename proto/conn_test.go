@@ -288,3 +288,29 @@ func TestControlCache(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseEndsRead: Close ends a ReadBatch that waits for datagrams, with
+// an error, as the receivers' shutdown relies on.
+func TestCloseEndsRead(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("v6=%v", v6), func(t *testing.T) {
+			u := listenLoop(t, v6)
+			ms := []Message{{Buf: make([]byte, MaxLen)}}
+			done := make(chan error, 1)
+			go func() {
+				_, err := u.ReadBatch(ms)
+				done <- err
+			}()
+			time.Sleep(20 * time.Millisecond) // let it wait in the netpoller
+			u.Close()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Error("ReadBatch returned no error after Close")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ReadBatch still waits 5 s after Close")
+			}
+		})
+	}
+}
