@@ -122,7 +122,7 @@ func BenchmarkDiagnose(b *testing.B) {
 
 // benchDaemon is a daemon of one IPv4 family whose table and rows hold n
 // nodes, itself included, that all hear each other on two LANs.
-func benchDaemon(b *testing.B, n int) (*Daemon, time.Time) {
+func benchDaemon(b testing.TB, n int) (*Daemon, time.Time) {
 	now := time.Unix(1e9, 0)
 	d := &Daemon{cfg: Config{Interval: 100 * time.Millisecond, Misses: 3}, node: 1, lans: make([]platform.LAN, 2),
 		log: slog.New(slog.DiscardHandler)}
@@ -239,5 +239,132 @@ func TestLossyDiagnosis(t *testing.T) {
 		if dg := n.d.diagnoses(); len(dg) != 0 {
 			t.Errorf("node%d: diagnosis %+v after the loss ended, want none", n.id, dg)
 		}
+	}
+}
+
+// TestApplyWindowEdges: a window replaces exactly the entries it covers:
+// the first window of a view keeps the row past its end and drops what
+// the row had before its first entry; a middle one keeps both sides; the
+// last one drops the row past it (the view shrank).
+func TestApplyWindowEdges(t *testing.T) {
+	e := func(ids ...uint32) []proto.ViewEntry {
+		var out []proto.ViewEntry
+		for _, id := range ids {
+			out = append(out, proto.ViewEntry{Node: id, Known: 1})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		row  []uint32
+		v    proto.View
+		want []uint32
+	}{
+		{"first window keeps the rest", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 6, Entries: e(1, 2)}, []uint32{1, 2, 3, 4, 5, 6}},
+		{"first window drops what came before it", []uint32{1, 2, 3, 4}, proto.View{Total: 3, Entries: e(2, 3)}, []uint32{2, 3, 4}},
+		{"middle window keeps both sides", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 6, Offset: 2, Entries: e(3, 4)}, []uint32{1, 2, 3, 4, 5, 6}},
+		{"middle window replaces what it covers", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 5, Offset: 2, Entries: e(3, 5)}, []uint32{1, 2, 3, 5, 6}},
+		{"last window drops the rest", []uint32{1, 2, 3, 4, 5}, proto.View{Total: 4, Offset: 2, Entries: e(3, 4)}, []uint32{1, 2, 3, 4}},
+		{"window ending at the highest id", []uint32{1, 2, 3}, proto.View{Total: 4, Offset: 1, Entries: e(2, ^uint32(0))}, []uint32{1, 2, ^uint32(0)}},
+	}
+	for _, tt := range tests {
+		r := viewRow{entries: e(tt.row...)}
+		r.apply(&tt.v)
+		var got []uint32
+		for _, x := range r.entries {
+			got = append(got, x.Node)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: row %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestHeardViewBoot: windows from one boot of a peer build up its row; a
+// window from a new boot starts the row afresh.
+func TestHeardViewBoot(t *testing.T) {
+	d, now := benchDaemon(t, 3) // nodes 1 (us), 2, 3
+	f := d.fams[0]
+	ent := func(ids ...uint32) []proto.ViewEntry {
+		var out []proto.ViewEntry
+		for _, id := range ids {
+			out = append(out, proto.ViewEntry{Node: id, Known: 3, Heard: 3})
+		}
+		return out
+	}
+	heard := func(boot uint32, v proto.View) {
+		f.heardView(&proto.Heard{Node: 2, Boot: boot, V2: true, At: now, Interval: 100 * time.Millisecond, View: &v})
+	}
+	ids := func() (out []uint32) {
+		for _, x := range f.rows[2].entries {
+			out = append(out, x.Node)
+		}
+		return out
+	}
+	delete(f.rows, 2)
+	heard(7, proto.View{Total: 3, Entries: ent(1, 2)})
+	heard(7, proto.View{Total: 3, Offset: 2, Entries: ent(3)})
+	if got := ids(); !slices.Equal(got, []uint32{1, 2, 3}) {
+		t.Errorf("row after two windows of one boot: %v, want [1 2 3]", got)
+	}
+	heard(8, proto.View{Total: 3, Offset: 2, Entries: ent(3)})
+	if got := ids(); !slices.Equal(got, []uint32{3}) {
+		t.Errorf("row after a window of a new boot: %v, want [3]", got)
+	}
+}
+
+// TestFresh: a row speaks for its node for -f of the node's intervals and
+// half of one more, ours when it announced none.
+func TestFresh(t *testing.T) {
+	d := &Daemon{cfg: Config{Interval: 100 * time.Millisecond, Misses: 3}}
+	at := time.Unix(1e9, 0)
+	for _, tt := range []struct {
+		iv   time.Duration
+		age  time.Duration
+		want bool
+	}{
+		{200 * time.Millisecond, 700 * time.Millisecond, true},
+		{200 * time.Millisecond, 700*time.Millisecond + 1, false},
+		{0, 350 * time.Millisecond, true},
+		{0, 350*time.Millisecond + 1, false},
+	} {
+		if got := d.fresh(&viewRow{at: at, interval: tt.iv}, at.Add(tt.age)); got != tt.want {
+			t.Errorf("fresh(interval %v, age %v) = %v, want %v", tt.iv, tt.age, got, tt.want)
+		}
+	}
+}
+
+// TestMergeIDs: the union of the nodes known and those a view names, in
+// order, each once.
+func TestMergeIDs(t *testing.T) {
+	ent := func(ids ...uint32) []proto.ViewEntry {
+		var out []proto.ViewEntry
+		for _, id := range ids {
+			out = append(out, proto.ViewEntry{Node: id})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		ids     []routes.PeerID
+		entries []proto.ViewEntry
+		want    []routes.PeerID
+	}{
+		{[]routes.PeerID{1, 2, 3}, ent(1, 3), []routes.PeerID{1, 2, 3}},
+		{[]routes.PeerID{1, 3}, ent(2), []routes.PeerID{1, 2, 3}},
+		{[]routes.PeerID{1, 2}, ent(1, 2, 5), []routes.PeerID{1, 2, 5}},
+		{nil, ent(4), []routes.PeerID{4}},
+	} {
+		if got := mergeIDs(tt.ids, tt.entries); !slices.Equal(got, tt.want) {
+			t.Errorf("mergeIDs(%v, %v) = %v, want %v", tt.ids, tt.entries, got, tt.want)
+		}
+	}
+}
+
+// TestDiagnoseCounts: a LAN is down only when every pair whose state is
+// known is not heard; a lossy or a heard pair among them says otherwise.
+func TestDiagnoseCounts(t *testing.T) {
+	got, ok := grid(".X~", "X.X", "+X.").diagnose()
+	if !ok || got.Fault != FaultNodeLink || got.Node != "192.0.2.2" {
+		t.Errorf("node 2 cut off, 1 and 3 hear each other (one way lossy): %+v (%v), want node 2's link", got, ok)
 	}
 }
