@@ -368,3 +368,82 @@ func TestDiagnoseCounts(t *testing.T) {
 		t.Errorf("node 2 cut off, 1 and 3 hear each other (one way lossy): %+v (%v), want node 2's link", got, ok)
 	}
 }
+
+// TestDiagnoseStable: a diagnosis is taken once diagStable evaluations in
+// a row gave it, logged with the nodes it names and nothing empty, and
+// given up the same way; in a cluster past diagCells the evaluations
+// space out.
+func TestDiagnoseStable(t *testing.T) {
+	d, now := benchDaemon(t, 4)
+	var log strings.Builder
+	d.log = slog.New(slog.NewTextHandler(&log, nil))
+	f := d.fams[0]
+	setPair := func(cut bool) {
+		for id, r := range f.rows {
+			var es []proto.ViewEntry
+			for _, e := range r.entries {
+				if id == 2 && e.Node == 3 || id == 3 && e.Node == 2 {
+					e.Heard = 3
+					if cut {
+						e.Heard = 2 // not on LAN A
+					}
+				}
+				es = append(es, e)
+			}
+			r.entries = es
+		}
+	}
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+			if strings.Contains(l, "msg=diagnosis") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for i := range 3 {
+		if next := d.diagnose(now); !next.Equal(now.Add(d.cfg.Interval)) {
+			t.Fatalf("next evaluation at %v, want one interval on (%v)", next.Sub(now), d.cfg.Interval)
+		}
+		switch i {
+		case 0:
+			setPair(true)
+		case 1:
+			if got := d.diagnoses(); len(got) != 0 {
+				t.Fatalf("diagnoses after one evaluation of the cut: %+v, want none yet", got)
+			}
+		}
+	}
+	// The cut came in the first evaluation's wake: two evaluations saw it.
+	if got := d.diagnoses(); len(got) != 1 || got[0].Fault != FaultPair || got[0].Node != "0.0.0.2" || got[0].Peer != "0.0.0.3" {
+		t.Fatalf("diagnoses after two evaluations with 2 and 3 cut on LAN A: %+v", got)
+	}
+	ls := lines()
+	if len(ls) != 1 || !strings.Contains(ls[0], "fault=pair") || !strings.Contains(ls[0], "node=0.0.0.2") ||
+		!strings.Contains(ls[0], "peer=0.0.0.3") || strings.Contains(ls[0], "groups=") || strings.Contains(ls[0], `=""`) {
+		t.Errorf("diagnosis lines %q, want one naming the pair and nothing empty", ls)
+	}
+	for range 3 {
+		d.diagnose(now) // the same fault again: no new line
+	}
+	if got := d.diagnoses(); len(got) != 1 || len(lines()) != 1 {
+		t.Errorf("the same diagnosis three times more: %+v, lines %q; want it once", got, lines())
+	}
+	setPair(false)
+	for range 8 {
+		d.log.Info("tick") // keeps "diagnosis" lines apart
+		d.diagnose(now)
+	}
+	if got := d.diagnoses(); len(got) != 0 {
+		t.Errorf("diagnoses after the heal: %+v, want none", got)
+	}
+	if ls := lines(); len(ls) != 2 || !strings.Contains(ls[1], "fault=none") {
+		t.Errorf("diagnosis lines after the heal %q, want a second one of fault=none", ls)
+	}
+	// 400 nodes on two LANs are 320,000 cells: every second interval.
+	big, now := benchDaemon(t, 400)
+	if next := big.diagnose(now); !next.Equal(now.Add(2 * big.cfg.Interval)) {
+		t.Errorf("400 nodes: next evaluation %v on, want two intervals (%v)", next.Sub(now), 2*big.cfg.Interval)
+	}
+}
