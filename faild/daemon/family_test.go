@@ -11,6 +11,7 @@ import (
 
 	"github.com/faild/faild/platform"
 	"github.com/faild/faild/proto"
+	"github.com/faild/faild/routes"
 )
 
 var (
@@ -174,5 +175,18 @@ func TestJoinGroups(t *testing.T) {
 	c = &joinConn{fail: 2}
 	if err := joinGroups(c, exchange(true)); err == nil {
 		t.Errorf("a join that fails: joined %v and no error", c.joined)
+	}
+}
+
+// TestLossWindowDefault: the tables' loss window is --loss-window, or
+// routes' default for --max-loss when it is not set.
+func TestLossWindowDefault(t *testing.T) {
+	d := &Daemon{cfg: Config{MaxLoss: 0.02}}
+	if got, want := d.lossWindow(), routes.DefaultWindow(0.02); got != want {
+		t.Errorf("lossWindow() unset = %d, want the default %d", got, want)
+	}
+	d.cfg.LossWindow = 50
+	if got := d.lossWindow(); got != 50 {
+		t.Errorf("lossWindow() with --loss-window 50 = %d", got)
 	}
 }
