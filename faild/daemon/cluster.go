@@ -146,45 +146,74 @@ type matrix struct {
 	alive []bool
 }
 
+// matrixBuf is the storage of one family's matrices, which the loop's
+// evaluation every interval reuses: allocating it anew each time was
+// most of the evaluation's cost.
+type matrixBuf struct {
+	rows  []matrixRow
+	ids   []routes.PeerID
+	obs   []bool
+	age   []time.Duration
+	alive []bool
+	cells []cell
+	ms    []matrix
+	out   []*matrix
+}
+
+// matrixRow is one observer's fresh view, for matrices.
+type matrixRow struct {
+	id      routes.PeerID
+	age     time.Duration
+	entries []proto.ViewEntry
+}
+
 // matrices draws the picture of every LAN from the family's rows and its
-// own view, in one pass over the views.
-func (d *Daemon) matrices(f *family, now time.Time) []*matrix {
-	self := routes.PeerID(d.node)
-	type row struct {
-		id      routes.PeerID
-		age     time.Duration
-		entries []proto.ViewEntry
+// own view, in one pass over the views. With buf, the matrices live in
+// its storage until the next call with it, and have no index (the
+// evaluation needs none); without, they are the caller's to keep.
+func (d *Daemon) matrices(f *family, now time.Time, buf *matrixBuf) []*matrix {
+	keep := buf == nil
+	if keep {
+		buf = &matrixBuf{}
 	}
-	rows := []row{{self, 0, f.view(now)}}
+	self := routes.PeerID(d.node)
+	rows := append(buf.rows[:0], matrixRow{self, 0, f.view(now)})
 	for id, r := range f.rows {
 		if id != self && d.fresh(r, now) && f.table.Has(id) {
-			rows = append(rows, row{id, now.Sub(r.at), r.entries})
+			rows = append(rows, matrixRow{id, now.Sub(r.at), r.entries})
 		}
 	}
 	// Every row is sorted by node id, so the nodes are their merge and
 	// each row's cells are found by walking it beside them: no hashing
 	// per cell.
-	var nodes, ids []routes.PeerID
+	ids := buf.ids[:0]
 	for _, r := range rows {
 		ids = append(ids, r.id)
 	}
 	slices.Sort(ids)
-	nodes = ids
+	buf.rows, buf.ids = rows, ids
+	nodes := ids
 	for _, r := range rows {
 		nodes = mergeIDs(nodes, r.entries)
 	}
-	index := make(map[routes.PeerID]int, len(nodes))
-	for i, id := range nodes {
-		index[id] = i
+	var index map[routes.PeerID]int
+	if keep {
+		index = make(map[routes.PeerID]int, len(nodes))
+		for i, id := range nodes {
+			index[id] = i
+		}
 	}
 	n := len(nodes)
-	obs, age, alive := make([]bool, n), make([]time.Duration, n), make([]bool, n)
-	out := make([]*matrix, len(d.lans))
+	obs, age, alive := zeroed(&buf.obs, n), zeroed(&buf.age, n), zeroed(&buf.alive, n)
+	cells := zeroed(&buf.cells, len(d.lans)*n*n)
+	ms, out := zeroed(&buf.ms, len(d.lans)), zeroed(&buf.out, len(d.lans))
 	for lan := range out {
-		out[lan] = &matrix{lan: lan, nodes: nodes, index: index, cells: make([]cell, n*n), obs: obs, age: age, alive: alive}
+		ms[lan] = matrix{lan: lan, nodes: nodes, index: index, cells: cells[lan*n*n : (lan+1)*n*n : (lan+1)*n*n],
+			obs: obs, age: age, alive: alive}
+		out[lan] = &ms[lan]
 	}
 	for _, r := range rows {
-		o := index[r.id]
+		o, _ := slices.BinarySearch(nodes, r.id)
 		obs[o], age[o], alive[o] = true, r.age, true
 		p := 0
 		for _, e := range r.entries {
@@ -206,6 +235,18 @@ func (d *Daemon) matrices(f *family, now time.Time) []*matrix {
 		}
 	}
 	return out
+}
+
+// zeroed makes *s n zero values long, in its own array while that is
+// large enough.
+func zeroed[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	} else {
+		*s = (*s)[:n]
+		clear(*s)
+	}
+	return *s
 }
 
 // mergeIDs is the sorted union of ids and the node ids of entries, both
@@ -488,7 +529,7 @@ func (d *Daemon) diagnose(now time.Time) (next time.Time) {
 	cells := 0
 	for i, f := range d.fams {
 		if f != nil {
-			ms[i] = d.matrices(f, now)
+			ms[i] = d.matrices(f, now, &f.matrixBuf)
 			if len(ms[i]) > 0 {
 				cells += len(ms[i]) * len(ms[i][0].cells)
 			}
