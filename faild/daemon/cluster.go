@@ -318,20 +318,29 @@ const (
 
 func (d Diagnosis) key() string { return d.Fault + " " + d.Node + " " + d.Peer + " " + d.Groups }
 
+// pair is an observer and a node it speaks of, by their places in a
+// matrix.
+type pair struct{ o, p int }
+
 // diagnose names the most likely fault on the matrix's LAN; ok is false
 // when every node hears every other cleanly.
 func (m *matrix) diagnose() (Diagnosis, bool) {
 	lanName := routes.LANName(m.lan)
 	n := len(m.nodes)
-	var live []int // the nodes that are up, by place
+	// It runs every interval: the scratch of a cluster of up to 16 nodes
+	// (of up to 64 bad or lossy pairs) stays on the stack.
+	var (
+		liveBuf, groupBuf [16]int
+		badBuf, lossBuf   [64]pair
+	)
+	live := liveBuf[:0] // the nodes that are up, by place
 	for i := range m.nodes {
 		if m.alive[i] {
 			live = append(live, i)
 		}
 	}
 	at := func(o, p int) cell { return m.cells[o*n+p] }
-	type pair struct{ o, p int }
-	var bad, loss []pair
+	bad, loss := badBuf[:0], lossBuf[:0]
 	known := 0
 	for _, o := range live {
 		for _, p := range live {
@@ -368,9 +377,9 @@ func (m *matrix) diagnose() (Diagnosis, bool) {
 		return dg, true
 	}
 	// Groups: nodes joined by any direction heard.
-	group := make([]int, n)
-	for i := range group {
-		group[i] = -1
+	group := groupBuf[:0]
+	for range n {
+		group = append(group, -1)
 	}
 	var groups [][]int
 	hears := func(c cell) bool { return c == heard || c == lossy }
