@@ -279,10 +279,11 @@ type simNode struct {
 	replies [1]proto.Message // receive's ACK, kept so that it does not escape
 	hs      []proto.Heard
 	// routes, version and overridden are the kernel's at the last check
-	// (see check).
+	// (see check); foreign: someone else's routes are among them.
 	routes     []platform.KernelRoute
 	version    int
 	overridden int
+	foreign    bool
 	addrs      [routes.MaxLANs][2]netip.Addr
 }
 
