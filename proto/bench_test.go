@@ -16,14 +16,22 @@ import (
 // through, so that the path table's map and heap work at a realistic size.
 const benchPeers = 1000
 
-// inqs encodes one INQ from each of n peers, as they arrive on LAN A.
-func inqs(tb testing.TB, n int) (pkts [][]byte, srcs []netip.AddrPort) {
+// inqs encodes one INQ from each of n peers, as they arrive on LAN A;
+// with view, in version 2 with a view of eight nodes, us among them.
+func inqs(tb testing.TB, n int, view bool) (pkts [][]byte, srcs []netip.AddrPort) {
 	tb.Helper()
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i%240)})
 		b := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i%240)})
 		p := Packet{Type: INQ, NodeID: uint32(0x0a000000 + i), BootID: 1, Seq: 1, Interval: time.Second,
 			Addrs: []netip.Prefix{netip.PrefixFrom(a, 24), netip.PrefixFrom(b, 24)}}
+		if view {
+			p.Version, p.V2 = Version2, true
+			for j := range 8 {
+				p.View = append(p.View, ViewEntry{Node: testNode + uint32(j), Known: 3, Heard: 3})
+			}
+			p.ViewTotal = len(p.View)
+		}
 		buf, err := p.Append(nil)
 		if err != nil {
 			tb.Fatal(err)
@@ -40,7 +48,15 @@ func inqs(tb testing.TB, n int) (pkts [][]byte, srcs []netip.AddrPort) {
 // the path table that the decide loop then does with it. The steady state
 // must not allocate: at -t 0.01 with many peers this runs tens of thousands
 // of times a second.
-func BenchmarkPerPacket(b *testing.B) {
+func BenchmarkPerPacket(b *testing.B) { benchPerPacket(b, false) }
+
+// BenchmarkPerPacketView is BenchmarkPerPacket for version-2 INQs, each
+// with a view that stays as it was: it is taken in without allocating,
+// and each window is handed on once an interval as the View turned
+// before.
+func BenchmarkPerPacketView(b *testing.B) { benchPerPacket(b, true) }
+
+func benchPerPacket(b *testing.B, view bool) {
 	x, err := NewExchange(Config{Port: 4117, Node: testNode, Boot: testBoot, Interval: time.Second,
 		LANs: testExchange(b).LANs(), MaxPeers: 2 * benchPeers})
 	if err != nil {
@@ -51,7 +67,7 @@ func BenchmarkPerPacket(b *testing.B) {
 		b.Fatal(err)
 	}
 	tbl := routes.New(routes.Config{LANs: 2, Interval: time.Second, Misses: 3, Successes: 3})
-	pkts, srcs := inqs(b, benchPeers)
+	pkts, srcs := inqs(b, benchPeers, view)
 	ms := make([]Message, benchPeers)
 	for i := range ms {
 		ms[i] = Message{Buf: make([]byte, MaxLen+1), Addr: srcs[i], IfIndex: 2, Hops: 255}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -255,7 +256,7 @@ func (x *Exchange) check(lans []LAN, p *Packet, m *Message) (lan int, from netip
 	}
 	from = m.Addr.Addr().Unmap()
 	switch {
-	case !lans[lan].Addr.Masked().Contains(from):
+	case !lans[lan].Addr.Contains(from): // Contains ignores the prefix's host bits
 		return lan, from, foreignSource(lans, lan, from)
 	case p.NodeID == x.cfg.Node && p.BootID == x.cfg.Boot:
 		return lan, from, DropSelf
@@ -284,18 +285,37 @@ func foreignSource(lans []LAN, arrived int, from netip.Addr) int {
 // broadcast address of the LAN's subnet, is skipped: no peer (nor, without
 // a key, anyone on the LAN) may have us route those over another LAN. The
 // packet still counts; the entry is just not placed.
-func (x *Exchange) peerAddrs(lans []LAN, p *Packet, h *Heard) {
-	for _, a := range p.Addrs {
-		ip := a.Addr()
-		if ours(lans, ip) {
-			continue
-		}
-		for i, l := range lans {
-			if l.Addr.IsValid() && l.Addr.Masked().Contains(ip) && !SubnetEnd(l.Addr, ip) {
-				h.Addrs[i] = ip
+//
+// The placing depends on our LANs and the entries alone, and a peer's
+// entries mostly stay as they were: st, the peer's state, keeps it for
+// the LANs at lans (which are replaced whole, never modified), with the
+// LAN of each entry for learnView.
+func (x *Exchange) peerAddrs(lans *[]LAN, p *Packet, st *peerState, h *Heard) {
+	if st.placedFor != lans || !slices.Equal(st.placedFrom, p.Addrs) {
+		st.placed, st.lanOf, st.turned = [MaxLANs]netip.Addr{}, [MaxViewLANs]int8{}, nil
+		for j, a := range p.Addrs {
+			ip := a.Addr()
+			if j < MaxViewLANs {
+				st.lanOf[j] = -1
+				for i, l := range *lans {
+					if l.Addr.Contains(ip) {
+						st.lanOf[j] = int8(i)
+						break
+					}
+				}
+			}
+			if ours(*lans, ip) {
+				continue
+			}
+			for i, l := range *lans {
+				if l.Addr.Contains(ip) && !SubnetEnd(l.Addr, ip) {
+					st.placed[i] = ip
+				}
 			}
 		}
+		st.placedFor, st.placedFrom = lans, append(st.placedFrom[:0], p.Addrs...)
 	}
+	h.Addrs = st.placed
 }
 
 // ours reports whether ip is our address on one of lans.

@@ -131,7 +131,7 @@ func TestPeerAddrs(t *testing.T) {
 		netip.MustParsePrefix("192.0.2.2/24"),
 	}}
 	var h Heard
-	x.peerAddrs(x.LANs(), &p, &h)
+	x.peerAddrs(x.lans.Load(), &p, &peerState{}, &h)
 	want := [MaxLANs]netip.Addr{netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("198.51.100.2")}
 	if h.Addrs != want {
 		t.Errorf("Addrs = %v, want %v", h.Addrs, want)
@@ -151,7 +151,7 @@ func TestPeerAddrs6(t *testing.T) {
 		netip.MustParsePrefix("2001:db8:a::2/64"),
 	}}
 	var h Heard
-	x.peerAddrs(x.LANs(), &p, &h)
+	x.peerAddrs(x.lans.Load(), &p, &peerState{}, &h)
 	want := [MaxLANs]netip.Addr{netip.MustParseAddr("2001:db8:a::2"), netip.MustParseAddr("2001:db8:b::2")}
 	if h.Addrs != want {
 		t.Errorf("Addrs = %v, want %v", h.Addrs, want)
@@ -176,7 +176,7 @@ func TestPeerAddrsSkipsOursAndSubnetEnds(t *testing.T) {
 		netip.MustParsePrefix("203.0.113.1/31"),  // a /31 has no network or broadcast address
 	}}
 	var h Heard
-	x.peerAddrs(x.LANs(), &p, &h)
+	x.peerAddrs(x.lans.Load(), &p, &peerState{}, &h)
 	want := [MaxLANs]netip.Addr{netip.MustParseAddr("192.0.2.2"), {}, netip.MustParseAddr("203.0.113.1")}
 	if h.Addrs != want {
 		t.Errorf("Addrs = %v, want %v", h.Addrs, want)
@@ -189,7 +189,7 @@ func TestPeerAddrsSkipsOursAndSubnetEnds(t *testing.T) {
 		netip.MustParsePrefix("2001:db8:b::1/64"), // ours on LAN B
 	}}
 	var h6 Heard
-	x6.peerAddrs(x6.LANs(), &p6, &h6)
+	x6.peerAddrs(x6.lans.Load(), &p6, &peerState{}, &h6)
 	want6 := [MaxLANs]netip.Addr{netip.MustParseAddr("2001:db8:a::2")}
 	if h6.Addrs != want6 {
 		t.Errorf("IPv6 Addrs = %v, want %v", h6.Addrs, want6)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/faild/faild/routes"
@@ -35,7 +36,8 @@ type Heard struct {
 	// View is the window of the sender's view that a version-2 INQ
 	// carried, its masks turned to our LANs; nil when it carried none, or
 	// the same window came on another LAN within half an interval. The
-	// receiver of Heard owns it.
+	// receiver of Heard may keep it and must not modify it: while the
+	// sender's window stays the same, the Receiver hands on the same View.
 	View *View
 }
 
@@ -106,7 +108,8 @@ func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) 
 		x.drops[d].Add(1)
 		return false, false
 	}
-	lans := x.LANs()
+	lp := x.lans.Load()
+	lans := *lp
 	lan, from, d := x.check(lans, &r.in, m)
 	if d == DropCross {
 		r.logCross(lans, lan, from, now)
@@ -120,14 +123,14 @@ func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) 
 	}
 	*h = Heard{LAN: lan, Type: r.in.Type, Node: routes.PeerID(r.in.NodeID), Interval: r.in.Interval, Echo: r.in.Echo,
 		At: now, Boot: r.in.BootID, V2: r.in.V2}
-	x.peerAddrs(lans, &r.in, h)
+	st := r.peers.m[r.in.NodeID]
+	x.peerAddrs(lp, &r.in, st, h)
 	h.Addrs[lan] = from // where it really came from is where ACKs go
 	if r.in.Type == ACK {
 		return true, false
 	}
-	st := r.peers.m[r.in.NodeID]
 	if r.in.Version == Version2 {
-		h.View = r.learnView(st, lans, lan, now)
+		h.View = r.learnView(st, lan, now)
 	}
 	h.Deaf = r.in.Lists(x.cfg.Node) || r.in.V2 && !st.hearsUs(r.in.BootID, lan)
 	return true, r.answer(&lans[lan], from, reply)
@@ -137,51 +140,36 @@ func (r *Receiver) Receive(m *Message, now time.Time, h *Heard, reply *Message) 
 // lan, the LAN it arrived on, in st, the sender's state, and returns the window with its masks turned to
 // our LANs for the loop's matrix; nil when the same window came within
 // half the sender's interval (on another LAN: each round of INQs carries
-// the same window on every LAN).
+// the same window on every LAN). The LAN of each of the sender's address
+// entries is st.lanOf, which peerAddrs set.
 //
 // Only the LAN a packet arrives on learns whether the sender hears us:
 // without a key anyone on LAN A can forge an INQ, and what it says of LAN
 // B must not take evidence away there.
-func (r *Receiver) learnView(st *peerState, lans []LAN, lan int, now time.Time) *View {
+func (r *Receiver) learnView(st *peerState, lan int, now time.Time) *View {
 	p := &r.in
 	if st.viewBoot != p.BootID || !st.viewed {
 		st.viewBoot, st.viewed, st.hears = p.BootID, true, [MaxLANs]int8{}
 		st.viewAt = time.Time{}
 	}
-	var lanOf [MaxViewLANs]int8 // the LAN of ours each address entry is on, -1 for none
-	for j, a := range p.Addrs[:min(len(p.Addrs), MaxViewLANs)] {
-		lanOf[j] = -1
-		for i, l := range lans {
-			if l.Addr.IsValid() && l.Addr.Masked().Contains(a.Addr()) {
-				lanOf[j] = int8(i)
-				break
-			}
+	// A sender's window mostly stays as it was, and comes on every LAN:
+	// the same window, its address entries on the same LANs (else
+	// peerAddrs dropped turned), is the View turned last time.
+	v := st.turned
+	if v == nil || v.Total != p.ViewTotal || v.Offset != p.ViewOffset || !slices.Equal(st.window, p.View) {
+		v = &View{Total: p.ViewTotal, Offset: p.ViewOffset, Entries: make([]ViewEntry, len(p.View))}
+		for i, e := range p.View {
+			v.Entries[i] = turn(e, st.lanOf, len(p.Addrs))
 		}
+		st.turned, st.window = v, append(st.window[:0], p.View...)
 	}
-	turn := func(e ViewEntry) ViewEntry {
-		out := ViewEntry{Node: e.Node}
-		for j := range len(p.Addrs) {
-			if lanOf[j] < 0 || e.Known&(1<<j) == 0 {
-				continue
-			}
-			out.Known |= 1 << lanOf[j]
-			if e.Heard&(1<<j) != 0 {
-				out.Heard |= 1 << lanOf[j]
-			}
-			if e.Lossy&(1<<j) != 0 {
-				out.Lossy |= 1 << lanOf[j]
-			}
-		}
-		return out
-	}
-	v := View{Total: p.ViewTotal, Offset: p.ViewOffset, Entries: p.View}
 	if v.Covers(r.x.cfg.Node) {
 		st.hears[lan] = 0
-		for _, e := range p.View {
+		for _, e := range v.Entries {
 			if e.Node != r.x.cfg.Node {
 				continue
 			}
-			switch e = turn(e); {
+			switch {
 			case e.Heard&(1<<lan) != 0:
 				st.hears[lan] = 1
 			case e.Known&(1<<lan) != 0:
@@ -193,9 +181,24 @@ func (r *Receiver) learnView(st *peerState, lans []LAN, lan int, now time.Time) 
 		return nil
 	}
 	st.viewOffset, st.viewAt = p.ViewOffset, now
-	out := &View{Total: v.Total, Offset: v.Offset, Entries: make([]ViewEntry, len(p.View))}
-	for i, e := range p.View {
-		out.Entries[i] = turn(e)
+	return v
+}
+
+// turn is a view entry with its masks, by the sender's n address entries,
+// turned to our LANs by lanOf.
+func turn(e ViewEntry, lanOf [MaxViewLANs]int8, n int) ViewEntry {
+	out := ViewEntry{Node: e.Node}
+	for j := range n {
+		if lanOf[j] < 0 || e.Known&(1<<j) == 0 {
+			continue
+		}
+		out.Known |= 1 << lanOf[j]
+		if e.Heard&(1<<j) != 0 {
+			out.Heard |= 1 << lanOf[j]
+		}
+		if e.Lossy&(1<<j) != 0 {
+			out.Lossy |= 1 << lanOf[j]
+		}
 	}
 	return out
 }

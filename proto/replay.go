@@ -121,6 +121,17 @@ type peerState struct {
 	hears      [MaxLANs]int8
 	viewOffset int
 	viewAt     time.Time
+	// The peer's address entries as they last came (placedFrom) and fall
+	// on our LANs at placedFor: an address per LAN (placed) and the LAN of
+	// each entry, -1 for none (lanOf); see peerAddrs.
+	placedFor  *[]LAN
+	placedFrom []netip.Prefix
+	placed     [MaxLANs]netip.Addr
+	lanOf      [MaxViewLANs]int8
+	// The last window that came, as it came and turned by lanOf: no one
+	// modifies turned once it is made, so learnView hands it on again.
+	window []ViewEntry
+	turned *View
 }
 
 // hearsUs reports whether the peer's view, under boot, says it hears us

@@ -203,3 +203,86 @@ func TestViewRotates(t *testing.T) {
 		t.Errorf("with version-1 peers: %d version-1 and %d version-2 INQs, want 2 and 2", v1, v2)
 	}
 }
+
+// TestViewKept: the Receiver turns a sender's window to our LANs once and
+// hands the same View on while the window, the sender's address entries
+// and our LANs stay as they were; any change among them gives a new View,
+// turned anew, and leaves the one handed on before as it was (the loop
+// keeps it). The peer's addresses are placed anew as well.
+func TestViewKept(t *testing.T) {
+	x := testExchange(t)
+	me := x.cfg.Node
+	r, _ := x.NewReceiver()
+	now := time.Unix(1e9, 0)
+	seq := uint64(0)
+	recv := func(p Packet, lan int) Heard {
+		t.Helper()
+		seq++
+		p.Seq = seq
+		src := []string{"192.0.2.2", "198.51.100.2"}[lan]
+		m := arrived(encoded(t, p), src, 2+lan, 255)
+		var h Heard
+		reply := Message{Buf: make([]byte, 0, MaxLen)}
+		now = now.Add(time.Second) // past half the sender's interval: every window is handed on
+		if heard, _ := r.Receive(&m, now, &h, &reply); !heard {
+			t.Fatalf("INQ %+v not heard", p)
+		}
+		if h.View == nil {
+			t.Fatalf("INQ %+v: no view handed on", p)
+		}
+		return h
+	}
+	a, b := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("198.51.100.2")
+	other := ViewEntry{Node: 0xc0000203, Known: 3, Heard: 3, Lossy: 2}
+	entries := func(h Heard) string { return fmt.Sprint(h.View.Entries) }
+
+	first := recv(inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 1}, other), 0)
+	want := fmt.Sprint([]ViewEntry{{Node: me, Known: 3, Heard: 1}, other})
+	if got := entries(first); got != want {
+		t.Fatalf("first window turned to %s, want %s", got, want)
+	}
+	if again := recv(inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 1}, other), 1); again.View != first.View {
+		t.Errorf("the same window on LAN B: a new View, want the one handed on")
+	}
+	if first.Deaf || !recv(inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 1}, other), 1).Deaf {
+		t.Errorf("the view says it hears us on A only: want evidence on A, none on B")
+	}
+
+	changed := recv(inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 3}, other), 1)
+	if changed.View == first.View || changed.Deaf {
+		t.Errorf("a changed window: same View %v, deaf %v; want a new View, and evidence on B", changed.View == first.View, changed.Deaf)
+	}
+	if got := entries(first); got != want {
+		t.Errorf("the View handed on first became %s, want it kept as %s", got, want)
+	}
+
+	// The same window from a sender that lists its LAN-B address first:
+	// its masks' bits name LANs the other way round.
+	swapped := inq2(Version2, 0, ViewEntry{Node: me, Known: 3, Heard: 3}, other)
+	swapped.Addrs = []netip.Prefix{two2[1], two2[0]}
+	h := recv(swapped, 0)
+	if h.View == changed.View {
+		t.Errorf("the address entries swapped: the View turned for the old ones")
+	}
+	if got, want := entries(h), fmt.Sprint([]ViewEntry{{Node: me, Known: 3, Heard: 3}, {Node: other.Node, Known: 3, Heard: 3, Lossy: 1}}); got != want {
+		t.Errorf("address entries swapped: turned to %s, want %s", got, want)
+	}
+	if h.Addrs[0] != a || h.Addrs[1] != b {
+		t.Errorf("address entries swapped: placed %v", h.Addrs[:2])
+	}
+
+	// LAN B readdressed: the sender's LAN-B entry falls on none of ours.
+	lans := x.LANs()
+	lans = []LAN{lans[0], lans[1]}
+	lans[1].Addr = netip.MustParsePrefix("203.0.113.1/24")
+	if err := x.SetLANs(lans); err != nil {
+		t.Fatal(err)
+	}
+	h = recv(swapped, 0)
+	if got, want := entries(h), fmt.Sprint([]ViewEntry{{Node: me, Known: 1, Heard: 1}, {Node: other.Node, Known: 1, Heard: 1, Lossy: 1}}); got != want {
+		t.Errorf("LAN B readdressed: turned to %s, want %s", got, want)
+	}
+	if h.Addrs[0] != a || h.Addrs[1].IsValid() {
+		t.Errorf("LAN B readdressed: placed %v, want %v and none", h.Addrs[:2], a)
+	}
+}

@@ -146,45 +146,74 @@ type matrix struct {
 	alive []bool
 }
 
+// matrixBuf is the storage of one family's matrices, which the loop's
+// evaluation every interval reuses: allocating it anew each time was
+// most of the evaluation's cost.
+type matrixBuf struct {
+	rows  []matrixRow
+	ids   []routes.PeerID
+	obs   []bool
+	age   []time.Duration
+	alive []bool
+	cells []cell
+	ms    []matrix
+	out   []*matrix
+}
+
+// matrixRow is one observer's fresh view, for matrices.
+type matrixRow struct {
+	id      routes.PeerID
+	age     time.Duration
+	entries []proto.ViewEntry
+}
+
 // matrices draws the picture of every LAN from the family's rows and its
-// own view, in one pass over the views.
-func (d *Daemon) matrices(f *family, now time.Time) []*matrix {
-	self := routes.PeerID(d.node)
-	type row struct {
-		id      routes.PeerID
-		age     time.Duration
-		entries []proto.ViewEntry
+// own view, in one pass over the views. With buf, the matrices live in
+// its storage until the next call with it, and have no index (the
+// evaluation needs none); without, they are the caller's to keep.
+func (d *Daemon) matrices(f *family, now time.Time, buf *matrixBuf) []*matrix {
+	keep := buf == nil
+	if keep {
+		buf = &matrixBuf{}
 	}
-	rows := []row{{self, 0, f.view(now)}}
+	self := routes.PeerID(d.node)
+	rows := append(buf.rows[:0], matrixRow{self, 0, f.view(now)})
 	for id, r := range f.rows {
 		if id != self && d.fresh(r, now) && f.table.Has(id) {
-			rows = append(rows, row{id, now.Sub(r.at), r.entries})
+			rows = append(rows, matrixRow{id, now.Sub(r.at), r.entries})
 		}
 	}
 	// Every row is sorted by node id, so the nodes are their merge and
 	// each row's cells are found by walking it beside them: no hashing
 	// per cell.
-	var nodes, ids []routes.PeerID
+	ids := buf.ids[:0]
 	for _, r := range rows {
 		ids = append(ids, r.id)
 	}
 	slices.Sort(ids)
-	nodes = ids
+	buf.rows, buf.ids = rows, ids
+	nodes := ids
 	for _, r := range rows {
 		nodes = mergeIDs(nodes, r.entries)
 	}
-	index := make(map[routes.PeerID]int, len(nodes))
-	for i, id := range nodes {
-		index[id] = i
+	var index map[routes.PeerID]int
+	if keep {
+		index = make(map[routes.PeerID]int, len(nodes))
+		for i, id := range nodes {
+			index[id] = i
+		}
 	}
 	n := len(nodes)
-	obs, age, alive := make([]bool, n), make([]time.Duration, n), make([]bool, n)
-	out := make([]*matrix, len(d.lans))
+	obs, age, alive := zeroed(&buf.obs, n), zeroed(&buf.age, n), zeroed(&buf.alive, n)
+	cells := zeroed(&buf.cells, len(d.lans)*n*n)
+	ms, out := zeroed(&buf.ms, len(d.lans)), zeroed(&buf.out, len(d.lans))
 	for lan := range out {
-		out[lan] = &matrix{lan: lan, nodes: nodes, index: index, cells: make([]cell, n*n), obs: obs, age: age, alive: alive}
+		ms[lan] = matrix{lan: lan, nodes: nodes, index: index, cells: cells[lan*n*n : (lan+1)*n*n : (lan+1)*n*n],
+			obs: obs, age: age, alive: alive}
+		out[lan] = &ms[lan]
 	}
 	for _, r := range rows {
-		o := index[r.id]
+		o, _ := slices.BinarySearch(nodes, r.id)
 		obs[o], age[o], alive[o] = true, r.age, true
 		p := 0
 		for _, e := range r.entries {
@@ -206,6 +235,18 @@ func (d *Daemon) matrices(f *family, now time.Time) []*matrix {
 		}
 	}
 	return out
+}
+
+// zeroed makes *s n zero values long, in its own array while that is
+// large enough.
+func zeroed[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	} else {
+		*s = (*s)[:n]
+		clear(*s)
+	}
+	return *s
 }
 
 // mergeIDs is the sorted union of ids and the node ids of entries, both
@@ -277,20 +318,29 @@ const (
 
 func (d Diagnosis) key() string { return d.Fault + " " + d.Node + " " + d.Peer + " " + d.Groups }
 
+// pair is an observer and a node it speaks of, by their places in a
+// matrix.
+type pair struct{ o, p int }
+
 // diagnose names the most likely fault on the matrix's LAN; ok is false
 // when every node hears every other cleanly.
 func (m *matrix) diagnose() (Diagnosis, bool) {
 	lanName := routes.LANName(m.lan)
 	n := len(m.nodes)
-	var live []int // the nodes that are up, by place
+	// It runs every interval: the scratch of a cluster of up to 16 nodes
+	// (of up to 64 bad or lossy pairs) stays on the stack.
+	var (
+		liveBuf, groupBuf [16]int
+		badBuf, lossBuf   [64]pair
+	)
+	live := liveBuf[:0] // the nodes that are up, by place
 	for i := range m.nodes {
 		if m.alive[i] {
 			live = append(live, i)
 		}
 	}
 	at := func(o, p int) cell { return m.cells[o*n+p] }
-	type pair struct{ o, p int }
-	var bad, loss []pair
+	bad, loss := badBuf[:0], lossBuf[:0]
 	known := 0
 	for _, o := range live {
 		for _, p := range live {
@@ -327,9 +377,9 @@ func (m *matrix) diagnose() (Diagnosis, bool) {
 		return dg, true
 	}
 	// Groups: nodes joined by any direction heard.
-	group := make([]int, n)
-	for i := range group {
-		group[i] = -1
+	group := groupBuf[:0]
+	for range n {
+		group = append(group, -1)
 	}
 	var groups [][]int
 	hears := func(c cell) bool { return c == heard || c == lossy }
@@ -488,7 +538,7 @@ func (d *Daemon) diagnose(now time.Time) (next time.Time) {
 	cells := 0
 	for i, f := range d.fams {
 		if f != nil {
-			ms[i] = d.matrices(f, now)
+			ms[i] = d.matrices(f, now, &f.matrixBuf)
 			if len(ms[i]) > 0 {
 				cells += len(ms[i]) * len(ms[i][0].cells)
 			}

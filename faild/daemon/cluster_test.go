@@ -140,10 +140,58 @@ func benchDaemon(b testing.TB, n int) (*Daemon, time.Time) {
 		}
 		f.rows[routes.PeerID(id)] = &viewRow{boot: 1, at: now, interval: 100 * time.Millisecond, entries: entries}
 	}
-	if got := len(d.matrices(f, now)[0].nodes); got != n {
+	if got := len(d.matrices(f, now, nil)[0].nodes); got != n {
 		b.Fatalf("%d observers, want %d", got, n)
 	}
 	return d, now
+}
+
+// TestMatricesReused: the loop's evaluation draws the matrices into the
+// family's storage, again and again, and gets what matrices drawn anew
+// show, whatever the views held the time before; matrices drawn for a
+// status report are the report's and stay as they were.
+func TestMatricesReused(t *testing.T) {
+	d, now := benchDaemon(t, 6)
+	f := d.fams[0]
+	show := func(ms []*matrix) string {
+		var b strings.Builder
+		for _, m := range ms {
+			fmt.Fprintf(&b, "LAN %d nodes %v cells %v obs %v age %v alive %v\n", m.lan, m.nodes, m.cells, m.obs, m.age, m.alive)
+		}
+		return b.String()
+	}
+	kept := d.matrices(f, now, nil)
+	before := show(kept)
+	var buf matrixBuf
+	steps := []struct {
+		name   string
+		change func()
+	}{
+		{"all hear all", func() {}},
+		{"node 2 does not hear node 3 on LAN A", func() {
+			e := slices.Clone(f.rows[2].entries)
+			e[2].Heard = 2
+			f.rows[2].entries = e
+		}},
+		{"node 4's view gone stale", func() { f.rows[4].at = now.Add(-time.Minute) }},
+		{"node 5's view knows only nodes 1 and 5", func() {
+			f.rows[5].entries = []proto.ViewEntry{{Node: 1, Known: 3, Heard: 3}, {Node: 5, Known: 3, Heard: 3}}
+		}},
+		{"node 4 back, node 2 hears all", func() {
+			f.rows[4].at = now
+			f.rows[2].entries = f.rows[3].entries
+		}},
+	}
+	for _, s := range steps {
+		s.change()
+		if got, want := show(d.matrices(f, now, &buf)), show(d.matrices(f, now, nil)); got != want {
+			t.Errorf("%s: reused storage gives\n%s\nwant\n%s", s.name, got, want)
+		}
+		d.diagnose(now)
+	}
+	if after := show(kept); after != before {
+		t.Errorf("a status report's matrices changed to\n%s\nfrom\n%s", after, before)
+	}
 }
 
 // TestClusterReport: in a simulated cluster of requestors with node 3's

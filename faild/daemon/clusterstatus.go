@@ -54,7 +54,7 @@ func (d *Daemon) cluster(now time.Time) *Cluster {
 		if f == nil {
 			continue
 		}
-		ms := d.matrices(f, now)
+		ms := d.matrices(f, now, nil)
 		for lan, m := range ms {
 			cl := ClusterLAN{LAN: routes.LANName(lan), Family: f.name()}
 			nodes := slices.Clone(m.nodes)

@@ -33,6 +33,8 @@ type family struct {
 	rows    map[routes.PeerID]*viewRow
 	hearing []routes.Hearing
 	viewBuf []proto.ViewEntry
+	// matrixBuf is the storage of the loop's evaluation (diagnose).
+	matrixBuf matrixBuf
 }
 
 func (f *family) name() string { return familyName(f.v6) }

@@ -29,12 +29,15 @@ type sim struct {
 	now   time.Time
 	queue simQueue
 	seq   uint64
-	rng   *rand.Rand
-	lans  int
-	v4    bool
-	v6    bool
-	nodes []*simNode
-	net   simFaults
+	// frames are delivered frames, for send to reuse: allocating and
+	// copying each anew was a tenth of the run.
+	frames []*simFrame
+	rng    *rand.Rand
+	lans   int
+	v4     bool
+	v6     bool
+	nodes  []*simNode
+	net    simFaults
 	// lossSince is when each port's loss began (zero: none); disturbed
 	// when each port last changed how it carries frames, or its node
 	// started or stopped (see clean).
@@ -71,20 +74,25 @@ type simDiag struct {
 
 // simEvent is a function to run, or a frame to deliver (fn nil): frames
 // are most of the events, and a closure each would be most of the garbage.
+// Its time is in nanoseconds since simEpoch: the queue compares times
+// more than it does anything else, and time.Time's comparisons cost
+// several times an integer's.
 type simEvent struct {
-	at    time.Time
+	at    int64
 	seq   uint64
 	fn    func()
 	frame *simFrame
 	to    *simNode
 }
 
-// simFrame is a frame on its way, shared by every node it goes to.
+// simFrame is a frame on its way, shared by every node it goes to; refs
+// counts the deliveries still queued, after which it is reused.
 type simFrame struct {
-	v6  bool
-	lan int
-	src netip.Addr
-	b   []byte
+	v6   bool
+	lan  int
+	src  netip.Addr
+	b    []byte
+	refs int
 }
 
 // simQueue is a binary heap of events by time, then by the order they
@@ -93,8 +101,8 @@ type simFrame struct {
 type simQueue []simEvent
 
 func (q simQueue) less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
 	}
 	return q[i].seq < q[j].seq
 }
@@ -143,20 +151,24 @@ func (s *sim) at(t time.Time, fn func()) {
 		t = s.now
 	}
 	s.seq++
-	s.queue.push(simEvent{at: t, seq: s.seq, fn: fn})
+	s.queue.push(simEvent{at: int64(t.Sub(simEpoch)), seq: s.seq, fn: fn})
 }
 
 func (s *sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
 
 // run runs events until t or the first broken invariant.
 func (s *sim) run(t time.Time) {
-	for s.err == nil && len(s.queue) > 0 && !s.queue[0].at.After(t) {
+	end := int64(t.Sub(simEpoch))
+	for s.err == nil && len(s.queue) > 0 && s.queue[0].at <= end {
 		e := s.queue.pop()
-		s.now = e.at
+		s.now = simEpoch.Add(time.Duration(e.at))
 		if e.fn != nil {
 			e.fn()
 		} else {
 			e.to.receive(e.frame)
+			if e.frame.refs--; e.frame.refs == 0 {
+				s.frames = append(s.frames, e.frame)
+			}
 		}
 	}
 	if s.err == nil && s.now.Before(t) {
@@ -266,11 +278,18 @@ type simNode struct {
 	abuf    []byte
 	replies [1]proto.Message // receive's ACK, kept so that it does not escape
 	hs      []proto.Heard
-	routes  []platform.KernelRoute // scratch for check
-	version int                    // the kernel's at the last check
+	// routes, version and overridden are the kernel's at the last check
+	// (see check); foreign: someone else's routes are among them.
+	routes     []platform.KernelRoute
+	version    int
+	overridden int
+	foreign    bool
+	addrs      [routes.MaxLANs][2]netip.Addr
 }
 
-func (n *simNode) addr(lan int, v6 bool) netip.Addr { return simAddr(n.id, lan, v6) }
+// addr is the node's address on a LAN, from addrs: send looks up one or
+// two for every frame.
+func (n *simNode) addr(lan int, v6 bool) netip.Addr { return n.addrs[lan][boolInt(v6)] }
 
 // lan describes the node's interface on a LAN as the kernel would.
 func (n *simNode) lan(l int) platform.LAN {
@@ -362,12 +381,13 @@ func (s *sim) send(from *simNode, v6 bool, m *proto.Message) {
 		return
 	}
 	dst := m.Addr.Addr()
+	bcast := dst == simAddr(255, lan, false) || dst == proto.Group6
 	var f *simFrame
 	for _, to := range s.nodes {
 		if to == from || to.d == nil {
 			continue
 		}
-		if dst != simAddr(255, lan, false) && dst != proto.Group6 && dst != to.addr(lan, v6) {
+		if !bcast && dst != to.addr(lan, v6) {
 			continue
 		}
 		if dst == proto.Group6 && !to.conns[1].joined[lan] {
@@ -384,14 +404,27 @@ func (s *sim) send(from *simNode, v6 bool, m *proto.Message) {
 			copies = 2
 		}
 		if f == nil {
-			f = &simFrame{v6: v6, lan: lan, src: from.addr(lan, v6), b: bytes.Clone(m.Buf)}
+			f = s.frame()
+			f.v6, f.lan, f.src, f.b = v6, lan, from.addr(lan, v6), append(f.b[:0], m.Buf...)
 		}
+		now := int64(s.now.Sub(simEpoch))
 		for range copies {
 			delay := 50*time.Microsecond + time.Duration(s.rng.Int64N(int64(s.net.jitter)+1))
 			s.seq++
-			s.queue.push(simEvent{at: s.now.Add(delay), seq: s.seq, frame: f, to: to})
+			f.refs++
+			s.queue.push(simEvent{at: now + int64(delay), seq: s.seq, frame: f, to: to})
 		}
 	}
+}
+
+// frame is a frame to fill: one delivered already, or a new one.
+func (s *sim) frame() *simFrame {
+	if n := len(s.frames); n > 0 {
+		f := s.frames[n-1]
+		s.frames = s.frames[:n-1]
+		return f
+	}
+	return &simFrame{b: make([]byte, 0, proto.MaxLen)}
 }
 
 // receive hands a frame that arrived on the node's interface to its
