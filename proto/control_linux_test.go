@@ -129,6 +129,9 @@ func TestReceiveBufferForced(t *testing.T) {
 	if _, err := fmt.Sscan(string(b), &rmemMax); err != nil {
 		t.Fatalf("rmem_max %q: %v", b, err)
 	}
+	if rmemMax > 1<<27 {
+		t.Skipf("rmem_max %d: too large to ask for twice it", rmemMax)
+	}
 	n := 2 * rmemMax
 	u := listenLoop(t, false)
 	raw, err := u.c.SyscallConn()
