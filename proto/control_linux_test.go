@@ -113,3 +113,40 @@ func TestReceiveBuffer(t *testing.T) {
 		t.Errorf("SO_RCVBUF = %d, want %d (twice %d)", got, 2*want, want)
 	}
 }
+
+// TestReceiveBufferForced: as root the buffer asked for is had in full
+// even when it is larger than net.core.rmem_max (here twice it): the
+// plain SO_RCVBUF, which rmem_max caps, is only the fallback.
+func TestReceiveBufferForced(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_RCVBUFFORCE needs root")
+	}
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skipf("no rmem_max: %v", err)
+	}
+	var rmemMax int
+	if _, err := fmt.Sscan(string(b), &rmemMax); err != nil {
+		t.Fatalf("rmem_max %q: %v", b, err)
+	}
+	if rmemMax > 1<<27 {
+		t.Skipf("rmem_max %d: too large to ask for twice it", rmemMax)
+	}
+	n := 2 * rmemMax
+	u := listenLoop(t, false)
+	raw, err := u.c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		setReceiveBuffer(fd, n)
+		got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if got < 2*n {
+		t.Errorf("SO_RCVBUF = %d after asking for %d, twice rmem_max; want %d (twice that)", got, n, 2*n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,6 +53,10 @@ func TestCodec(t *testing.T) {
 	window.View = []ViewEntry{{Node: 0xc0000301, Known: 1, Heard: 1}}
 	empty := two
 	empty.Addrs, empty.Deaf, empty.ViewTotal, empty.View = nil, nil, 0, nil
+	nine := empty // more LANs than a view speaks of: fine while it lists nobody
+	for range 9 {
+		nine.Addrs = append(nine.Addrs, netip.MustParsePrefix("192.0.2.1/24"))
+	}
 	five := two
 	five.Deaf, five.ViewTotal = nil, 1
 	five.Addrs = []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("198.51.100.1/24"),
@@ -90,6 +95,8 @@ func TestCodec(t *testing.T) {
 		{"version 2: one window of a large view", cat(hdr2(2), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1},
 			[]byte{0}, []byte{0x03, 0xe8, 0, 200, 1}, []byte{0xc0, 0, 3, 1, 0b0100_0000}), window},
 		{"version 2: nobody known", cat(hdr2(0), []byte{0}, []byte{0, 0, 0, 0, 0}), empty},
+		{"version 2: nine LANs, nobody known", cat(hdr2(9), bytes.Repeat([]byte{4, 24, 192, 0, 2, 1}, 9),
+			[]byte{0}, []byte{0, 0, 0, 0, 0}), nine},
 		{"version 2: five LANs take two bytes", cat(hdr2(5), []byte{4, 24, 192, 0, 2, 1}, []byte{4, 24, 198, 51, 100, 1},
 			[]byte{4, 26, 203, 0, 113, 1}, []byte{4, 26, 203, 0, 113, 65}, []byte{4, 26, 203, 0, 113, 129},
 			[]byte{0}, []byte{0, 1, 0, 0, 1}, []byte{0xc0, 0, 2, 2, 0b0110_0110, 0b1100_0000}), five},
@@ -144,6 +151,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"entry truncated v4", cat(hdr(1, 1), []byte{4, 24, 192, 0, 2}), ErrShort},
 		{"entry truncated v6", cat(hdr(1, 1), []byte{6, 64, 0x20, 0x01}), ErrShort},
 		{"family 5", cat(hdr(1, 1), []byte{5, 24, 192, 0, 2, 1}), ErrAddrs},
+		{"family 5 in an entry cut short", cat(hdr(1, 1), []byte{5, 24}), ErrAddrs},
 		{"prefix 33", cat(hdr(1, 1), []byte{4, 33, 192, 0, 2, 1}), ErrAddrs},
 		{"prefix 129", cat(hdr(1, 1), []byte{6, 129, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{0}), ErrAddrs},
 		{"no deaf count", hdr(1, 0), ErrShort},
@@ -206,6 +214,11 @@ func TestAppendErrors(t *testing.T) {
 		case !errors.Is(err, tt.want):
 			t.Errorf("%s: Append error %v, want %v", tt.name, err, tt.want)
 		}
+	}
+	past := Packet{Version: 2, Type: INQ, ViewTotal: 4, ViewOffset: 3, View: []ViewEntry{{Node: 1}, {Node: 2}},
+		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}
+	if _, err := past.Append(nil); err == nil || !strings.Contains(err.Error(), "entries 3 to 5 of 4") {
+		t.Errorf("a view past its total: error %v, want it to name entries 3 to 5 of 4", err)
 	}
 	// The limits themselves are accepted, and decode back.
 	many := make([]netip.Prefix, MaxAddrs)

@@ -286,3 +286,63 @@ func TestViewKept(t *testing.T) {
 		t.Errorf("LAN B readdressed: placed %v, want %v and none", h.Addrs[:2], a)
 	}
 }
+
+// TestViewHandedOn: a window of a peer's view reaches the loop with its
+// masks turned from the packet's address entries to our LANs (an entry on
+// a LAN we do not have drops out), once a round: the same window on
+// another LAN within half the sender's interval is not handed on again;
+// half an interval later, or another window, is.
+func TestViewHandedOn(t *testing.T) {
+	x := testExchange(t)
+	r, _ := x.NewReceiver()
+	t0 := time.Unix(1e9, 0)
+	seq := uint64(0)
+	recv := func(p Packet, lan int, at time.Duration) *View {
+		t.Helper()
+		seq++
+		p.Seq = seq
+		src := []string{"192.0.2.2", "198.51.100.2"}[lan]
+		m := arrived(encoded(t, p), src, 2+lan, 255)
+		var h Heard
+		reply := Message{Buf: make([]byte, 0, MaxLen)}
+		if heard, _ := r.Receive(&m, t0.Add(at), &h, &reply); !heard {
+			t.Fatalf("INQ %+v not heard", p)
+		}
+		return h.View
+	}
+	// Node 2's second address entry is on a LAN we do not have.
+	three := []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24"), netip.MustParsePrefix("203.0.113.2/24"), netip.MustParsePrefix("198.51.100.2/24")}
+	p := inq2(Version2, 0, ViewEntry{Node: 9, Known: 0b111, Heard: 0b111, Lossy: 0b001}, ViewEntry{Node: 10, Known: 0b010, Heard: 0b010})
+	p.Addrs = three
+	v := recv(p, 0, 0)
+	want := []ViewEntry{{Node: 9, Known: 0b11, Heard: 0b11, Lossy: 0b01}, {Node: 10}}
+	if v == nil || fmt.Sprint(v.Entries) != fmt.Sprint(want) || v.Total != 2 || v.Offset != 0 {
+		t.Fatalf("view %+v, want %+v of 2 at 0", v, want)
+	}
+
+	window := func(offset int) Packet {
+		p := inq2(Version2, 0)
+		p.ViewTotal, p.ViewOffset = 6, offset
+		p.View = []ViewEntry{{Node: uint32(20 + offset), Known: 1, Heard: 1}}
+		return p
+	}
+	ms := time.Millisecond
+	for _, s := range []struct {
+		name   string
+		offset int
+		lan    int
+		at     time.Duration
+		handed bool
+	}{
+		{"the first", 0, 0, 100 * ms, true},
+		{"the same on LAN B", 0, 1, 101 * ms, false},
+		{"half an interval later", 0, 0, 150 * ms, true},
+		{"the same on LAN B, 30 ms on", 0, 1, 180 * ms, false},
+		{"60 ms on", 0, 0, 210 * ms, true},
+		{"another window at once", 3, 0, 211 * ms, true},
+	} {
+		if got := recv(window(s.offset), s.lan, s.at) != nil; got != s.handed {
+			t.Errorf("%s (window at %d, LAN %d, %v): handed on %v, want %v", s.name, s.offset, s.lan, s.at, got, s.handed)
+		}
+	}
+}

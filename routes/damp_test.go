@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -147,6 +148,17 @@ func TestDampWindowEdge(t *testing.T) {
 		evs := tab.LANDown(0, first.Add(tc.gap), nil)
 		if len(evs) == 0 || evs[0].Kind != Failover || evs[0].Needs != tc.want {
 			t.Errorf("second failover %v after the first: %+v, want it to need %d", tc.gap, evs, tc.want)
+		}
+	}
+}
+
+// TestMaxPenalty: the penalty's cap is the fewest doublings that reach
+// --damp-max, and never more than 20, however large the factor: a
+// shift further would overflow and the loop would not end.
+func TestMaxPenalty(t *testing.T) {
+	for dampMax, want := range map[int]int{0: 0, 1: 0, 2: 1, 3: 2, 16: 4, 1024: 10, 1 << 20: 20, 1<<20 + 1: 20, math.MaxInt: 20} {
+		if got := maxPenalty(dampMax); got != want {
+			t.Errorf("maxPenalty(%d) = %d, want %d", dampMax, got, want)
 		}
 	}
 }

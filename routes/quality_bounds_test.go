@@ -52,12 +52,18 @@ func TestRTTsBounds(t *testing.T) {
 			t.Errorf("%s: %d above, %d below, full %v; want 0, 0, true", tt.name, r.above, r.low, r.full())
 		}
 	}
+	if (&rtts{}).full() {
+		t.Error("a ring of no slots is full")
+	}
 }
 
 // TestQualityWindowWords: a path's windows hold their whole size, here
-// the default 300 slots, in each of both streams.
+// the default 300 slots, in each of both streams, in the fewest words.
 func TestQualityWindowWords(t *testing.T) {
 	q := newQuality(DefaultLossWindow)
+	if len(q.acks.bits) != 5 || len(q.inqs.bits) != 5 {
+		t.Errorf("%d and %d words of bits, want 5 each", len(q.acks.bits), len(q.inqs.bits))
+	}
 	for s := uint64(1); s <= 2*DefaultLossWindow; s += 2 { // every other slot missing
 		q.acks.got(s, 8)
 		q.inqs.got(s, 8)

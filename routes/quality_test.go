@@ -96,6 +96,7 @@ type pair struct {
 	iv    time.Duration
 	phase time.Duration
 	evs   []string
+	raw   []Event // the events behind evs
 	now   time.Time
 	sent  int
 }
@@ -189,6 +190,7 @@ func (p *pair) record(evs []Event) {
 			s += "/" + e.Reason.String()
 		}
 		p.evs = append(p.evs, s)
+		p.raw = append(p.raw, e)
 	}
 }
 
@@ -442,20 +444,26 @@ func TestPeerWordNeedsJudging(t *testing.T) {
 
 func TestMaxRTT(t *testing.T) {
 	p := newPair(t, Config{MaxRTT: 50 * time.Millisecond}, 80*time.Millisecond)
-	var slow func(k int) bool
+	var rtt func(k int) time.Duration // LAN A's round trips
 	come := func(lan, k int) packet {
 		c := all(lan, k)
-		if lan == 0 && slow(k) {
-			c.rtt = 70 * time.Millisecond
+		if lan == 0 {
+			c.rtt = rtt(k)
 		}
 		return c
 	}
-	slow = func(k int) bool { return k%3 == 0 } // a third slow: the median is fast
+	slow := func(k int) time.Duration { return 70 * time.Millisecond }
+	rtt = func(k int) time.Duration { // a third slow: the median is fast
+		if k%3 == 0 {
+			return slow(k)
+		}
+		return time.Millisecond
+	}
 	p.run(200, come)
 	if len(p.evs) > 0 {
 		t.Fatalf("a third of round trips slow: %v", p.evs)
 	}
-	slow = func(int) bool { return true }
+	rtt = slow
 	p.run(100, come)
 	if got := strings.Join(p.evs, " "); !strings.Contains(got, "Failover/0/rtt") || strings.Count(got, "Failover") != 1 {
 		t.Fatalf("slow: events %s, want a failover for the round trip", got)
@@ -464,12 +472,14 @@ func TestMaxRTT(t *testing.T) {
 		t.Errorf("slow: %+v", q)
 	}
 	p.evs = nil
-	slow = func(k int) bool { return k%3 != 0 } // 40 ms and 70 ms: not under half of 50 ms
+	rtt = func(k int) time.Duration { // 30 ms and 40 ms: under 50 ms, not under half of it
+		return time.Duration(30+10*(k%2)) * time.Millisecond
+	}
 	p.run(200, come)
 	if len(p.evs) > 0 {
-		t.Fatalf("round trips of 30 and 70 ms: %v, want the path held", p.evs)
+		t.Fatalf("round trips of 30 and 40 ms: %v, want the path held", p.evs)
 	}
-	slow = func(int) bool { return false } // 1 ms: back once half the window is
+	rtt = func(int) time.Duration { return time.Millisecond } // back once half the window is
 	p.run(100, come)
 	if got := strings.Join(p.evs, " "); !strings.Contains(got, "Switchback/0") {
 		t.Fatalf("fast again: events %s, want a switchback", got)

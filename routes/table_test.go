@@ -509,6 +509,7 @@ func TestHearing(t *testing.T) {
 	}{
 		{10 * time.Millisecond, 0b011, 0b011},
 		{300 * time.Millisecond, 0b011, 0b011}, // within -f x -t (and its grace) of both
+		{305 * time.Millisecond, 0b011, 0b011}, // A's packet exactly that old: still within
 		{340 * time.Millisecond, 0b011, 0b010}, // A's packet is older than that now
 		{400 * time.Millisecond, 0b011, 0b000},
 	} {
