@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,44 @@ func TestResponderHasNoACKStream(t *testing.T) {
 	}
 	if q := pathAt(tab, 0, t0.Add(2*time.Second)).Quality; q.RoundTripSlots != 0 {
 		t.Errorf("quality %+v, want no round trips measured", q)
+	}
+}
+
+// TestReaddressedPathMeasuredAnew: a path held for loss whose peer moves
+// to another address is another path, measured anew: it switches back
+// once a full window at the new address is clean, not on the first packet
+// from there, before anything is measured (a peer that does not number
+// its INQs gives no stream until an ACK comes).
+func TestReaddressedPathMeasuredAnew(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 1, MaxLoss: 0.1, LossWindow: 20})
+	addrs := peerAddrs[:2]
+	moved := []netip.Addr{netip.MustParseAddr("192.0.2.9"), peerAddrs[1]}
+	var got []string
+	record := func(evs []Event) {
+		for _, e := range evs {
+			if e.LAN == 0 && e.Kind != Discovered {
+				got = append(got, e.At.Sub(t0).String()+":"+e.Kind.String())
+			}
+		}
+	}
+	for k := 1; k <= 70; k++ {
+		at := t0.Add(time.Duration(k) * iv)
+		record(tab.Expire(at, nil))
+		if k == 40 {
+			addrs = moved
+		}
+		for lan := range 2 {
+			tab.Sent(lan, uint64(k), at)
+			if lan == 1 || k < 40 && k%3 != 0 || k > 40 {
+				record(tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: addrs, Interval: iv, RTT: time.Millisecond, INQ: uint64(k), At: at.Add(time.Millisecond)}, nil))
+			}
+			record(tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: addrs, Interval: iv, At: at.Add(50 * time.Millisecond)}, nil))
+		}
+	}
+	// Failed for loss once its window of 20 round trips was full; back
+	// when the 20th ACK at the new address came; the move itself reroutes.
+	if want := "2.001s:Failover 4.05s:Rerouted 6.001s:Switchback"; strings.Join(got, " ") != want {
+		t.Errorf("LAN A events %v, want %s", got, want)
 	}
 }
