@@ -76,10 +76,10 @@ func waitDiscovered(b *budget, n, peer *lab.Node) {
 
 // discovered reports whether events hold the discovery of peer, by any of
 // its addresses: an IPv6-only peer's id is a hash, and a peer may first be
-// heard on LAN B.
+// heard on any LAN (B, or C in a lab with three).
 func discovered(events []lab.Event, peer *lab.Node) bool {
 	for _, e := range lab.Find(events, "msg", "discovered") {
-		for _, lan := range []lab.LAN{lab.A, lab.B} {
+		for _, lan := range []lab.LAN{lab.A, lab.B, lab.C} {
 			if e["addr"] == peer.Addr(lan) || e["addr"] == peer.Addr6(lan) {
 				return true
 			}
