@@ -91,10 +91,10 @@ type udpConn struct {
 	p4 *ipv4.PacketConn
 	p6 *ipv6.PacketConn
 
-	rd reader // the reader's
+	rd batch // the reader's
 
 	mu  sync.Mutex // guards what follows: the writers'
-	wr  writer
+	wr  batch
 	oob map[oobKey][]byte // marshalled packet info by (interface, source)
 }
 

@@ -33,21 +33,37 @@ type mmsghdr struct {
 	n   uint32
 }
 
-// reader holds the reader's batch: one header, source address, I/O
-// vector and control buffer per message, built once and pointed at the
-// caller's buffers on each read.
-type reader struct {
-	*batchCall
-	iov  []unix.Iovec
-	from []unix.RawSockaddrInet6 // large enough for either family
-	oob  [][]byte
+// batch is one direction's recvmmsg or sendmmsg: a header, I/O vector
+// and socket address per message (the sources a read fills, or the
+// destinations of a write), and for reads a control buffer, built and
+// linked once; each call points them at the caller's messages.
+type batch struct {
+	hs    []mmsghdr
+	iov   []unix.Iovec
+	addrs []unix.RawSockaddrInet6 // large enough for either family
+	oob   [][]byte                // a read's
+	trap  uintptr
+	wait  func(func(fd uintptr) bool) error // the RawConn's Read or Write
+	k     int                               // the headers the call under way passes
+	n     uintptr
+	errno syscall.Errno
+	io    func(fd uintptr) bool // call, made once so that a batch allocates nothing
 }
 
-// writer is the writers' batch, under udpConn.mu.
-type writer struct {
-	*batchCall
-	iov []unix.Iovec
-	to  []unix.RawSockaddrInet6
+func newBatch(trap uintptr, wait func(func(fd uintptr) bool) error, oob func() []byte) batch {
+	b := batch{hs: make([]mmsghdr, BatchSize), iov: make([]unix.Iovec, BatchSize),
+		addrs: make([]unix.RawSockaddrInet6, BatchSize), trap: trap, wait: wait}
+	for i := range b.hs {
+		h := &b.hs[i].hdr
+		h.Iov = &b.iov[i]
+		h.SetIovlen(1)
+		h.Name = (*byte)(unsafe.Pointer(&b.addrs[i]))
+		if oob != nil {
+			b.oob = append(b.oob, oob())
+			h.Control = &b.oob[i][0]
+		}
+	}
+	return b
 }
 
 func (u *udpConn) initBatches() error {
@@ -55,14 +71,16 @@ func (u *udpConn) initBatches() error {
 	if err != nil {
 		return fmt.Errorf("failed to reach the socket: %w", err)
 	}
-	u.rd = reader{batchCall: newBatchCall(rc, unix.SYS_RECVMMSG), iov: make([]unix.Iovec, BatchSize),
-		from: make([]unix.RawSockaddrInet6, BatchSize), oob: make([][]byte, BatchSize)}
-	for i := range u.rd.oob {
-		u.rd.oob[i] = controlSpace(u.v6)
-	}
-	u.wr = writer{batchCall: newBatchCall(rc, unix.SYS_SENDMMSG), iov: make([]unix.Iovec, BatchSize),
-		to: make([]unix.RawSockaddrInet6, BatchSize)}
+	u.rd = newBatch(unix.SYS_RECVMMSG, rc.Read, func() []byte { return controlSpace(u.v6) })
+	u.wr = newBatch(unix.SYS_SENDMMSG, rc.Write, nil)
+	u.rd.io, u.wr.io = u.rd.call, u.wr.call
 	return nil
+}
+
+// point sets message i's I/O vector to buf.
+func (b *batch) point(i int, buf []byte) {
+	b.iov[i].Base = bufBase(buf)
+	b.iov[i].SetLen(len(buf))
 }
 
 // ReadBatch implements Conn. Control messages that the kernel cut short
@@ -70,34 +88,23 @@ func (u *udpConn) initBatches() error {
 func (u *udpConn) ReadBatch(ms []Message) (int, error) {
 	r := &u.rd
 	k := min(len(ms), len(r.hs))
-	if k == 0 {
-		return 0, nil
-	}
 	for i := range k {
 		h := &r.hs[i].hdr
-		r.iov[i].Base = bufBase(ms[i].Buf)
-		r.iov[i].SetLen(len(ms[i].Buf))
-		h.Iov = &r.iov[i]
-		h.SetIovlen(1)
-		h.Name = (*byte)(unsafe.Pointer(&r.from[i]))
-		h.Namelen = uint32(unsafe.Sizeof(r.from[i]))
-		h.Control = &r.oob[i][0]
+		r.point(i, ms[i].Buf)
+		h.Namelen = uint32(unsafe.Sizeof(r.addrs[i]))
 		h.SetControllen(len(r.oob[i]))
 		h.Flags = 0
 	}
 	n, err := r.run(k)
-	if err != nil {
-		return 0, err
-	}
 	for i := range n {
 		m, h := &ms[i], &r.hs[i]
 		m.N, m.IfIndex, m.Hops = int(h.n), 0, -1
-		m.Addr = sockaddrPort(&r.from[i], h.hdr.Namelen)
+		m.Addr = sockaddrPort(&r.addrs[i], h.hdr.Namelen)
 		if h.hdr.Flags&msgCtrunc == 0 {
 			parseControl(r.oob[i][:h.hdr.Controllen], u.v6, m)
 		}
 	}
-	return n, nil
+	return n, err
 }
 
 // WriteBatch implements Conn.
@@ -106,16 +113,9 @@ func (u *udpConn) WriteBatch(ms []Message) (int, error) {
 	defer u.mu.Unlock()
 	w := &u.wr
 	k := min(len(ms), len(w.hs))
-	if k == 0 {
-		return 0, nil
-	}
 	for i := range k {
 		m, h := &ms[i], &w.hs[i].hdr
-		w.iov[i].Base = bufBase(m.Buf)
-		w.iov[i].SetLen(len(m.Buf))
-		h.Iov = &w.iov[i]
-		h.SetIovlen(1)
-		nl, err := putSockaddr(&w.to[i], m.Addr, u.v6)
+		nl, err := putSockaddr(&w.addrs[i], m.Addr, u.v6)
 		if err != nil && i == 0 {
 			return 0, err
 		}
@@ -123,68 +123,43 @@ func (u *udpConn) WriteBatch(ms []Message) (int, error) {
 			k = i // send those before it; the next call reports it
 			break
 		}
-		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&w.to[i])), nl
+		w.point(i, m.Buf)
+		h.Namelen = nl
 		oob := u.control(m.IfIndex, m.Src)
 		h.Control, h.Controllen = nil, 0
 		if len(oob) > 0 {
 			h.Control = &oob[0]
 			h.SetControllen(len(oob))
 		}
-		h.Flags = 0
 	}
-	n, err := w.run(k)
-	if err != nil {
-		return 0, err // sendmmsg(2) fails only when its first message does
-	}
-	return n, nil
+	return w.run(k) // sendmmsg(2) fails only when its first message does
 }
 
-// batchCall is one recvmmsg or sendmmsg made when the socket is ready,
-// waiting for it in the netpoller; see the top of this file for why raw.
-// Its closure is made once, so that a call allocates nothing.
-type batchCall struct {
-	rc    syscall.RawConn
-	trap  uintptr
-	hs    []mmsghdr
-	n     uintptr
-	errno syscall.Errno
-	io    func(fd uintptr) bool
-}
-
-func newBatchCall(rc syscall.RawConn, trap uintptr) *batchCall {
-	c := &batchCall{rc: rc, trap: trap, hs: make([]mmsghdr, BatchSize)}
-	c.io = c.call
-	return c
-}
-
-// call is the system call itself; false asks the netpoller to wait.
-func (c *batchCall) call(fd uintptr) bool {
+// call is the system call over the first k headers, made when the socket
+// is ready; false asks the netpoller to wait. See the top of this file
+// for why raw.
+func (b *batch) call(fd uintptr) bool {
 	for {
-		c.n, _, c.errno = syscall.RawSyscall6(c.trap, fd, uintptr(unsafe.Pointer(&c.hs[0])), uintptr(len(c.hs)), 0, 0, 0)
-		if c.errno != unix.EINTR {
-			return c.errno != unix.EAGAIN
+		b.n, _, b.errno = syscall.RawSyscall6(b.trap, fd, uintptr(unsafe.Pointer(&b.hs[0])), uintptr(b.k), 0, 0, 0)
+		if b.errno != unix.EINTR {
+			return b.errno != unix.EAGAIN
 		}
 	}
 }
 
-// run makes the call over the first k headers.
-func (c *batchCall) run(k int) (int, error) {
-	all := c.hs
-	c.hs = c.hs[:k]
-	var err error
-	if c.trap == unix.SYS_RECVMMSG {
-		err = c.rc.Read(c.io)
-	} else {
-		err = c.rc.Write(c.io)
+// run makes the call over the first k headers; none is no call.
+func (b *batch) run(k int) (int, error) {
+	if k == 0 {
+		return 0, nil
 	}
-	c.hs = all
-	switch {
+	b.k = k
+	switch err := b.wait(b.io); {
 	case err != nil:
 		return 0, err // the socket was closed
-	case c.errno != 0:
-		return 0, c.errno
+	case b.errno != 0:
+		return 0, b.errno
 	}
-	return int(c.n), nil
+	return int(b.n), nil
 }
 
 // bufBase is the address the kernel reads from or writes to: a zero-length

@@ -9,11 +9,10 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// reader and writer hold a batch's messages for x/net, which moves one
-// datagram a call on these systems; ipv6.Message is the same type.
-type reader struct{ ms []ipv4.Message }
-
-type writer struct {
+// batch holds one direction's messages for x/net, which moves one
+// datagram a call on these systems (ipv6.Message is the same type), and
+// a write's destinations.
+type batch struct {
 	ms  []ipv4.Message
 	dst []net.UDPAddr
 }
