@@ -295,22 +295,20 @@ func (x *Exchange) peerAddrs(lans *[]LAN, p *Packet, st *peerState, h *Heard) {
 		st.placed, st.lanOf, st.turned = [MaxLANs]netip.Addr{}, [MaxViewLANs]int8{}, nil
 		for j, a := range p.Addrs {
 			ip := a.Addr()
-			if j < MaxViewLANs {
-				st.lanOf[j] = -1
-				for i, l := range *lans {
-					if l.Addr.Contains(ip) {
-						st.lanOf[j] = int8(i)
-						break
-					}
-				}
-			}
-			if ours(*lans, ip) {
-				continue
-			}
+			lanOf, place := int8(-1), !ours(*lans, ip)
 			for i, l := range *lans {
-				if l.Addr.Contains(ip) && !SubnetEnd(l.Addr, ip) {
+				if !l.Addr.Contains(ip) {
+					continue
+				}
+				if lanOf < 0 {
+					lanOf = int8(i)
+				}
+				if place && !SubnetEnd(l.Addr, ip) {
 					st.placed[i] = ip
 				}
+			}
+			if j < MaxViewLANs {
+				st.lanOf[j] = lanOf
 			}
 		}
 		st.placedFor, st.placedFrom = lans, append(st.placedFrom[:0], p.Addrs...)
