@@ -89,16 +89,7 @@ func TestParseControlAllocs(t *testing.T) {
 // of ACKs in: past net.core.rmem_max as root (SO_RCVBUFFORCE), up to it
 // otherwise. Linux reports twice what was set.
 func TestReceiveBuffer(t *testing.T) {
-	u := listenLoop(t, false)
-	raw, err := u.c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got int
-	var gerr error
-	if err := raw.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil || gerr != nil {
-		t.Fatal(err, gerr)
-	}
+	got := rcvbuf(t, listenLoop(t, false), nil)
 	want := receiveBuffer
 	if os.Geteuid() != 0 {
 		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
@@ -133,7 +124,15 @@ func TestReceiveBufferForced(t *testing.T) {
 		t.Skipf("rmem_max %d: too large to ask for twice it", rmemMax)
 	}
 	n := 2 * rmemMax
-	u := listenLoop(t, false)
+	got := rcvbuf(t, listenLoop(t, false), func(fd uintptr) { setReceiveBuffer(fd, n) })
+	if got < 2*n {
+		t.Errorf("SO_RCVBUF = %d after asking for %d, twice rmem_max; want %d (twice that)", got, n, 2*n)
+	}
+}
+
+// rcvbuf is u's SO_RCVBUF after set (when not nil) has run on its socket.
+func rcvbuf(t *testing.T, u *udpConn, set func(fd uintptr)) int {
+	t.Helper()
 	raw, err := u.c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -141,12 +140,12 @@ func TestReceiveBufferForced(t *testing.T) {
 	var got int
 	var gerr error
 	if err := raw.Control(func(fd uintptr) {
-		setReceiveBuffer(fd, n)
+		if set != nil {
+			set(fd)
+		}
 		got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
 	}); err != nil || gerr != nil {
 		t.Fatal(err, gerr)
 	}
-	if got < 2*n {
-		t.Errorf("SO_RCVBUF = %d after asking for %d, twice rmem_max; want %d (twice that)", got, n, 2*n)
-	}
+	return got
 }

@@ -28,20 +28,11 @@ func TestViewEvidence(t *testing.T) {
 	me := x.cfg.Node
 	r, _ := x.NewReceiver()
 	now := time.Unix(1e9, 0)
-	seq := uint64(0)
+	feed := inqFeed{t: t, r: r}
 	recv := func(p Packet, lan int) Heard {
 		t.Helper()
-		seq++
-		p.Seq = seq
-		src := []string{"192.0.2.2", "198.51.100.2"}[lan]
-		m := arrived(encoded(t, p), src, 2+lan, 255)
-		var h Heard
-		reply := Message{Buf: make([]byte, 0, MaxLen)}
 		now = now.Add(10 * time.Millisecond)
-		if heard, _ := r.Receive(&m, now, &h, &reply); !heard {
-			t.Fatalf("INQ %+v not heard", p)
-		}
-		return h
+		return feed.receive(p, lan, now)
 	}
 	steps := []struct {
 		name string
@@ -214,19 +205,11 @@ func TestViewKept(t *testing.T) {
 	me := x.cfg.Node
 	r, _ := x.NewReceiver()
 	now := time.Unix(1e9, 0)
-	seq := uint64(0)
+	feed := inqFeed{t: t, r: r}
 	recv := func(p Packet, lan int) Heard {
 		t.Helper()
-		seq++
-		p.Seq = seq
-		src := []string{"192.0.2.2", "198.51.100.2"}[lan]
-		m := arrived(encoded(t, p), src, 2+lan, 255)
-		var h Heard
-		reply := Message{Buf: make([]byte, 0, MaxLen)}
 		now = now.Add(time.Second) // past half the sender's interval: every window is handed on
-		if heard, _ := r.Receive(&m, now, &h, &reply); !heard {
-			t.Fatalf("INQ %+v not heard", p)
-		}
+		h := feed.receive(p, lan, now)
 		if h.View == nil {
 			t.Fatalf("INQ %+v: no view handed on", p)
 		}
@@ -296,19 +279,10 @@ func TestViewHandedOn(t *testing.T) {
 	x := testExchange(t)
 	r, _ := x.NewReceiver()
 	t0 := time.Unix(1e9, 0)
-	seq := uint64(0)
+	feed := inqFeed{t: t, r: r}
 	recv := func(p Packet, lan int, at time.Duration) *View {
 		t.Helper()
-		seq++
-		p.Seq = seq
-		src := []string{"192.0.2.2", "198.51.100.2"}[lan]
-		m := arrived(encoded(t, p), src, 2+lan, 255)
-		var h Heard
-		reply := Message{Buf: make([]byte, 0, MaxLen)}
-		if heard, _ := r.Receive(&m, t0.Add(at), &h, &reply); !heard {
-			t.Fatalf("INQ %+v not heard", p)
-		}
-		return h.View
+		return feed.receive(p, lan, t0.Add(at)).View
 	}
 	// Node 2's second address entry is on a LAN we do not have.
 	three := []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24"), netip.MustParsePrefix("203.0.113.2/24"), netip.MustParsePrefix("198.51.100.2/24")}
@@ -345,4 +319,27 @@ func TestViewHandedOn(t *testing.T) {
 			t.Errorf("%s (window at %d, LAN %d, %v): handed on %v, want %v", s.name, s.offset, s.lan, s.at, got, s.handed)
 		}
 	}
+}
+
+// inqFeed hands a Receiver node 2's packets, numbered in order, each from
+// node 2's address on the LAN it arrives on.
+type inqFeed struct {
+	t   *testing.T
+	r   *Receiver
+	seq uint64
+}
+
+// receive hands p over on lan at now; it must be heard.
+func (f *inqFeed) receive(p Packet, lan int, now time.Time) Heard {
+	f.t.Helper()
+	f.seq++
+	p.Seq = f.seq
+	src := []string{"192.0.2.2", "198.51.100.2"}[lan]
+	m := arrived(encoded(f.t, p), src, 2+lan, 255)
+	var h Heard
+	reply := Message{Buf: make([]byte, 0, MaxLen)}
+	if heard, _ := f.r.Receive(&m, now, &h, &reply); !heard {
+		f.t.Fatalf("INQ %+v not heard", p)
+	}
+	return h
 }

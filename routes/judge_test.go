@@ -48,12 +48,7 @@ func TestRTTMedianBounds(t *testing.T) {
 func TestNoLossHoldWithoutMaxLoss(t *testing.T) {
 	p := newPair(t, Config{LossWindow: 20}, 50*time.Millisecond)
 	p.run(30, all)
-	p.run(10, func(lan, k int) packet {
-		if lan == 0 {
-			return packet{}
-		}
-		return all(lan, k)
-	})
+	p.run(10, cutA)
 	p.run(20, all)
 	if got, want := strings.Join(p.evs, " "), "3.205s:Failover/0/missed 4.201s:Switchback/0"; got != want {
 		t.Errorf("events %s, want %s", got, want)

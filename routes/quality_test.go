@@ -205,6 +205,14 @@ func (p *pair) path(lan int) (v Path) {
 
 func all(int, int) packet { return packet{ack: true, inq: true} }
 
+// cutA is every packet on LAN B and none on LAN A.
+func cutA(lan, k int) packet {
+	if lan == 0 {
+		return packet{}
+	}
+	return all(lan, k)
+}
+
 func TestTwoStreamsDetectSooner(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -492,12 +500,7 @@ func TestMaxRTT(t *testing.T) {
 func TestCutIsNoLoss(t *testing.T) {
 	p := newPair(t, Config{MaxLoss: 0.1, LossWindow: 50}, 50*time.Millisecond)
 	p.run(100, all)
-	p.run(30, func(lan, k int) packet {
-		if lan == 0 {
-			return packet{}
-		}
-		return all(lan, k)
-	})
+	p.run(30, cutA)
 	p.run(10, all)
 	got := strings.Join(p.evs, " ")
 	if !strings.Contains(got, "Failover/0/missed") || !strings.Contains(got, "Switchback/0") || strings.Count(got, "Failover") != 1 {

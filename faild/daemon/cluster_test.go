@@ -80,18 +80,11 @@ func TestDiagnose(t *testing.T) {
 // TestApplyWindows: windows of a rotating view replace what they cover
 // in the row, and the whole view replaces the row.
 func TestApplyWindows(t *testing.T) {
-	e := func(ids ...uint32) []proto.ViewEntry {
-		var out []proto.ViewEntry
-		for _, id := range ids {
-			out = append(out, proto.ViewEntry{Node: id, Known: 1})
-		}
-		return out
-	}
 	var r viewRow
-	r.apply(&proto.View{Total: 6, Offset: 0, Entries: e(1, 2, 3)})
-	r.apply(&proto.View{Total: 6, Offset: 3, Entries: e(4, 5, 6)})
-	r.apply(&proto.View{Total: 5, Offset: 0, Entries: e(1, 3)}) // 2 gone
-	r.apply(&proto.View{Total: 5, Offset: 2, Entries: e(4, 7, 8)})
+	r.apply(&proto.View{Total: 6, Offset: 0, Entries: viewEntries(1, 0, 1, 2, 3)})
+	r.apply(&proto.View{Total: 6, Offset: 3, Entries: viewEntries(1, 0, 4, 5, 6)})
+	r.apply(&proto.View{Total: 5, Offset: 0, Entries: viewEntries(1, 0, 1, 3)}) // 2 gone
+	r.apply(&proto.View{Total: 5, Offset: 2, Entries: viewEntries(1, 0, 4, 7, 8)})
 	var got []uint32
 	for _, x := range r.entries {
 		got = append(got, x.Node)
@@ -99,7 +92,7 @@ func TestApplyWindows(t *testing.T) {
 	if want := []uint32{1, 3, 4, 7, 8}; !slices.Equal(got, want) {
 		t.Errorf("row %v, want %v", got, want)
 	}
-	r.apply(&proto.View{Total: 1, Entries: e(9)})
+	r.apply(&proto.View{Total: 1, Entries: viewEntries(1, 0, 9)})
 	if len(r.entries) != 1 || r.entries[0].Node != 9 {
 		t.Errorf("row %v after a whole view of 9", r.entries)
 	}
@@ -295,28 +288,21 @@ func TestLossyDiagnosis(t *testing.T) {
 // the row had before its first entry; a middle one keeps both sides; the
 // last one drops the row past it (the view shrank).
 func TestApplyWindowEdges(t *testing.T) {
-	e := func(ids ...uint32) []proto.ViewEntry {
-		var out []proto.ViewEntry
-		for _, id := range ids {
-			out = append(out, proto.ViewEntry{Node: id, Known: 1})
-		}
-		return out
-	}
 	tests := []struct {
 		name string
 		row  []uint32
 		v    proto.View
 		want []uint32
 	}{
-		{"first window keeps the rest", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 6, Entries: e(1, 2)}, []uint32{1, 2, 3, 4, 5, 6}},
-		{"first window drops what came before it", []uint32{1, 2, 3, 4}, proto.View{Total: 3, Entries: e(2, 3)}, []uint32{2, 3, 4}},
-		{"middle window keeps both sides", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 6, Offset: 2, Entries: e(3, 4)}, []uint32{1, 2, 3, 4, 5, 6}},
-		{"middle window replaces what it covers", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 5, Offset: 2, Entries: e(3, 5)}, []uint32{1, 2, 3, 5, 6}},
-		{"last window drops the rest", []uint32{1, 2, 3, 4, 5}, proto.View{Total: 4, Offset: 2, Entries: e(3, 4)}, []uint32{1, 2, 3, 4}},
-		{"window ending at the highest id", []uint32{1, 2, 3}, proto.View{Total: 4, Offset: 1, Entries: e(2, ^uint32(0))}, []uint32{1, 2, ^uint32(0)}},
+		{"first window keeps the rest", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 6, Entries: viewEntries(1, 0, 1, 2)}, []uint32{1, 2, 3, 4, 5, 6}},
+		{"first window drops what came before it", []uint32{1, 2, 3, 4}, proto.View{Total: 3, Entries: viewEntries(1, 0, 2, 3)}, []uint32{2, 3, 4}},
+		{"middle window keeps both sides", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 6, Offset: 2, Entries: viewEntries(1, 0, 3, 4)}, []uint32{1, 2, 3, 4, 5, 6}},
+		{"middle window replaces what it covers", []uint32{1, 2, 3, 4, 5, 6}, proto.View{Total: 5, Offset: 2, Entries: viewEntries(1, 0, 3, 5)}, []uint32{1, 2, 3, 5, 6}},
+		{"last window drops the rest", []uint32{1, 2, 3, 4, 5}, proto.View{Total: 4, Offset: 2, Entries: viewEntries(1, 0, 3, 4)}, []uint32{1, 2, 3, 4}},
+		{"window ending at the highest id", []uint32{1, 2, 3}, proto.View{Total: 4, Offset: 1, Entries: viewEntries(1, 0, 2, ^uint32(0))}, []uint32{1, 2, ^uint32(0)}},
 	}
 	for _, tt := range tests {
-		r := viewRow{entries: e(tt.row...)}
+		r := viewRow{entries: viewEntries(1, 0, tt.row...)}
 		r.apply(&tt.v)
 		var got []uint32
 		for _, x := range r.entries {
@@ -333,13 +319,6 @@ func TestApplyWindowEdges(t *testing.T) {
 func TestHeardViewBoot(t *testing.T) {
 	d, now := benchDaemon(t, 3) // nodes 1 (us), 2, 3
 	f := d.fams[0]
-	ent := func(ids ...uint32) []proto.ViewEntry {
-		var out []proto.ViewEntry
-		for _, id := range ids {
-			out = append(out, proto.ViewEntry{Node: id, Known: 3, Heard: 3})
-		}
-		return out
-	}
 	heard := func(boot uint32, v proto.View) {
 		f.heardView(&proto.Heard{Node: 2, Boot: boot, V2: true, At: now, Interval: 100 * time.Millisecond, View: &v})
 	}
@@ -350,12 +329,12 @@ func TestHeardViewBoot(t *testing.T) {
 		return out
 	}
 	delete(f.rows, 2)
-	heard(7, proto.View{Total: 3, Entries: ent(1, 2)})
-	heard(7, proto.View{Total: 3, Offset: 2, Entries: ent(3)})
+	heard(7, proto.View{Total: 3, Entries: viewEntries(3, 3, 1, 2)})
+	heard(7, proto.View{Total: 3, Offset: 2, Entries: viewEntries(3, 3, 3)})
 	if got := ids(); !slices.Equal(got, []uint32{1, 2, 3}) {
 		t.Errorf("row after two windows of one boot: %v, want [1 2 3]", got)
 	}
-	heard(8, proto.View{Total: 3, Offset: 2, Entries: ent(3)})
+	heard(8, proto.View{Total: 3, Offset: 2, Entries: viewEntries(3, 3, 3)})
 	if got := ids(); !slices.Equal(got, []uint32{3}) {
 		t.Errorf("row after a window of a new boot: %v, want [3]", got)
 	}
@@ -385,22 +364,15 @@ func TestFresh(t *testing.T) {
 // TestMergeIDs: the union of the nodes known and those a view names, in
 // order, each once.
 func TestMergeIDs(t *testing.T) {
-	ent := func(ids ...uint32) []proto.ViewEntry {
-		var out []proto.ViewEntry
-		for _, id := range ids {
-			out = append(out, proto.ViewEntry{Node: id})
-		}
-		return out
-	}
 	for _, tt := range []struct {
 		ids     []routes.PeerID
 		entries []proto.ViewEntry
 		want    []routes.PeerID
 	}{
-		{[]routes.PeerID{1, 2, 3}, ent(1, 3), []routes.PeerID{1, 2, 3}},
-		{[]routes.PeerID{1, 3}, ent(2), []routes.PeerID{1, 2, 3}},
-		{[]routes.PeerID{1, 2}, ent(1, 2, 5), []routes.PeerID{1, 2, 5}},
-		{nil, ent(4), []routes.PeerID{4}},
+		{[]routes.PeerID{1, 2, 3}, viewEntries(0, 0, 1, 3), []routes.PeerID{1, 2, 3}},
+		{[]routes.PeerID{1, 3}, viewEntries(0, 0, 2), []routes.PeerID{1, 2, 3}},
+		{[]routes.PeerID{1, 2}, viewEntries(0, 0, 1, 2, 5), []routes.PeerID{1, 2, 5}},
+		{nil, viewEntries(0, 0, 4), []routes.PeerID{4}},
 	} {
 		if got := mergeIDs(tt.ids, tt.entries); !slices.Equal(got, tt.want) {
 			t.Errorf("mergeIDs(%v, %v) = %v, want %v", tt.ids, tt.entries, got, tt.want)
@@ -494,4 +466,14 @@ func TestDiagnoseStable(t *testing.T) {
 	if next := big.diagnose(now); !next.Equal(now.Add(2 * big.cfg.Interval)) {
 		t.Errorf("400 nodes: next evaluation %v on, want two intervals (%v)", next.Sub(now), 2*big.cfg.Interval)
 	}
+}
+
+// viewEntries is a view's entries for ids, each with the masks known and
+// heard.
+func viewEntries(known, heard uint8, ids ...uint32) []proto.ViewEntry {
+	var out []proto.ViewEntry
+	for _, id := range ids {
+		out = append(out, proto.ViewEntry{Node: id, Known: known, Heard: heard})
+	}
+	return out
 }
