@@ -643,23 +643,33 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 	return evs
 }
 
-// Deaf appends to dst the peers this node cannot hear on lan: those whose
-// path there is invalid, or has carried no evidence yet. A node that has
-// just started cannot yet tell a peer that its packets on a LAN are lost;
-// listing the peers it has not heard says so until it hears them. A path
-// invalid only on the peer's word (ReasonPeer) hears the peer well and does
-// not list it: two ends that each waited for the other's word would wait
-// for ever.
-func (t *Table) Deaf(lan int, dst []uint32) []uint32 {
+// Deaf appends to dst the peers this node cannot hear on lan as of now:
+// those whose path there is invalid, or has carried no evidence yet. A node
+// that has just started cannot yet tell a peer that its packets on a LAN
+// are lost; listing the peers it has not heard says so until it hears them.
+// A path invalid only on the peer's word (ReasonPeer) hears the peer well
+// and does not list it: two ends that each waited for the other's word
+// would wait for ever. Nor does one invalid for missed packets that hears
+// the peer again, its good intervals running (held for -s, or damped):
+// listed, a responder, whose only evidence is our INQs, could start its
+// own count only once ours was done, and switch back twice as late.
+func (t *Table) Deaf(lan int, now time.Time, dst []uint32) []uint32 {
 	for _, p := range t.peers {
 		if lan >= len(p.paths) || p.paths[lan] == nil {
 			continue
 		}
-		if pa := p.paths[lan]; pa.State == Invalid && pa.Reason != ReasonPeer || !pa.Heard {
+		if pa := p.paths[lan]; !pa.Heard || pa.State == Invalid && pa.Reason != ReasonPeer && !t.hearsAgain(p, pa, now) {
 			dst = append(dst, uint32(p.id))
 		}
 	}
 	return dst
+}
+
+// hearsAgain reports whether an invalid path has evidence in its latest
+// interval that counted towards its run of good ones.
+func (t *Table) hearsAgain(p *peer, pa *path, now time.Time) bool {
+	iv := t.interval(p)
+	return pa.Reason == ReasonMissed && pa.Goods > 0 && now.Sub(pa.LastEvidence) <= iv+iv/2
 }
 
 // Hearing is what this node hears of one peer, for the view its INQs

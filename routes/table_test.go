@@ -312,18 +312,18 @@ func TestRouteFamily(t *testing.T) {
 // its path there is invalid, and while it has carried no evidence yet.
 func TestDeaf(t *testing.T) {
 	tab, evs := run(t, Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3}, 100*time.Millisecond, 10, cut(0, 5, 100))
-	if got := tab.Deaf(0, nil); len(got) != 1 || got[0] != uint32(peerID) {
+	if got := tab.Deaf(0, t0, nil); len(got) != 1 || got[0] != uint32(peerID) {
 		t.Errorf("Deaf(A) = %v after %v, want the peer", got, evs)
 	}
-	if got := tab.Deaf(1, nil); len(got) != 0 {
+	if got := tab.Deaf(1, t0, nil); len(got) != 0 {
 		t.Errorf("Deaf(B) = %v, want none", got)
 	}
 	fresh := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3})
 	fresh.Observe(Observation{Peer: peerID, LAN: 1, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}, nil)
-	if got := fresh.Deaf(0, nil); len(got) != 1 {
+	if got := fresh.Deaf(0, t0, nil); len(got) != 1 {
 		t.Errorf("Deaf(A) = %v with the peer heard on LAN B only, want it listed", got)
 	}
-	if got := fresh.Deaf(1, nil); len(got) != 0 {
+	if got := fresh.Deaf(1, t0, nil); len(got) != 0 {
 		t.Errorf("Deaf(B) = %v with the peer heard there, want none", got)
 	}
 }
@@ -482,6 +482,33 @@ func TestRTTKeptAcrossINQs(t *testing.T) {
 	})
 }
 
+// TestDeafWhileCounting: a path invalid for missed packets whose peer is
+// heard again, its good intervals counting, does not list the peer (a
+// responder would otherwise start its count only after ours); once the
+// evidence stops for more than an interval and a half it lists it again.
+// A path invalid for loss lists it however well its packets come.
+func TestDeafWhileCounting(t *testing.T) {
+	iv := 100 * time.Millisecond
+	// Cut from interval 5 to 10, heard again from 10: 20 intervals are
+	// not enough at -s 30.
+	tab, evs := run(t, Config{LANs: 2, Interval: iv, Misses: 3, Successes: 30}, iv, 20, cut(0, 5, 10))
+	last := t0.Add(19*iv + time.Millisecond)
+	p := tab.peers[peerID]
+	if pa := p.paths[0]; pa.State != Invalid || pa.Goods == 0 || !pa.LastEvidence.Equal(last) {
+		t.Fatalf("path A %+v after %v, want invalid, counting, last evidence at %v", pa.Path, evs, last.Sub(t0))
+	}
+	if got := tab.Deaf(0, last.Add(iv+iv/2), nil); len(got) != 0 {
+		t.Errorf("Deaf(A) = %v while the path counts good intervals, want none", got)
+	}
+	if got := tab.Deaf(0, last.Add(iv+iv/2+time.Nanosecond), nil); len(got) != 1 {
+		t.Errorf("Deaf(A) = %v an interval and a half after the last evidence, want the peer", got)
+	}
+	p.paths[0].Reason = ReasonLoss
+	if got := tab.Deaf(0, last, nil); len(got) != 1 {
+		t.Errorf("Deaf(A) = %v held for loss, want the peer", got)
+	}
+}
+
 // TestDeafUnknownLAN: asking for a LAN the table does not have is no
 // panic and no peers.
 func TestDeafUnknownLAN(t *testing.T) {
@@ -489,7 +516,7 @@ func TestDeafUnknownLAN(t *testing.T) {
 	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], Interval: 100 * time.Millisecond, At: t0}, nil)
 	tab.LANDown(0, t0, nil)
 	tab.LANDown(1, t0, nil)
-	if got := tab.Deaf(2, nil); len(got) != 0 {
+	if got := tab.Deaf(2, t0, nil); len(got) != 0 {
 		t.Errorf("Deaf(2) of 2 LANs = %v, want none", got)
 	}
 }

@@ -22,6 +22,7 @@ type family struct {
 	table *routes.Table
 
 	nextINQ time.Time
+	roundAt time.Time       // when the INQs being built go (deaf)
 	out     []proto.Message // INQs, reused
 	deafBuf []uint32
 	routes  []routes.Route
@@ -50,7 +51,7 @@ func familyName(v6 bool) string {
 // a peer that finds itself listed fails that path over too, when only one
 // direction of it is broken.
 func (f *family) deaf(lan int) []uint32 {
-	f.deafBuf = f.table.Deaf(lan, f.deafBuf[:0])
+	f.deafBuf = f.table.Deaf(lan, f.roundAt, f.deafBuf[:0])
 	return f.deafBuf
 }
 
