@@ -28,7 +28,7 @@ import (
 // path then has our stream alone. A path that has carried no evidence yet
 // has one detection time (detection) from when it was learnt.
 
-// sent is the newest INQ we sent on a LAN: its number and when.
+// sent is an INQ we sent on a LAN: its number and when.
 type sent struct {
 	n  uint64
 	at time.Time
@@ -37,11 +37,21 @@ type sent struct {
 // Sent tells the table of the newest INQ sent on lan: its number n
 // (counted per LAN from 1, as the ACKs' Observation.INQ) and when it was
 // sent. The expected ACKs are counted against it, so an INQ that was due
-// but never sent (our own loop held up) is no miss.
+// but never sent (our own loop held up) is no miss. The INQs before it
+// are taken to be spaced at our interval, except across the latest
+// interval that was clearly shorter (an INQ sent early to take its place,
+// phase.go): that one is kept too, and those up to it are spaced back
+// from it. Spaced back from the newest instead, they would seem older
+// than they are and expire early.
 func (t *Table) Sent(lan int, n uint64, at time.Time) {
-	if lan >= 0 && lan < len(t.sent) {
-		t.sent[lan] = sent{n: n, at: at}
+	if lan < 0 || lan >= len(t.sent) {
+		return
 	}
+	s := &t.sent[lan]
+	if iv := t.cfg.Interval; n == s.n+1 && s.n > 0 && at.Sub(s.at) < iv-iv/8 {
+		t.short[lan] = *s
+	}
+	*s = sent{n: n, at: at}
 }
 
 // misses is how many slots since the latest evidence make a Valid path
@@ -77,7 +87,7 @@ func (s progression) upTo(t time.Time) int64 {
 // of now.
 func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 	q := &pa.q
-	var ps [3]progression
+	var ps [4]progression
 	slots := ps[:0]
 	streams := 0
 	from := pa.LastEvidence // the newest evidence of the streams that count
@@ -88,6 +98,11 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 		iv := t.cfg.Interval
 		g := grace(iv)
 		if k := int64(s.n - q.ackN); k > 0 {
+			if e := t.short[lan]; e.n > q.ackN && e.n < s.n {
+				// A shortened interval among them (see Sent).
+				slots = append(slots, progression{start: e.at.Add(-time.Duration(e.n-q.ackN-1)*iv + g), step: iv, n: int64(e.n - q.ackN)})
+				k = int64(s.n - e.n)
+			}
 			slots = append(slots, progression{start: s.at.Add(-time.Duration(k-1)*iv + g), step: iv, n: k})
 		}
 		next := s.at.Add(iv)
@@ -119,7 +134,7 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 	// count from the cut even while the peer's INQs came on a while.
 	need := t.misses(streams)
 	// The need-th slot to expire after from, the streams' slots taken in
-	// the order they expire: a merge of at most three progressions, need
+	// the order they expire: a merge of at most four progressions, need
 	// steps (2f−1 at most).
 	var taken [len(ps)]int64
 	for i, s := range slots {

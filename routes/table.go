@@ -150,6 +150,7 @@ const MinInterval = 10 * time.Millisecond
 type Config struct {
 	LANs      int           // number of LANs, in priority order; at most MaxLANs
 	Interval  time.Duration // our INQ interval; 0 when we only respond
+	Self      PeerID        // our own node id: our rank among the requestors (phase.go)
 	Misses    int           // -f: intervals without evidence before a path is invalid
 	Successes int           // -s: consecutive good intervals before it is valid again
 	// Forget is the least time a peer silent on every LAN is kept; a peer
@@ -264,6 +265,9 @@ type Table struct {
 	// StartInvalid).
 	failed map[netip.Addr]bool
 	sent   []sent // the newest INQ on each LAN (detect.go)
+	short  []sent // on each LAN, the INQ before the latest shortened interval (detect.go)
+	// placeHold is when our INQs may move to their place again (phase.go).
+	placeHold time.Time
 	// rttHi and rttLo are the codes of MaxRTT and half of it (0: off).
 	rttHi, rttLo uint16
 	// Refused counts announced addresses refused because another peer
@@ -274,7 +278,7 @@ type Table struct {
 // New returns an empty table.
 func New(cfg Config) *Table {
 	t := &Table{cfg: cfg, peers: make(map[PeerID]*peer), claims: make(map[netip.Addr]claim), failed: make(map[netip.Addr]bool),
-		sent: make([]sent, max(cfg.LANs, 0))}
+		sent: make([]sent, max(cfg.LANs, 0)), short: make([]sent, max(cfg.LANs, 0))}
 	if cfg.MaxRTT > 0 {
 		t.rttHi, t.rttLo = rttCode(cfg.MaxRTT), rttCode(cfg.MaxRTT/2)
 	}

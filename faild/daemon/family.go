@@ -102,7 +102,7 @@ func (d *Daemon) openFamily(v6 bool, now time.Time) error {
 		conn.Close()
 		return err
 	}
-	f.table = routes.New(routes.Config{LANs: len(d.lans), Interval: iv, Misses: d.cfg.Misses, Successes: d.cfg.Successes,
+	f.table = routes.New(routes.Config{LANs: len(d.lans), Interval: iv, Self: routes.PeerID(d.node), Misses: d.cfg.Misses, Successes: d.cfg.Successes,
 		Forget: d.forgetAfter(), MaxPeers: d.cfg.MaxPeers, DampWindow: d.cfg.DampWindow, DampMax: d.cfg.DampMax,
 		MaxLoss: d.cfg.MaxLoss, LossWindow: d.cfg.LossWindow, MaxRTT: d.cfg.MaxRTT})
 	d.fams[boolInt(v6)] = f
