@@ -271,12 +271,21 @@ func (x *Exchange) check(lans []LAN, p *Packet, m *Message) (lan int, from netip
 // another of our LANs, which is what LANs whose cables are swapped (or
 // bridged together) look like, else subnet.
 func foreignSource(lans []LAN, arrived int, from netip.Addr) int {
-	for i, l := range lans {
-		if i != arrived && l.Addr.IsValid() && l.Addr.Masked().Contains(from) {
-			return DropCross
-		}
+	if otherSubnet(lans, arrived, from) >= 0 {
+		return DropCross
 	}
 	return DropSubnet
+}
+
+// otherSubnet is the LAN other than arrived whose subnet holds from, -1
+// for none.
+func otherSubnet(lans []LAN, arrived int, from netip.Addr) int {
+	for i, l := range lans {
+		if i != arrived && l.Addr.IsValid() && l.Addr.Masked().Contains(from) {
+			return i
+		}
+	}
+	return -1
 }
 
 // peerAddrs places each address the peer announced on the LAN of ours whose

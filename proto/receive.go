@@ -239,15 +239,9 @@ func (r *Receiver) logCross(lans []LAN, arrived int, from netip.Addr, now time.T
 	if log == nil {
 		return
 	}
-	src := -1
-	for i, l := range lans {
-		if i != arrived && l.Addr.IsValid() && l.Addr.Masked().Contains(from) {
-			src = i
-			break
-		}
-	}
+	src := otherSubnet(lans, arrived, from)
 	if src < 0 {
-		return
+		return // not cross-wired after all
 	}
 	last := &r.crossLogged[arrived][src]
 	if !last.IsZero() && now.Sub(*last) < crossLogEvery {
