@@ -7,8 +7,8 @@ import (
 )
 
 // together starts n requestors at the same instant on two IPv4 LANs, at
-// -t 0.1 -f 3 -s 3, and runs them for a second: their first INQs go out
-// together, in phase.
+// -t 0.1 -f 3 -s 3 without damping, and runs them for a second: their
+// first INQs go out together, in phase.
 func together(t *testing.T, n int) *sim {
 	t.Helper()
 	s := &sim{now: simEpoch, lans: 2, v4: true}

@@ -20,20 +20,7 @@ import (
 // -f 3 -s 3, one second after start.
 func scripted(t *testing.T) *sim {
 	t.Helper()
-	s := &sim{now: simEpoch, lans: 2, v4: true}
-	s.rng = newSim(1).rng
-	cfg := Config{Version: "sim", Requestor: true, Interval: 100 * time.Millisecond, Misses: 3, Successes: 3,
-		Port: 4117, MaxPeers: 256, DampMax: 16, HookTimeout: time.Second, OnChange: "sim-hook"}
-	for range 3 {
-		s.addNode(cfg).start()
-	}
-	s.run(s.now.Add(time.Second))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(s.report())
-		}
-	})
-	return s
+	return together(t, 3)
 }
 
 // lines returns the node's log lines of one event.
