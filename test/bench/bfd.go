@@ -547,7 +547,7 @@ func bfdCuts(l *lab.Lab, r *report, nodes []*frrNode) error {
 			return fmt.Errorf("%s cut: %w", k.name, err)
 		}
 	}
-	r.f("\nEnd: node1 is the far end of the host and port cuts (it keeps its link and sees node2 fall silent), node2 the cut one. n: samples; fewer than the cuts means a detection or recovery did not come within 10 intervals + 3 s. Early: changes logged before the cut or heal they were waited for (left out of the figures); a stall of the shared machine long enough to fail both LANs, not the cut, makes them. Load average during the cuts: %s at start, %s at end.\n", load0, loadavg())
+	r.f("\nEnd: node1 is the far end of the host and port cuts (it keeps its link and sees node2 fall silent), node2 the cut one. n: samples; fewer than the cuts means a detection or recovery did not come within 10 intervals + 3 s. Early: changes logged before the call that made the cut or heal they were waited for began (left out of the figures); a stall of the shared machine long enough to fail both LANs, not the cut, makes them. A change while the call ran counts as 0 ms: faild on the cut node of a port cut follows its carrier loss within a millisecond. Load average during the cuts: %s at start, %s at end.\n", load0, loadavg())
 	return nil
 }
 
@@ -570,22 +570,25 @@ func bfdCutKind(l *lab.Lab, r *report, nodes []*frrNode, ws []*watcher, kind str
 		var calls []time.Duration
 		timeout := 10*iv + 3*time.Second
 		early := map[string]int{}
-		// sample waits for the next change at or after ref. A change
-		// from before it (a stall of the shared machine can fail both
-		// LANs at once, and faild then withdraws its route) is counted
-		// apart, not taken as a time, and the wait goes on.
-		sample := func(s *[]time.Duration, who string, ref time.Time, next func(time.Duration) (time.Time, bool)) {
+		// sample waits for the next change at or after ref, the end of
+		// the call that took call to make the cut or heal; a change
+		// while the call ran (faild follows a carrier loss within a
+		// millisecond) counts as 0. A change from before it (a stall of
+		// the shared machine can fail both LANs at once, and faild then
+		// withdraws its route) is counted apart, not taken as a time,
+		// and the wait goes on.
+		sample := func(s *[]time.Duration, who string, ref time.Time, call time.Duration, next func(time.Duration) (time.Time, bool)) {
 			deadline := time.Now().Add(timeout)
 			for {
 				at, ok := next(time.Until(deadline))
 				if !ok {
 					return
 				}
-				if at.Before(ref) {
+				if at.Before(ref.Add(-call)) {
 					early[who]++
 					continue
 				}
-				*s = append(*s, at.Sub(ref))
+				*s = append(*s, max(at.Sub(ref), 0))
 				return
 			}
 		}
@@ -611,19 +614,19 @@ func bfdCutKind(l *lab.Lab, r *report, nodes []*frrNode, ws []*watcher, kind str
 			calls = append(calls, call)
 			for i := range 2 {
 				w, b, dst := ws[i], nodes[i].log, lab.A.Addr(2-i)
-				sample(&fDet[i], "faild", cut, func(t time.Duration) (time.Time, bool) { return w.wait(true, dst, t) })
-				sample(&bDet[i], "bfdd", cut, func(t time.Duration) (time.Time, bool) { return b.wait(false, t) })
+				sample(&fDet[i], "faild", cut, call, func(t time.Duration) (time.Time, bool) { return w.wait(true, dst, t) })
+				sample(&bDet[i], "bfdd", cut, call, func(t time.Duration) (time.Time, bool) { return b.wait(false, t) })
 			}
 			time.Sleep(rand.N(iv))
-			heal, _, err := c.heal()
+			heal, hcall, err := c.heal()
 			if err != nil {
 				stopAll(l)
 				return err
 			}
 			for i := range 2 {
 				w, b, dst := ws[i], nodes[i].log, lab.A.Addr(2-i)
-				sample(&fRec[i], "faild", heal, func(t time.Duration) (time.Time, bool) { return w.wait(false, dst, t) })
-				sample(&bRec[i], "bfdd", heal, func(t time.Duration) (time.Time, bool) { return b.wait(true, t) })
+				sample(&fRec[i], "faild", heal, hcall, func(t time.Duration) (time.Time, bool) { return w.wait(false, dst, t) })
+				sample(&bRec[i], "bfdd", heal, hcall, func(t time.Duration) (time.Time, bool) { return b.wait(true, t) })
 			}
 		}
 		stopAll(l)
