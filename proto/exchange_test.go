@@ -470,7 +470,7 @@ func TestINQs(t *testing.T) {
 	x := testExchange(t)
 	q, _ := x.NewRequestor()
 	q.round = v1Every // past the first rounds, whose version-1 INQs TestViewRotates covers
-	deaf := func(lan int) []uint32 { return []uint32{uint32(100 + lan)} }
+	deaf := func(lan int, _ time.Time) []uint32 { return []uint32{uint32(100 + lan)} }
 	ms, err := q.INQs(time.Now(), Round{Deaf: deaf}, nil)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("INQs = %d messages, %v; want one per LAN", len(ms), err)

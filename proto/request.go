@@ -37,9 +37,10 @@ type Requestor struct {
 // Round is what one round of INQs says besides the header, from the
 // owner of the path tables.
 type Round struct {
-	// Deaf lists the peers this node cannot hear on a LAN; the list goes
-	// in that LAN's INQ (at most MaxDeaf of them).
-	Deaf func(lan int) []uint32
+	// Deaf lists the peers this node cannot hear on a LAN as of now, when
+	// the round goes; the list goes in that LAN's INQ (at most MaxDeaf of
+	// them).
+	Deaf func(lan int, now time.Time) []uint32
 	// View is this node's whole view, sorted by node id, its masks
 	// indexed by our LANs; it goes out in windows (see packet.go).
 	View []ViewEntry
@@ -88,7 +89,7 @@ func (q *Requestor) INQs(now time.Time, r Round, ms []Message) ([]Message, error
 		}
 		deaf[i] = deaf[i][:0]
 		if r.Deaf != nil {
-			d := r.Deaf(i) // copied: the caller may reuse its buffer for the next LAN
+			d := r.Deaf(i, now) // copied: the caller may reuse its buffer for the next LAN
 			deaf[i] = append(deaf[i], d[:min(len(d), MaxDeaf)]...)
 		}
 		room = min(room, q.viewRoom(len(deaf[i])))

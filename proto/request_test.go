@@ -61,7 +61,7 @@ func TestViewWindowFills(t *testing.T) {
 				for i := range deaf {
 					deaf[i] = uint32(1000 + i)
 				}
-				ms, err := q.INQs(time.Now(), Round{View: view(1000), Deaf: func(int) []uint32 { return deaf }}, nil)
+				ms, err := q.INQs(time.Now(), Round{View: view(1000), Deaf: func(int, time.Time) []uint32 { return deaf }}, nil)
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}

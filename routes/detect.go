@@ -97,13 +97,18 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 		// at the soonest.
 		iv := t.cfg.Interval
 		g := grace(iv)
-		if k := int64(s.n - q.ackN); k > 0 {
+		// The k INQs up to last, spaced back from it.
+		upTo := func(last sent, k uint64) progression {
+			return progression{start: last.at.Add(-time.Duration(k-1)*iv + g), step: iv, n: int64(k)}
+		}
+		if s.n > q.ackN {
+			after := q.ackN
 			if e := t.short[lan]; e.n > q.ackN && e.n < s.n {
 				// A shortened interval among them (see Sent).
-				slots = append(slots, progression{start: e.at.Add(-time.Duration(e.n-q.ackN-1)*iv + g), step: iv, n: int64(e.n - q.ackN)})
-				k = int64(s.n - e.n)
+				slots = append(slots, upTo(e, e.n-q.ackN))
+				after = e.n
 			}
-			slots = append(slots, progression{start: s.at.Add(-time.Duration(k-1)*iv + g), step: iv, n: k})
+			slots = append(slots, upTo(s, s.n-after))
 		}
 		next := s.at.Add(iv)
 		if next.Before(now) {

@@ -31,7 +31,9 @@ func (t *Table) Place(due, now time.Time) time.Time {
 		return due
 	}
 	announced := iv.Truncate(time.Microsecond) // as the wire carries it
-	var anchor peerINQ
+	// anchor is the highest id above ours, anchorAt when its newest INQ came.
+	var anchor PeerID
+	var anchorAt time.Time
 	n, r := int64(1), int64(0)
 	for _, p := range t.peers {
 		if p.interval != announced {
@@ -44,15 +46,15 @@ func (t *Table) Place(due, now time.Time) time.Time {
 		n++
 		if p.id > t.cfg.Self {
 			r++
-			if p.id > anchor.id {
-				anchor = peerINQ{p.id, at}
+			if p.id > anchor {
+				anchor, anchorAt = p.id, at
 			}
 		}
 	}
 	if r == 0 {
 		return due
 	}
-	place := anchor.at.Add(time.Duration(int64(iv) * r / n))
+	place := anchorAt.Add(time.Duration(int64(iv) * r / n))
 	// How far due lies after the latest place at or before it.
 	off := (due.Sub(place)%iv + iv) % iv
 	if off <= iv/8 || off >= iv-iv/8 {
@@ -60,11 +62,6 @@ func (t *Table) Place(due, now time.Time) time.Time {
 	}
 	t.placeHold = now.Add(placeHold * iv)
 	return due.Add(-off)
-}
-
-type peerINQ struct {
-	id PeerID
-	at time.Time
 }
 
 // lastINQ is when the newest of the peer's INQs that counted came, on any

@@ -22,7 +22,6 @@ type family struct {
 	table *routes.Table
 
 	nextINQ time.Time
-	roundAt time.Time       // when the INQs being built go (deaf)
 	out     []proto.Message // INQs, reused
 	deafBuf []uint32
 	routes  []routes.Route
@@ -50,8 +49,8 @@ func familyName(v6 bool) string {
 // deaf lists the peers this node cannot hear on lan, for that LAN's INQs:
 // a peer that finds itself listed fails that path over too, when only one
 // direction of it is broken.
-func (f *family) deaf(lan int) []uint32 {
-	f.deafBuf = f.table.Deaf(lan, f.roundAt, f.deafBuf[:0])
+func (f *family) deaf(lan int, now time.Time) []uint32 {
+	f.deafBuf = f.table.Deaf(lan, now, f.deafBuf[:0])
 	return f.deafBuf
 }
 

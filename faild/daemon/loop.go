@@ -201,8 +201,7 @@ func (d *Daemon) sendINQs(now time.Time) {
 		if f.nextINQ.Before(now) {
 			f.nextINQ = now.Add(d.cfg.Interval) // the loop was held up: do not send a burst
 		}
-		f.nextINQ = f.table.Place(f.nextINQ, now) // half an interval from the peers' INQs, or as near as their number allows
-		f.roundAt = now
+		f.nextINQ = f.table.Place(f.nextINQ, now) // its place among the requestors' INQs
 		ms, err := f.tx.INQs(now, proto.Round{Deaf: f.deaf, View: f.view(now), V1: len(f.v1) > 0}, f.out[:0])
 		f.out = ms
 		if err != nil {
