@@ -1,7 +1,6 @@
 package routes
 
 import (
-	"container/heap"
 	"time"
 )
 
@@ -21,7 +20,7 @@ func (t *Table) forget(d deadline, now time.Time, evs []Event) []Event {
 		return evs
 	}
 	if at := t.forgetAt(d.peer); at.After(now) {
-		heap.Push(&t.queue, deadline{at: at, peer: d.peer, lan: forgetLAN})
+		t.queue.push(deadline{at: at, peer: d.peer, lan: forgetLAN})
 		return evs
 	}
 	for _, pa := range d.peer.paths {

@@ -1,7 +1,6 @@
 package routes
 
 import (
-	"container/heap"
 	"fmt"
 	"net/netip"
 	"time"
@@ -501,7 +500,7 @@ func (t *Table) discover(o Observation, evs []Event) (*peer, []Event) {
 	p := &peer{id: o.Peer, paths: make([]*path, t.cfg.LANs), interval: o.Interval, heard: o.At}
 	t.peers[o.Peer] = p
 	if t.cfg.Forget > 0 {
-		heap.Push(&t.queue, deadline{at: t.forgetAt(p), peer: p, lan: forgetLAN})
+		t.queue.push(deadline{at: t.forgetAt(p), peer: p, lan: forgetLAN})
 	}
 	return p, append(evs, Event{Kind: Discovered, Peer: o.Peer, LAN: o.LAN, Addr: addrAt(o.Addrs, o.LAN), At: o.At})
 }
@@ -599,7 +598,7 @@ func (t *Table) arm(p *peer, lan int, now time.Time) {
 	pa := p.paths[lan]
 	pa.deadline = t.silentAt(p, pa, lan, now)
 	pa.gen++
-	heap.Push(&t.queue, deadline{at: pa.deadline, peer: p, lan: lan, gen: pa.gen})
+	t.queue.push(deadline{at: pa.deadline, peer: p, lan: lan, gen: pa.gen})
 }
 
 // sooner queues a Valid path anew when what it expects changed so that it
@@ -626,7 +625,7 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 // to evs.
 func (t *Table) Expire(now time.Time, evs []Event) []Event {
 	for len(t.queue) > 0 && !t.queue[0].at.After(now) {
-		d := heap.Pop(&t.queue).(deadline)
+		d := t.queue.pop()
 		if d.lan == forgetLAN {
 			evs = t.forget(d, now, evs)
 			continue
@@ -639,7 +638,7 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 		if at.After(now) {
 			// Evidence moved the deadline; each valid path keeps one entry.
 			pa.deadline = at
-			heap.Push(&t.queue, deadline{at: at, peer: d.peer, lan: d.lan, gen: d.gen})
+			t.queue.push(deadline{at: at, peer: d.peer, lan: d.lan, gen: d.gen})
 			continue
 		}
 		evs = t.invalidate(d.peer, d.lan, at, ReasonMissed, evs)
@@ -852,15 +851,44 @@ type deadline struct {
 	gen  uint32 // the path's gen when armed; see path.gen
 }
 
+// deadlines is a binary min-heap by at. It is typed rather than a
+// container/heap: that boxes each entry into an interface, an allocation
+// per push on the path of every packet that moves a deadline.
 type deadlines []deadline
 
-func (d deadlines) Len() int           { return len(d) }
-func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
-func (d deadlines) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
-func (d *deadlines) Push(x any)        { *d = append(*d, x.(deadline)) }
-func (d *deadlines) Pop() any {
-	old := *d
-	x := old[len(old)-1]
-	*d = old[:len(old)-1]
-	return x
+func (d *deadlines) push(x deadline) {
+	h := append(*d, x)
+	for i := len(h) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !h[i].at.Before(h[up].at) {
+			break
+		}
+		h[i], h[up] = h[up], h[i]
+		i = up
+	}
+	*d = h
+}
+
+func (d *deadlines) pop() deadline {
+	h := *d
+	top, n := h[0], len(h)-1
+	h[0] = h[n]
+	h[n] = deadline{} // no pointer to a forgotten peer stays behind
+	h = h[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && h[l].at.Before(h[least].at) {
+			least = l
+		}
+		if r < n && h[r].at.Before(h[least].at) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		h[i], h[least] = h[least], h[i]
+		i = least
+	}
+	*d = h
+	return top
 }

@@ -549,3 +549,42 @@ func TestHearing(t *testing.T) {
 		t.Error("a packet that is no evidence made the path heard")
 	}
 }
+
+// TestDeadlinesOrder pushes and pops the expiry queue in a mixed order and
+// checks that every pop is the earliest entry left.
+func TestDeadlinesOrder(t *testing.T) {
+	var q deadlines
+	var want []time.Duration
+	x := uint32(1)
+	next := func() time.Duration { // a small LCG: the same order every run
+		x = x*1664525 + 1013904223
+		return time.Duration(x>>20) * time.Millisecond
+	}
+	popMin := func() {
+		got := q.pop().at.Sub(t0)
+		least := 0
+		for i, w := range want {
+			if w < want[least] {
+				least = i
+			}
+		}
+		if got != want[least] {
+			t.Fatalf("pop = %v, want the earliest, %v (of %v)", got, want[least], want)
+		}
+		want = append(want[:least], want[least+1:]...)
+	}
+	for i := range 500 {
+		d := next()
+		q.push(deadline{at: t0.Add(d)})
+		want = append(want, d)
+		if i%3 == 2 {
+			popMin()
+		}
+	}
+	for len(want) > 0 {
+		popMin()
+	}
+	if len(q) != 0 {
+		t.Fatalf("%d entries left", len(q))
+	}
+}
