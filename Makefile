@@ -229,6 +229,7 @@ test-systemd:
 # Installs FRR first, for bfdd side by side, without starting it on the host
 # (BENCH_NO_FRR_INSTALL=1 skips that; the bfd section then says it skipped).
 bench:
+	.ci/deps bench
 	sh test/bench/install-frr.sh
 	$(GO) run ./test/bench
 

@@ -417,6 +417,22 @@ func cpuShares(d time.Duration, pids ...int) ([]float64, error) {
 	return out, nil
 }
 
+// ownShares measures each pid's CPU time per wall second over d, as
+// cpuShares, but the first pid's less the share it spent in softirqs
+// (softirqTrace), which the returned cell gives; if perf fails, the cell
+// says so and the first share is the whole.
+func ownShares(d time.Duration, dir string, pids ...int) ([]float64, string, error) {
+	tr := traceSoftirqs(pids[0], d, dir)
+	s, err := cpuShares(d, pids...)
+	in, samples, errS := tr.fraction()
+	if err != nil {
+		return nil, "", err
+	}
+	var cell string
+	s[0], cell = lessSoftirq(s[0], in, samples, errS)
+	return s, cell, nil
+}
+
 // pct formats a share of one core.
 func pct(s float64) string { return strconv.FormatFloat(s*100, 'f', 2, 64) + "%" }
 
@@ -663,7 +679,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		return fmt.Errorf("failed to run the CPU test: BENCH_BFD_SESSIONS=%d, want 1..50", many)
 	}
 	r.f("\n### Idle CPU at 100 ms × 3 (node1's processes, %v window after 2 s of warm-up; %% of one core)\n\n", d)
-	r.f("| who | peers | CPU | zebra's CPU | downs or failovers in the window |\n|---|---|---|---|---|\n")
+	r.f("| who | peers | own CPU | softirq on its threads | zebra's CPU | downs or failovers in the window |\n|---|---|---|---|---|---|\n")
 	failovers := func() int { return len(lab.Find(l.Node(1).Events(), "msg", "failover")) }
 	const iv = 100 * time.Millisecond
 	// One session.
@@ -672,11 +688,11 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	s, err := cpuShares(d, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
+	s, sirq, err := ownShares(d, dir, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
-	r.f("| bfdd | 1 session | %s | %s | %d |\n", pct(s[0]), pct(s[1]), nodes[0].log.downs())
+	r.f("| bfdd | 1 session | %s | %s | %s | %d |\n", pct(s[0]), sirq, pct(s[1]), nodes[0].log.downs())
 	// Many sessions: a single-hop session is keyed by peer address and
 	// interface, so each side needs its own address per session: node1
 	// gets 192.0.2.100+k, node2 192.0.2.200+k as secondary addresses.
@@ -718,12 +734,12 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	s, err = cpuShares(d, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
+	s, sirq, err = ownShares(d, dir, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
 	bfdMany := s[0]
-	r.f("| bfdd | %d sessions (LAN A) | %s | %s | %d |\n", many, pct(s[0]), pct(s[1]), nodes[0].log.downs())
+	r.f("| bfdd | %d sessions (LAN A) | %s | %s | %s | %d |\n", many, pct(s[0]), sirq, pct(s[1]), nodes[0].log.downs())
 	for _, f := range nodes {
 		f.stopBFD()
 	}
@@ -736,20 +752,20 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	s, err = cpuShares(d, l.Node(1).Pid())
+	s, sirq, err = ownShares(d, dir, l.Node(1).Pid())
 	fo := failovers() - fo0
 	stopAll(l)
 	if err != nil {
 		return err
 	}
-	r.f("| faild -t 0.1 | 1 peer (LANs A and B) | %s | | %d |\n", pct(s[0]), fo)
+	r.f("| faild -t 0.1 | 1 peer (LANs A and B) | %s | %s | | %d |\n", pct(s[0]), sirq, fo)
 	emu := filepath.Join(dir, "peeremu")
 	if b, err := exec.Command("go", "build", "-o", emu, "./test/peeremu/cmd/peeremu").CombinedOutput(); err != nil {
 		return fmt.Errorf("failed to build peeremu: %w: %s", err, b)
 	}
 	var ratios []string
 	for _, procs := range []string{"", "2"} {
-		share, fo, err := faildEmulated(l, emu, many, procs, d, failovers)
+		share, sirq, fo, err := faildEmulated(l, emu, dir, many, procs, d, failovers)
 		if err != nil {
 			return err
 		}
@@ -757,7 +773,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		if procs != "" {
 			who += ", GOMAXPROCS=" + procs
 		}
-		r.f("| %s | %d peers (peeremu, LANs A and B) | %s | | %d |\n", who, many, pct(share), fo)
+		r.f("| %s | %d peers (peeremu, LANs A and B) | %s | %s | | %d |\n", who, many, pct(share), sirq, fo)
 		if bfdMany > 0 {
 			ratios = append(ratios, fmt.Sprintf("%.2f× (%s)", share/bfdMany, who))
 			aim(fmt.Sprintf("CPU, %d peers at -t 0.1 (%s) against bfdd's %d sessions at 100 ms", many, who, many),
@@ -771,15 +787,16 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 }
 
 // faildEmulated runs faild on node1 at -t 0.1 against peers emulated
-// peers (GOMAXPROCS=procs unless empty) and measures its CPU over d.
-func faildEmulated(l *lab.Lab, emu string, peers int, procs string, d time.Duration, failovers func() int) (float64, int, error) {
+// peers (GOMAXPROCS=procs unless empty) and measures its own CPU over d
+// (ownShares), with the softirq cell.
+func faildEmulated(l *lab.Lab, emu, dir string, peers int, procs string, d time.Duration, failovers func() int) (float64, string, int, error) {
 	if err := startProcs(l.Node(1), procs, undamped("-r", "-t", "0.1", "-f", "3", "-s", "3")...); err != nil {
-		return 0, 0, err
+		return 0, "", 0, err
 	}
 	defer stopAll(l)
 	e, err := startEmulator(l, emu, peers, "0.1")
 	if err != nil {
-		return 0, 0, err
+		return 0, "", 0, err
 	}
 	defer e.stop()
 	deadline := time.Now().Add(15 * time.Second)
@@ -788,11 +805,11 @@ func faildEmulated(l *lab.Lab, emu string, peers int, procs string, d time.Durat
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	s, err := cpuShares(d, l.Node(1).Pid())
+	s, sirq, err := ownShares(d, dir, l.Node(1).Pid())
 	if err != nil {
-		return 0, 0, err
+		return 0, "", 0, err
 	}
-	return s[0], failovers() - fo0, nil
+	return s[0], sirq, failovers() - fo0, nil
 }
 
 // bfdLoss counts faild's failovers and bfdd's session downs over the same
@@ -865,6 +882,6 @@ How this section is timed and what it means:
 - **Spread.** faild takes a path down at the 2f−1st slot of its two evidence streams (ACKs to its INQs, the peer's INQs) since the last evidence: at -f 3 between two and three intervals after the cut, where in that interval depending on where the cut falls between the two streams' phases. The requestors place their INQs evenly over the interval by node id (routes/phase.go), so the pair here sends half an interval apart: 2 to 2.5 intervals after the cut, 2.25 on average (2.5 if they were in phase, as nodes started together are before placement). bfdd's session goes down 3 intervals after the last packet, which came up to one jittered interval (75–100 %) before the cut: about 2.1 to 3 intervals, 2.56 on average. So the ratio to expect is about 0.9 (faild adds the 5 ms grace and its route write). The median of 32 cuts moves by about 2.5 % (one standard deviation of the ratio) from run to run, so one row in ten may come out 4 % off; the ratio of the means beside it moves less.
 - **What is detected.** bfdd declares a session down; it installs no route (nothing here makes routing follow it), so its figures leave out the route write that faild's include.
 - **Recovery.** faild removes its route after -s 3 good intervals. bfdd needs the three-way handshake (Down → Init → Up), and a session that is not up transmits at most once a second (RFC 5880 §6.8.3; FRR's slow timer), so its recovery is the wait for the first packet after the heal, anywhere in about 0–2 s, plus a few ms of handshake: its spread, not its median, is the figure to compare.
-- **CPU** is the sum of the schedstat run time of the process's threads (ns), not USER_HZ ticks. bfdd's 50 sessions run between 50 secondary addresses on each node (192.0.2.100–149 on node1, 192.0.2.200–249 on node2), because bfdd keys a single-hop session by peer address and interface; faild's 50 peers are peeremu's, each on both LANs, so faild does twice the work of that many one-LAN sessions.
+- **CPU** is the sum of the schedstat run time of the process's threads (ns), not USER_HZ ticks. Own CPU is that less the share of it spent in softirqs on the process's threads, from perf samples of those threads in the same window (1999 Hz, kernel call chains with handle_softirqs in them); the cell beside it gives that share. bfdd's 50 sessions run between 50 secondary addresses on each node (192.0.2.100–149 on node1, 192.0.2.200–249 on node2), because bfdd keys a single-hop session by peer address and interface; faild's 50 peers are peeremu's, each on both LANs, so faild does twice the work of that many one-LAN sessions.
 - **Loss** is applied to node2's LAN-A switch port in both directions (lab Loss), so each packet between the nodes is lost with p once. A false down of one end usually brings the other end down too (it hears Down), and both are counted. The 0% row is the control: downs there come from the machine (a stalled process misses its deadlines), not from loss, and the same stalls add to the other rows.
 `
