@@ -652,8 +652,9 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 // are lost; listing the peers it has not heard says so until it hears them.
 // A path invalid only on the peer's word (ReasonPeer) hears the peer well
 // and does not list it: two ends that each waited for the other's word
-// would wait for ever. Nor does one invalid for missed packets that hears
-// the peer again, its good intervals running (held for -s, or damped):
+// would wait for ever. Nor does one invalid for missed packets or for its
+// carrier that hears the peer again, its good intervals running (held for
+// -s, or damped):
 // listed, a responder, whose only evidence is our INQs, could start its
 // own count only once ours was done, and switch back twice as late.
 func (t *Table) Deaf(lan int, now time.Time, dst []uint32) []uint32 {
@@ -672,7 +673,7 @@ func (t *Table) Deaf(lan int, now time.Time, dst []uint32) []uint32 {
 // interval that counted towards its run of good ones.
 func (t *Table) hearsAgain(p *peer, pa *path, now time.Time) bool {
 	iv := t.interval(p)
-	return pa.Reason == ReasonMissed && pa.Goods > 0 && now.Sub(pa.LastEvidence) <= iv+iv/2
+	return (pa.Reason == ReasonMissed || pa.Reason == ReasonCarrier) && pa.Goods > 0 && now.Sub(pa.LastEvidence) <= iv+iv/2
 }
 
 // Hearing is what this node hears of one peer, for the view its INQs

@@ -509,6 +509,34 @@ func TestDeafWhileCounting(t *testing.T) {
 	}
 }
 
+// TestDeafAfterCarrier: a path that went invalid with its LAN's carrier
+// and hears its peer again, its good intervals running, does not list the
+// peer as deaf, as one invalid for missed packets does not: listed, the
+// far end (which kept its carrier, and judges by missed packets) could
+// start counting only once this end had switched back, an interval or
+// two after it (550 ms against 250 ms at 100 ms × 3 in the bench).
+func TestDeafAfterCarrier(t *testing.T) {
+	iv := 100 * time.Millisecond
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	heard := func(at time.Duration) {
+		for lan := range 2 {
+			tab.Observe(Observation{Peer: peerID, LAN: lan, Addrs: peerAddrs[:2], Interval: iv, At: t0.Add(at)}, nil)
+		}
+	}
+	heard(0)
+	tab.LANDown(0, t0.Add(iv/2), nil)
+	if got := tab.Deaf(0, t0.Add(iv), nil); len(got) != 1 {
+		t.Fatalf("Deaf(A) = %v with the carrier gone, want the peer", got)
+	}
+	heard(5 * iv) // the carrier is back and the peer heard
+	if pa := tab.peers[peerID].paths[0]; pa.State != Invalid || pa.Reason != ReasonCarrier || pa.Goods == 0 {
+		t.Fatalf("path A %+v, want invalid for the carrier, counting", pa.Path)
+	}
+	if got := tab.Deaf(0, t0.Add(5*iv+iv/2), nil); len(got) != 0 {
+		t.Errorf("Deaf(A) = %v while the path counts good intervals, want none", got)
+	}
+}
+
 // TestDeafUnknownLAN: asking for a LAN the table does not have is no
 // panic and no peers.
 func TestDeafUnknownLAN(t *testing.T) {
