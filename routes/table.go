@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/faild/faild/routes/minheap"
 )
 
 //go:generate stringer -type=State,Kind -output=names.go
@@ -852,44 +854,11 @@ type deadline struct {
 	gen  uint32 // the path's gen when armed; see path.gen
 }
 
-// deadlines is a binary min-heap by at. It is typed rather than a
-// container/heap: that boxes each entry into an interface, an allocation
-// per push on the path of every packet that moves a deadline.
+// deadlines is the expiry queue, a min-heap by at (routes/minheap).
 type deadlines []deadline
 
-func (d *deadlines) push(x deadline) {
-	h := append(*d, x)
-	for i := len(h) - 1; i > 0; {
-		up := (i - 1) / 2
-		if !h[i].at.Before(h[up].at) {
-			break
-		}
-		h[i], h[up] = h[up], h[i]
-		i = up
-	}
-	*d = h
-}
+func earlier(a, b deadline) bool { return a.at.Before(b.at) }
 
-func (d *deadlines) pop() deadline {
-	h := *d
-	top, n := h[0], len(h)-1
-	h[0] = h[n]
-	h[n] = deadline{} // no pointer to a forgotten peer stays behind
-	h = h[:n]
-	for i := 0; ; {
-		least, l, r := i, 2*i+1, 2*i+2
-		if l < n && h[l].at.Before(h[least].at) {
-			least = l
-		}
-		if r < n && h[r].at.Before(h[least].at) {
-			least = r
-		}
-		if least == i {
-			break
-		}
-		h[i], h[least] = h[least], h[i]
-		i = least
-	}
-	*d = h
-	return top
-}
+func (d *deadlines) push(x deadline) { minheap.Push((*[]deadline)(d), x, earlier) }
+
+func (d *deadlines) pop() deadline { return minheap.Pop((*[]deadline)(d), earlier) }

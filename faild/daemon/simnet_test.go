@@ -16,6 +16,7 @@ import (
 	"github.com/faild/faild/platform"
 	"github.com/faild/faild/proto"
 	"github.com/faild/faild/routes"
+	"github.com/faild/faild/routes/minheap"
 )
 
 // This file is the world the simulated cluster lives in: a clock that
@@ -95,55 +96,20 @@ type simFrame struct {
 	refs int
 }
 
-// simQueue is a binary heap of events by time, then by the order they
-// were queued; typed, not container/heap's, so that queueing an event
-// allocates nothing (the events are most of the simulation's work).
+// simQueue is the event queue, a min-heap (routes/minheap) by time, then
+// by the order the events were queued.
 type simQueue []simEvent
 
-func (q simQueue) less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+func sooner(a, b simEvent) bool {
+	if a.at != b.at {
+		return a.at < b.at
 	}
-	return q[i].seq < q[j].seq
+	return a.seq < b.seq
 }
 
-func (q *simQueue) push(e simEvent) {
-	*q = append(*q, e)
-	h := *q
-	for i := len(h) - 1; i > 0; {
-		up := (i - 1) / 2
-		if !h.less(i, up) {
-			break
-		}
-		h[i], h[up] = h[up], h[i]
-		i = up
-	}
-}
+func (q *simQueue) push(e simEvent) { minheap.Push((*[]simEvent)(q), e, sooner) }
 
-func (q *simQueue) pop() simEvent {
-	h := *q
-	e := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h[last] = simEvent{}
-	h = h[:last]
-	for i := 0; ; {
-		m, l, r := i, 2*i+1, 2*i+2
-		if l < len(h) && h.less(l, m) {
-			m = l
-		}
-		if r < len(h) && h.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	*q = h
-	return e
-}
+func (q *simQueue) pop() simEvent { return minheap.Pop((*[]simEvent)(q), sooner) }
 
 // at runs fn at t (never before now).
 func (s *sim) at(t time.Time, fn func()) {
