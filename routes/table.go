@@ -671,8 +671,10 @@ func (t *Table) Deaf(lan int, now time.Time, dst []uint32) []uint32 {
 	return dst
 }
 
-// hearsAgain reports whether an invalid path has evidence in its latest
-// interval that counted towards its run of good ones.
+// hearsAgain reports whether a path invalid for silence (missed packets,
+// or its carrier) has evidence in its latest interval that counted towards
+// its run of good ones. One held for its loss or delay hears its peer all
+// along and is not hearing it again.
 func (t *Table) hearsAgain(p *peer, pa *path, now time.Time) bool {
 	iv := t.interval(p)
 	return (pa.Reason == ReasonMissed || pa.Reason == ReasonCarrier) && pa.Goods > 0 && now.Sub(pa.LastEvidence) <= iv+iv/2

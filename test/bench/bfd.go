@@ -419,17 +419,16 @@ func cpuShares(d time.Duration, pids ...int) ([]float64, error) {
 
 // ownShares measures each pid's CPU time per wall second over d, as
 // cpuShares, but the first pid's less the share it spent in softirqs
-// (softirqTrace), which the returned cell gives; if perf fails, the cell
-// says so and the first share is the whole.
+// (softirqSampler.own), with the cell for that part.
 func ownShares(d time.Duration, dir string, pids ...int) ([]float64, string, error) {
-	tr := traceSoftirqs(pids[0], d, dir)
+	sm := sampleSoftirqs(pids[0], d, dir)
 	s, err := cpuShares(d, pids...)
-	in, samples, errS := tr.fraction()
 	if err != nil {
+		sm.own(0) // waits for perf and removes its file
 		return nil, "", err
 	}
 	var cell string
-	s[0], cell = lessSoftirq(s[0], in, samples, errS)
+	s[0], cell = sm.own(s[0])
 	return s, cell, nil
 }
 

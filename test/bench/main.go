@@ -833,12 +833,12 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 	t0 := time.Now()
 	f0, w0, err1 := schedStat(pid)
 	m0, err2 := cpuNanos(epid)
-	tr := traceSoftirqs(pid, time.Duration(secsN)*time.Second, l.Dir)
+	sm := sampleSoftirqs(pid, time.Duration(secsN)*time.Second, l.Dir)
 	time.Sleep(time.Duration(secsN) * time.Second)
-	inSoftirq, samples, errS := tr.fraction()
 	f1, w1n, err3 := schedStat(pid)
 	m1, err4 := cpuNanos(epid)
 	wall := time.Since(t0)
+	cpu, sirqCell := sm.own(float64(f1-f0) / float64(wall)) // faild's own; waits for perf
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return "", err
 	}
@@ -859,7 +859,6 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 	if errs := d("send_errors"); errs > 0 {
 		emuCells += fmt.Sprintf(" (%.0f send errors)", errs)
 	}
-	cpu, sirqCell := lessSoftirq(float64(f1-f0)/float64(wall), inSoftirq, samples, errS)
 	scaleGoal(iv, peers, procs, cpu, inqPct >= 95 && ackPct >= 95)
 	if inqPct < 95 || ackPct < 95 {
 		return fmt.Sprintf("| %s | %s | not measured: the emulator did not keep up | | | | | | %s", iv, label, emuCells), nil

@@ -18,19 +18,19 @@ import (
 // (CONFIG_IRQ_TIME_ACCOUNTING) keeps softirq time out of the interrupted
 // task's run time; this machine's kernel has none and adds it to the
 // sender's schedstat, so a process's figure there holds its peers'
-// receiving as well as its own work. softirqTrace measures the part by
+// receiving as well as its own work. softirqSampler measures the part by
 // sampling the process's threads with perf (cpu-clock, kernel call
 // chains): the share of samples inside a softirq. Sampling costs the
 // process only while it runs, unlike tracing each softirq, which at 5,000
 // peers added a third to faild's figure.
-type softirqTrace struct {
+type softirqSampler struct {
 	file string
 	done chan error
 }
 
-// traceSoftirqs starts sampling pid's threads for d.
-func traceSoftirqs(pid int, d time.Duration, dir string) *softirqTrace {
-	s := &softirqTrace{file: filepath.Join(dir, fmt.Sprintf("softirq-%d.data", pid)), done: make(chan error, 1)}
+// sampleSoftirqs starts sampling pid's threads for d.
+func sampleSoftirqs(pid int, d time.Duration, dir string) *softirqSampler {
+	s := &softirqSampler{file: filepath.Join(dir, fmt.Sprintf("softirq-%d.data", pid)), done: make(chan error, 1)}
 	go func() {
 		cmd := exec.Command("perf", "record", "-q", "-F", "1999", "-g", "-p", strconv.Itoa(pid), "-o", s.file,
 			"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
@@ -43,9 +43,21 @@ func traceSoftirqs(pid int, d time.Duration, dir string) *softirqTrace {
 	return s
 }
 
+// own waits for the sampling to end and takes the share of the samples
+// inside a softirq out of raw, the process's whole CPU share over the same
+// window. It returns the own share and the table's cell for the softirq
+// part; if perf failed, the cell says why and the own share is raw.
+func (s *softirqSampler) own(raw float64) (float64, string) {
+	in, all, err := s.fraction()
+	if err != nil {
+		return raw, fmt.Sprintf("not measured (%v): own CPU is the whole schedstat", err)
+	}
+	return raw * (1 - in), fmt.Sprintf("%s (%.0f%% of %d samples)", pct(raw*in), 100*in, all)
+}
+
 // fraction waits for the sampling to end and returns the share of the
 // samples taken inside a softirq, and how many samples there were.
-func (s *softirqTrace) fraction() (float64, int, error) {
+func (s *softirqSampler) fraction() (float64, int, error) {
 	defer os.Remove(s.file)
 	if err := <-s.done; err != nil {
 		return 0, 0, err
@@ -90,14 +102,4 @@ func softirqSamples(script []byte) (in, all int) {
 	}
 	end()
 	return in, all
-}
-
-// lessSoftirq takes the softirq share (in, of samples; err if perf
-// failed) out of a raw CPU share, and returns the own share and the
-// table's cell for the softirq part.
-func lessSoftirq(raw, in float64, samples int, err error) (float64, string) {
-	if err != nil {
-		return raw, fmt.Sprintf("not measured (%v): own CPU is the whole schedstat", err)
-	}
-	return raw * (1 - in), fmt.Sprintf("%s (%.0f%% of %d samples)", pct(raw*in), 100*in, samples)
 }
