@@ -87,7 +87,7 @@ func (s progression) upTo(t time.Time) int64 {
 // of now.
 func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 	q := &pa.q
-	var ps [4]progression
+	var ps [5]progression
 	slots := ps[:0]
 	streams := 0
 	from := pa.LastEvidence // the newest evidence of the streams that count
@@ -103,12 +103,29 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 		}
 		if s.n > q.ackN {
 			after := q.ackN
-			if e := t.short[lan]; e.n > q.ackN && e.n < s.n {
+			e := t.short[lan]
+			if e.n > q.ackN && e.n < s.n {
 				// A shortened interval among them (see Sent).
 				slots = append(slots, upTo(e, e.n-q.ackN))
 				after = e.n
 			}
-			slots = append(slots, upTo(s, s.n-after))
+			if e.n > 0 && e.n == after {
+				// The INQ sent early after it expires no sooner than a
+				// full interval after the one before: a miss is an
+				// interval without its ACK, and f INQs sent closer
+				// together would leave the ACKs less time than f
+				// intervals, less than a round trip once the gap is.
+				early := upTo(s, s.n-after)
+				early.n = 1
+				if floor := e.at.Add(iv + g); early.start.Before(floor) {
+					early.start = floor
+				}
+				slots = append(slots, early)
+				after++
+			}
+			if s.n > after {
+				slots = append(slots, upTo(s, s.n-after))
+			}
 		}
 		next := s.at.Add(iv)
 		if next.Before(now) {

@@ -66,6 +66,40 @@ func TestSentINQsCountOnce(t *testing.T) {
 	}
 }
 
+// TestEarlyINQKeepsAnInterval: an INQ sent early to take its place
+// (phase.go), 19 ms after the one before, expires no sooner than a full
+// interval after that one: with -f 2, the ACK to INQ 20 (sent at 1 s) has
+// until 1.205 s, not until 1.024 s, which a 30 ms round trip misses. A
+// regular INQ after the early one expires a grace after it is sent.
+func TestEarlyINQKeepsAnInterval(t *testing.T) {
+	iv := 100 * time.Millisecond
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	for _, tt := range []struct {
+		name  string
+		sends []int // ms of INQs 20, 21...
+		now   time.Time
+		want  time.Time
+	}{
+		{"early one", []int{1000, 1019}, ms(1020), ms(1105)},
+		{"early one, one after it", []int{1000, 1019, 1119}, ms(1120), ms(1105)},
+		{"early one answered", []int{1000, 1019}, ms(1020), ms(1124)},
+	} {
+		tab := New(Config{LANs: 2, Interval: iv, Misses: 2, Successes: 3})
+		tab.Sent(0, 19, ms(900))
+		tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 19, At: ms(901)}, nil)
+		for i, at := range tt.sends {
+			tab.Sent(0, uint64(20+i), ms(at))
+		}
+		if tt.name == "early one answered" {
+			tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 20, At: ms(1020)}, nil)
+		}
+		p := tab.peers[peerID]
+		if got := tab.silentAt(p, p.paths[0], 0, tt.now); !got.Equal(tt.want) {
+			t.Errorf("%s: silent at %v, want %v", tt.name, got.Sub(t0), tt.want.Sub(t0))
+		}
+	}
+}
+
 // TestFailoverDatedAtExpiry: the Failover of an ACK-only path is dated
 // when the last slot it needed expired, the third INQ unanswered's send
 // time plus the grace, not when Expire happened to run.
