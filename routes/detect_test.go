@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +233,63 @@ func TestDeafCopiesCountOnce(t *testing.T) {
 	// The fourth round listing us (deafRun > f) is interval 14's.
 	if want := "1.45s/peer"; strings.Join(got, " ") != want {
 		t.Errorf("failovers %v, want %s", got, want)
+	}
+}
+
+// TestExpireLooksAhead: in a steady state, 50 peers heard on both LANs at
+// phases spread over the interval, the only wake-ups that Expire needs are
+// those that send our INQs: each healthy path's entry that comes up in the
+// interval ahead is moved on by the Expire before it. Without the
+// look-ahead the entries' phases were a wake-up each.
+func TestExpireLooksAhead(t *testing.T) {
+	iv := 100 * time.Millisecond
+	const peers = 50
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	addrs := make([][]netip.Addr, peers)
+	for i := range addrs {
+		addrs[i] = []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}), netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})}
+	}
+	var evs []Event
+	wakes := 0
+	// advance runs the wake-ups Expire asks for before at, and counts
+	// those after the first second.
+	advance := func(at time.Time) {
+		for {
+			next, ok := tab.NextDeadline()
+			if !ok || !next.Before(at) {
+				return
+			}
+			if next.Sub(t0) > time.Second {
+				wakes++
+			}
+			evs = tab.Expire(next, evs)
+		}
+	}
+	for k := 1; k <= 50; k++ {
+		start := t0.Add(time.Duration(k) * iv)
+		advance(start)
+		evs = tab.Expire(start, evs) // the wake-up that sends our INQs
+		for lan := range 2 {
+			tab.Sent(lan, uint64(k), start)
+		}
+		for i := range peers {
+			at := start.Add(time.Duration(i) * iv / peers)
+			advance(at)
+			for lan := range 2 {
+				// The ACK to our INQ and the peer's own INQ, at its phase.
+				evs = tab.Observe(Observation{Peer: PeerID(1000 + i), LAN: lan, Addrs: addrs[i], Interval: iv,
+					RTT: time.Millisecond, INQ: uint64(k), At: at}, evs)
+				evs = tab.Observe(Observation{Peer: PeerID(1000 + i), LAN: lan, Addrs: addrs[i], Interval: iv,
+					INQ: uint64(k), At: at.Add(time.Millisecond)}, evs)
+			}
+		}
+	}
+	for _, e := range evs {
+		if e.Kind != Discovered {
+			t.Fatalf("event %v in a steady state", e)
+		}
+	}
+	if wakes != 0 {
+		t.Errorf("%d wake-ups besides the INQs' in 4 s, want none", wakes)
 	}
 }

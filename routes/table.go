@@ -261,6 +261,7 @@ type Table struct {
 	cfg    Config
 	peers  map[PeerID]*peer
 	queue  deadlines
+	soon   []deadline           // Expire's scratch, kept to spare an allocation a call
 	claims map[netip.Addr]claim // which peer an address belongs to (claim.go)
 	// failed holds peer addresses whose paths start Invalid (see
 	// StartInvalid).
@@ -625,11 +626,26 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 // Expire invalidates every path whose deadline has passed by now, forgets
 // the peers silent for their forget time, and appends the resulting events
 // to evs.
+//
+// It also looks one interval ahead (lookAhead): the entries due by then
+// whose paths have had evidence since they were queued are queued anew at
+// their moved deadlines now. A healthy path's entry comes up about every
+// f−1 intervals only to move on, at its own phase; without the look-ahead
+// each such phase is a wake-up of the daemon, with it the wake-up that
+// sends our INQs handles them all. Only the deadlines that stay within
+// the look-ahead wake the daemon when they come, so a path is invalidated
+// as exactly as before.
 func (t *Table) Expire(now time.Time, evs []Event) []Event {
-	for len(t.queue) > 0 && !t.queue[0].at.After(now) {
+	horizon := now.Add(t.lookAhead())
+	soon := t.soon[:0] // entries due by the horizon, queued again after the walk
+	for len(t.queue) > 0 && !t.queue[0].at.After(horizon) {
 		d := t.queue.pop()
 		if d.lan == forgetLAN {
-			evs = t.forget(d, now, evs)
+			if d.at.After(now) {
+				soon = append(soon, d)
+			} else {
+				evs = t.forget(d, now, evs)
+			}
 			continue
 		}
 		pa := d.peer.paths[d.lan]
@@ -638,14 +654,34 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 		}
 		at := t.silentAt(d.peer, pa, d.lan, now)
 		if at.After(now) {
-			// Evidence moved the deadline; each valid path keeps one entry.
+			// Evidence moved the deadline (or it is still to come); each
+			// valid path keeps one entry.
 			pa.deadline = at
-			t.queue.push(deadline{at: at, peer: d.peer, lan: d.lan, gen: d.gen})
+			d.at = at
+			if at.After(horizon) {
+				t.queue.push(d)
+			} else {
+				soon = append(soon, d)
+			}
 			continue
 		}
 		evs = t.invalidate(d.peer, d.lan, at, ReasonMissed, evs)
 	}
+	for _, d := range soon {
+		t.queue.push(d)
+	}
+	t.soon = soon[:0]
 	return evs
+}
+
+// lookAhead is how far ahead Expire moves entries on: our interval, or for
+// a responder, which sends no INQs, the shortest interval faild honours
+// times ten.
+func (t *Table) lookAhead() time.Duration {
+	if t.cfg.Interval > 0 {
+		return t.cfg.Interval
+	}
+	return 10 * MinInterval
 }
 
 // Deaf appends to dst the peers this node cannot hear on lan as of now:
