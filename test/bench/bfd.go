@@ -18,6 +18,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -394,42 +395,79 @@ func schedStat(pid int) (ns, slices int64, err error) {
 	return ns, slices, nil
 }
 
-// cpuShares measures each pid's CPU time per wall second over d.
-func cpuShares(d time.Duration, pids ...int) ([]float64, error) {
-	c0 := make([]int64, len(pids))
-	t0 := time.Now()
-	for i, p := range pids {
-		var err error
-		if c0[i], err = cpuNanos(p); err != nil {
-			return nil, err
-		}
-	}
-	time.Sleep(d)
-	wall := time.Since(t0)
-	out := make([]float64, len(pids))
-	for i, p := range pids {
-		c1, err := cpuNanos(p)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = float64(c1-c0[i]) / float64(wall)
-	}
-	return out, nil
+// cpuParts is how many equal parts a CPU window is read in, for the
+// spread of its figure.
+const cpuParts = 4
+
+// usage is a process's CPU over a window, in shares of one core: its own
+// (the schedstat run time less softirqs, softirqSampler.split), the own
+// share in each part of the window, and the cells for the softirq part and
+// for the part of own spent in the kernel.
+type usage struct {
+	own             float64
+	parts           []float64
+	softirq, kernel string
 }
 
-// ownShares measures each pid's CPU time per wall second over d, as
-// cpuShares, but the first pid's less the share it spent in softirqs
-// (softirqSampler.own), with the cell for that part.
-func ownShares(d time.Duration, dir string, pids ...int) ([]float64, string, error) {
-	sm := sampleSoftirqs(pids[0], d, dir)
-	s, err := cpuShares(d, pids...)
-	if err != nil {
-		sm.own(0) // waits for perf and removes its file
-		return nil, "", err
+// cell is the own share with the lowest and highest of the parts.
+func (u usage) cell() string {
+	if len(u.parts) < 2 {
+		return pct(u.own)
 	}
-	var cell string
-	s[0], cell = sm.own(s[0])
-	return s, cell, nil
+	return fmt.Sprintf("%s (%s–%s)", pct(u.own), pct(slices.Min(u.parts)), pct(slices.Max(u.parts)))
+}
+
+// measureCPU measures pid's CPU per wall second over d, read in cpuParts
+// parts and split by perf's samples, and the whole share of each of
+// others over the same window; wakes is how often one of pid's threads
+// was put on a CPU, per second.
+func measureCPU(pid int, d time.Duration, dir string, others ...int) (u usage, shares []float64, wakes float64, err error) {
+	sm := sampleSoftirqs(pid, d, dir)
+	defer func() {
+		if err != nil {
+			sm.split(0) // waits for perf and removes its file
+		}
+	}()
+	t0 := time.Now()
+	f0, w0, err := schedStat(pid)
+	if err != nil {
+		return u, nil, 0, err
+	}
+	o0 := make([]int64, len(others))
+	for i, p := range others {
+		if o0[i], err = cpuNanos(p); err != nil {
+			return u, nil, 0, err
+		}
+	}
+	var raws []float64
+	t, f, w := t0, f0, w0
+	for i := 1; i <= cpuParts; i++ {
+		time.Sleep(time.Until(t0.Add(d * time.Duration(i) / cpuParts)))
+		fi, wi, err := schedStat(pid)
+		if err != nil {
+			return u, nil, 0, err
+		}
+		ti := time.Now()
+		raws = append(raws, float64(fi-f)/float64(ti.Sub(t)))
+		t, f, w = ti, fi, wi
+	}
+	wall := t.Sub(t0)
+	for i, p := range others {
+		c, err := cpuNanos(p)
+		if err != nil {
+			return u, nil, 0, err
+		}
+		shares = append(shares, float64(c-o0[i])/float64(wall))
+	}
+	raw := float64(f-f0) / float64(wall)
+	u.own, u.softirq, u.kernel = sm.split(raw)
+	for _, r := range raws {
+		if raw > 0 {
+			r *= u.own / raw
+		}
+		u.parts = append(u.parts, r)
+	}
+	return u, shares, float64(w-w0) / wall.Seconds(), nil
 }
 
 // pct formats a share of one core.
@@ -678,7 +716,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 		return fmt.Errorf("failed to run the CPU test: BENCH_BFD_SESSIONS=%d, want 1..50", many)
 	}
 	r.f("\n### Idle CPU at 100 ms × 3 (node1's processes, %v window after 2 s of warm-up; %% of one core)\n\n", d)
-	r.f("| who | peers | own CPU | softirq on its threads | zebra's CPU | downs or failovers in the window |\n|---|---|---|---|---|---|\n")
+	r.f("| who | peers | own CPU (lowest–highest of %d parts) | of it in the kernel | softirq on its threads | wake-ups/s | zebra's CPU | downs or failovers in the window |\n|---|---|---|---|---|---|---|---|\n", cpuParts)
 	failovers := func() int { return len(lab.Find(l.Node(1).Events(), "msg", "failover")) }
 	const iv = 100 * time.Millisecond
 	// One session.
@@ -687,11 +725,11 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	s, sirq, err := ownShares(d, dir, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
+	u, zebra, wakes, err := measureCPU(nodes[0].bfdd.pid(), d, dir, nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
-	r.f("| bfdd | 1 session | %s | %s | %s | %d |\n", pct(s[0]), sirq, pct(s[1]), nodes[0].log.downs())
+	r.f("| bfdd | 1 session | %s | %s | %s | %.0f | %s | %d |\n", u.cell(), u.kernel, u.softirq, wakes, pct(zebra[0]), nodes[0].log.downs())
 	// Many sessions: a single-hop session is keyed by peer address and
 	// interface, so each side needs its own address per session: node1
 	// gets 192.0.2.100+k, node2 192.0.2.200+k as secondary addresses.
@@ -733,12 +771,12 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	s, sirq, err = ownShares(d, dir, nodes[0].bfdd.pid(), nodes[0].zebra.pid())
+	u, zebra, wakes, err = measureCPU(nodes[0].bfdd.pid(), d, dir, nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
-	bfdMany := s[0]
-	r.f("| bfdd | %d sessions (LAN A) | %s | %s | %s | %d |\n", many, pct(s[0]), sirq, pct(s[1]), nodes[0].log.downs())
+	bfdMany := u.own
+	r.f("| bfdd | %d sessions (LAN A) | %s | %s | %s | %.0f | %s | %d |\n", many, u.cell(), u.kernel, u.softirq, wakes, pct(zebra[0]), nodes[0].log.downs())
 	for _, f := range nodes {
 		f.stopBFD()
 	}
@@ -751,28 +789,29 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	s, sirq, err = ownShares(d, dir, l.Node(1).Pid())
+	u, _, wakes, err = measureCPU(l.Node(1).Pid(), d, dir)
 	fo := failovers() - fo0
 	stopAll(l)
 	if err != nil {
 		return err
 	}
-	r.f("| faild -t 0.1 | 1 peer (LANs A and B) | %s | %s | | %d |\n", pct(s[0]), sirq, fo)
+	r.f("| faild -t 0.1 | 1 peer (LANs A and B) | %s | %s | %s | %.0f | | %d |\n", u.cell(), u.kernel, u.softirq, wakes, fo)
 	emu := filepath.Join(dir, "peeremu")
 	if b, err := exec.Command("go", "build", "-o", emu, "./test/peeremu/cmd/peeremu").CombinedOutput(); err != nil {
 		return fmt.Errorf("failed to build peeremu: %w: %s", err, b)
 	}
 	var ratios []string
 	for _, procs := range []string{"", "2"} {
-		share, sirq, fo, err := faildEmulated(l, emu, dir, many, procs, d, failovers)
+		u, wakes, fo, err := faildEmulated(l, emu, dir, many, procs, d, failovers)
 		if err != nil {
 			return err
 		}
+		share := u.own
 		who := "faild -t 0.1"
 		if procs != "" {
 			who += ", GOMAXPROCS=" + procs
 		}
-		r.f("| %s | %d peers (peeremu, LANs A and B) | %s | %s | | %d |\n", who, many, pct(share), sirq, fo)
+		r.f("| %s | %d peers (peeremu, LANs A and B) | %s | %s | %s | %.0f | | %d |\n", who, many, u.cell(), u.kernel, u.softirq, wakes, fo)
 		if bfdMany > 0 {
 			ratios = append(ratios, fmt.Sprintf("%.2f× (%s)", share/bfdMany, who))
 			aim(fmt.Sprintf("CPU, %d peers at -t 0.1 (%s) against bfdd's %d sessions at 100 ms", many, who, many),
@@ -786,16 +825,16 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 }
 
 // faildEmulated runs faild on node1 at -t 0.1 against peers emulated
-// peers (GOMAXPROCS=procs unless empty) and measures its own CPU over d
-// (ownShares), with the softirq cell.
-func faildEmulated(l *lab.Lab, emu, dir string, peers int, procs string, d time.Duration, failovers func() int) (float64, string, int, error) {
+// peers (GOMAXPROCS=procs unless empty) and measures its CPU over d
+// (measureCPU): its usage, wake-ups per second and failovers.
+func faildEmulated(l *lab.Lab, emu, dir string, peers int, procs string, d time.Duration, failovers func() int) (usage, float64, int, error) {
 	if err := startProcs(l.Node(1), procs, undamped("-r", "-t", "0.1", "-f", "3", "-s", "3")...); err != nil {
-		return 0, "", 0, err
+		return usage{}, 0, 0, err
 	}
 	defer stopAll(l)
 	e, err := startEmulator(l, emu, peers, "0.1")
 	if err != nil {
-		return 0, "", 0, err
+		return usage{}, 0, 0, err
 	}
 	defer e.stop()
 	deadline := time.Now().Add(15 * time.Second)
@@ -804,11 +843,11 @@ func faildEmulated(l *lab.Lab, emu, dir string, peers int, procs string, d time.
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	s, sirq, err := ownShares(d, dir, l.Node(1).Pid())
+	u, _, wakes, err := measureCPU(l.Node(1).Pid(), d, dir)
 	if err != nil {
-		return 0, "", 0, err
+		return usage{}, 0, 0, err
 	}
-	return s[0], sirq, failovers() - fo0, nil
+	return u, wakes, failovers() - fo0, nil
 }
 
 // bfdLoss counts faild's failovers and bfdd's session downs over the same

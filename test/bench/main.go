@@ -770,7 +770,7 @@ func scale(main *lab.Lab, r *report, dir string) error {
 	r.f("The LANs are 2001:db8:a::/64 and 2001:db8:b::/64; each fake peer has its own node id and one address per LAN (2001:db8:a::1:N:0:1, 2001:db8:b::1:N:0:1), sends INQs to ff12::4117 on both, spread over the interval in ten slots, and answers each of faild's INQs at once. ")
 	r.f("CPU: the schedstat run time of all threads per wall second over %d s after discovery and 2 s of warm-up, for faild and for the emulator. faild's own CPU is that run time less the share of it spent in softirqs on its threads (perf samples of faild's threads at 1999 Hz with kernel call chains, same window): the veth runs the switch's and the emulator's receiving in a softirq inside faild's sendmmsg, and this kernel, without IRQ time accounting, charges it to faild (see the notes). Wake-ups: how often one of faild's threads was put on a CPU, per second (schedstat). Peak RSS: faild's VmHWM at the end. ", secsN)
 	r.f("Emulator sent: its INQs against peers × 2 LANs × window / interval, and its ACKs against faild's INQs it heard × peers; ACKs back: faild's ACKs the emulator heard against the INQs it sent. A row whose emulator sent less than 95%% of what it owed measures a lighter load than its label: its faild figures are withheld. Load average during the rows: in the last column.\n\n")
-	r.f("| -t | peers | faild's own CPU (%% of one core) | softirq on faild's threads | wake-ups/s | faild peak RSS | false failovers | faild UDP rcvbuf drops | emulator CPU | emulator sent INQs / ACKs | ACKs back | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	r.f("| -t | peers | faild's own CPU (%% of one core; lowest–highest of %d parts) | of it in the kernel | softirq on faild's threads | wake-ups/s | faild peak RSS | false failovers | faild UDP rcvbuf drops | emulator CPU | emulator sent INQs / ACKs | ACKs back | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", cpuParts)
 	w1, err := watch(l.Node(1).NS)
 	if err != nil {
 		return err
@@ -803,7 +803,7 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 	defer func() { _ = n1.Stop() }()
 	e, err := startEmulator(l, emu, peers, iv, "-6")
 	if err != nil {
-		return fmt.Sprintf("| %s | %d | not measured: %v | | | | | | | |", iv, peers, err), nil
+		return fmt.Sprintf("| %s | %d | not measured: %v | | | | | | | | |", iv, peers, err), nil
 	}
 	defer e.stop()
 	deadline := time.Now().Add(30 * time.Second)
@@ -831,21 +831,16 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 		return "", err
 	}
 	t0 := time.Now()
-	f0, w0, err1 := schedStat(pid)
-	m0, err2 := cpuNanos(epid)
-	sm := sampleSoftirqs(pid, time.Duration(secsN)*time.Second, l.Dir)
-	time.Sleep(time.Duration(secsN) * time.Second)
-	f1, w1n, err3 := schedStat(pid)
-	m1, err4 := cpuNanos(epid)
-	wall := time.Since(t0)
-	cpu, sirqCell := sm.own(float64(f1-f0) / float64(wall)) // faild's own; waits for perf
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	u, emuShare, wakes, err := measureCPU(pid, time.Duration(secsN)*time.Second, l.Dir, epid)
+	if err != nil {
 		return "", err
 	}
+	cpu := u.own
 	c1, err := e.counters()
 	if err != nil {
 		return "", err
 	}
+	wall := time.Since(t0) // the emulator's counters' window, which waited for perf too
 	fo := len(lab.Find(n1.Events(), "msg", "failover")) - fo0
 	drops := udpRcvbufErrors(n1) - drops0
 	hwm := procStatus(pid)["VmHWM"]
@@ -854,17 +849,15 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 	dueACK := d("inq_heard") * float64(peers)
 	inqPct, ackPct := 100*d("inq_sent")/dueINQ, 100*d("ack_sent")/max(dueACK, 1)
 	backPct := 100 * d("ack_heard") / max(d("inq_sent"), 1)
-	share := func(a, b int64) string { return pct(float64(b-a) / float64(wall)) }
-	emuCells := fmt.Sprintf("%s | %.0f%% / %.0f%% | %.0f%%", share(m0, m1), inqPct, ackPct, backPct)
+	emuCells := fmt.Sprintf("%s | %.0f%% / %.0f%% | %.0f%%", pct(emuShare[0]), inqPct, ackPct, backPct)
 	if errs := d("send_errors"); errs > 0 {
 		emuCells += fmt.Sprintf(" (%.0f send errors)", errs)
 	}
 	scaleGoal(iv, peers, procs, cpu, inqPct >= 95 && ackPct >= 95)
 	if inqPct < 95 || ackPct < 95 {
-		return fmt.Sprintf("| %s | %s | not measured: the emulator did not keep up | | | | | | %s", iv, label, emuCells), nil
+		return fmt.Sprintf("| %s | %s | not measured: the emulator did not keep up | | | | | | | %s", iv, label, emuCells), nil
 	}
-	wakes := float64(w1n-w0) / wall.Seconds()
-	row := fmt.Sprintf("| %s | %s | %s | %s | %.0f | %s | %d | %d | %s", iv, label, pct(cpu), sirqCell, wakes, hwm, fo, drops, emuCells)
+	row := fmt.Sprintf("| %s | %s | %s | %s | %s | %.0f | %s | %d | %d | %s", iv, label, u.cell(), u.kernel, u.softirq, wakes, hwm, fo, drops, emuCells)
 	if cut {
 		*downs = append(*downs, lanDownAll(l, w1, iv, peers))
 	}

@@ -43,56 +43,79 @@ func sampleSoftirqs(pid int, d time.Duration, dir string) *softirqSampler {
 	return s
 }
 
-// own waits for the sampling to end and takes the share of the samples
-// inside a softirq out of raw, the process's whole CPU share over the same
-// window. It returns the own share and the table's cell for the softirq
-// part; if perf failed, the cell says why and the own share is raw.
-func (s *softirqSampler) own(raw float64) (float64, string) {
-	in, all, err := s.fraction()
+// split waits for the sampling to end and splits raw, the process's whole
+// CPU share over the window, by the samples: the share inside a softirq
+// comes out (own is the rest), and of own, the share in the kernel (system
+// calls, scheduling) is kept apart from user space. If perf failed, the
+// cells say why and own is raw.
+func (s *softirqSampler) split(raw float64) (own float64, softirq, kernel string) {
+	c, err := s.counts()
 	if err != nil {
-		return raw, fmt.Sprintf("not measured (%v): own CPU is the whole schedstat", err)
+		why := fmt.Sprintf("not measured (%v): own CPU is the whole schedstat", err)
+		return raw, why, "not measured"
 	}
-	return raw * (1 - in), fmt.Sprintf("%s (%.0f%% of %d samples)", pct(raw*in), 100*in, all)
+	in := float64(c.softirq) / float64(c.all)
+	own = raw * (1 - in)
+	softirq = fmt.Sprintf("%s (%.0f%% of %d samples)", pct(raw*in), 100*in, c.all)
+	kernel = "none sampled"
+	if mine := c.all - c.softirq; mine > 0 {
+		k := float64(c.kernel) / float64(mine)
+		kernel = fmt.Sprintf("%s (%.0f%%)", pct(own*k), 100*k)
+	}
+	return own, softirq, kernel
 }
 
-// fraction waits for the sampling to end and returns the share of the
-// samples taken inside a softirq, and how many samples there were.
-func (s *softirqSampler) fraction() (float64, int, error) {
+// counts waits for the sampling to end and counts its samples.
+func (s *softirqSampler) counts() (sampleCounts, error) {
 	defer os.Remove(s.file)
 	if err := <-s.done; err != nil {
-		return 0, 0, err
+		return sampleCounts{}, err
 	}
 	out, err := exec.Command("perf", "script", "-i", s.file, "-F", "ip,sym").Output()
 	if err != nil {
-		return 0, 0, fmt.Errorf("perf script: %w", err)
+		return sampleCounts{}, fmt.Errorf("perf script: %w", err)
 	}
-	in, all := softirqSamples(out)
-	if all == 0 {
-		return 0, 0, fmt.Errorf("perf took no samples")
+	c := countSamples(out)
+	if c.all == 0 {
+		return c, fmt.Errorf("perf took no samples")
 	}
-	return float64(in) / float64(all), all, nil
+	return c, nil
 }
 
-// softirqSamples counts perf script's samples (call chains, one frame a
-// line, a blank line after each) and those with a softirq in the chain.
-func softirqSamples(script []byte) (in, all int) {
-	inChain, inSoftirq := false, false
+// sampleCounts is how many of perf's samples there were, how many had a
+// softirq in their call chain, and how many of the rest were taken in the
+// kernel.
+type sampleCounts struct{ all, softirq, kernel int }
+
+// countSamples counts perf script's samples (call chains, one frame a
+// line, innermost first, a blank line after each). A sample is in the
+// kernel when its innermost frame is a kernel address (the top half of
+// the address space on every CPU the lab runs on).
+func countSamples(script []byte) (c sampleCounts) {
+	inChain, inSoftirq, inKernel := false, false, false
 	sc := bufio.NewScanner(bytes.NewReader(script))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	end := func() {
 		if inChain {
-			all++
-			if inSoftirq {
-				in++
+			c.all++
+			switch {
+			case inSoftirq:
+				c.softirq++
+			case inKernel:
+				c.kernel++
 			}
 		}
-		inChain, inSoftirq = false, false
+		inChain, inSoftirq, inKernel = false, false, false
 	}
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" {
 			end()
 			continue
+		}
+		if !inChain {
+			addr, _, _ := strings.Cut(line, " ")
+			inKernel = len(addr) == 16 && addr[0] >= '8'
 		}
 		inChain = true
 		// handle_softirqs since Linux 6.10, __do_softirq before.
@@ -101,5 +124,5 @@ func softirqSamples(script []byte) (in, all int) {
 		}
 	}
 	end()
-	return in, all
+	return c
 }

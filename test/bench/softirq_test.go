@@ -2,22 +2,28 @@ package main
 
 import "testing"
 
-func TestSoftirqSamples(t *testing.T) {
-	script := []byte(`	ffffffff81a0 fib6_node_lookup_1
-	ffffffff81b0 handle_softirqs
-	ffffffff81c0 __sys_sendmmsg
-	4a1b20 github.com/faild/faild/proto.(*batch).call
+// TestCountSamples: a sample with a softirq anywhere in its chain is the
+// softirq's; of the rest, one whose innermost frame is a kernel address is
+// the kernel's, one in user space (short addresses, as perf prints them)
+// is neither.
+func TestCountSamples(t *testing.T) {
+	script := []byte(`	ffffffff81369741 fib6_node_lookup_1
+	ffffffff81369742 handle_softirqs
+	ffffffff81c00000 __sys_sendmmsg
+	          4a1b20 github.com/faild/faild/proto.(*batch).call
 
-	ffffffff81d0 udpv6_sendmsg
-	ffffffff81c0 __sys_sendmmsg
+	ffffffff81d00000 udpv6_sendmsg
+	ffffffff81c00000 __sys_sendmmsg
+	          4a1b20 github.com/faild/faild/proto.(*batch).call
 
-	4a1b30 github.com/faild/faild/routes.(*Table).Observe
+	          4a1b30 github.com/faild/faild/routes.(*Table).Observe
 
-	ffffffff81e0 br_handle_frame
-	ffffffff81f0 __do_softirq
+	ffffffff81e00000 br_handle_frame
+	ffffffff81f00000 __do_softirq
+	          58cd0 runtime.schedule
 `)
-	in, all := softirqSamples(script)
-	if in != 2 || all != 4 {
-		t.Fatalf("softirqSamples = %d of %d, want 2 of 4", in, all)
+	want := sampleCounts{all: 4, softirq: 2, kernel: 1}
+	if got := countSamples(script); got != want {
+		t.Fatalf("countSamples = %+v, want %+v", got, want)
 	}
 }
