@@ -48,15 +48,17 @@ func inqs(tb testing.TB, n int, view bool) (pkts [][]byte, srcs []netip.AddrPort
 // the path table that the decide loop then does with it. The steady state
 // must not allocate: at -t 0.01 with many peers this runs tens of thousands
 // of times a second.
-func BenchmarkPerPacket(b *testing.B) { benchPerPacket(b, false) }
+func BenchmarkPerPacket(b *testing.B) { benchPerPacket(b, false, nil) }
 
 // BenchmarkPerPacketView is BenchmarkPerPacket for version-2 INQs, each
 // with a view that stays as it was: it is taken in without allocating,
 // and each window is handed on once an interval as the View turned
 // before.
-func BenchmarkPerPacketView(b *testing.B) { benchPerPacket(b, true) }
+func BenchmarkPerPacketView(b *testing.B) { benchPerPacket(b, true, nil) }
 
-func benchPerPacket(b *testing.B, view bool) {
+// benchPerPacket runs the per-packet work, with before (if not nil) run
+// ahead of each packet.
+func benchPerPacket(b *testing.B, view bool, before func()) {
 	x, err := NewExchange(Config{Port: 4117, Node: testNode, Boot: testBoot, Interval: time.Second,
 		LANs: testExchange(b).LANs(), MaxPeers: 2 * benchPeers})
 	if err != nil {
@@ -101,6 +103,9 @@ func benchPerPacket(b *testing.B, view bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
+		if before != nil {
+			before()
+		}
 		step(i)
 	}
 }

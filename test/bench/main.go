@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -131,6 +132,7 @@ func run() error {
 	r.f("| date | %s |\n", start.UTC().Format("2006-01-02 15:04 UTC"))
 	r.f("| machine | %d CPUs (`nproc`), %s |\n", runtime.NumCPU(), cpuModel())
 	r.f("| kernel | %s |\n", strings.TrimSpace(cmdOut("uname", "-r")))
+	r.f("| virtualisation | %s |\n", virtualisation())
 	r.f("| Go | %s |\n", strings.TrimSpace(cmdOut("go", "version")))
 	r.f("| load average | %s at start, %s at end; run took %v |\n", load0, loadavg(), time.Since(start).Round(time.Second))
 	if n := os.Getenv("BENCH_LOAD_NOTE"); n != "" {
@@ -160,6 +162,35 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
+// virtualisation says what the kernel runs under and whether it isolates
+// its page tables, and without PCID: what makes system calls dear (see
+// BenchmarkNullSyscall).
+func virtualisation() string {
+	what := "none detected"
+	if m := regexp.MustCompile(`Hypervisor detected: (\S+)`).FindStringSubmatch(cmdOut("dmesg")); m != nil {
+		what = m[1]
+	}
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	flags := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
+			for _, f := range strings.Fields(v) {
+				flags[f] = true
+			}
+			break
+		}
+	}
+	pti := "off"
+	if flags["pti"] {
+		pti = "on"
+	}
+	pcid := "without"
+	if flags["pcid"] {
+		pcid = "with"
+	}
+	return fmt.Sprintf("%s; page-table isolation %s, %s PCID", what, pti, pcid)
+}
+
 func cpuModel() string {
 	b, _ := os.ReadFile("/proc/cpuinfo")
 	for _, line := range strings.Split(string(b), "\n") {
@@ -186,7 +217,7 @@ func micro(_ *lab.Lab, r *report, _ string) error {
 			}
 		}
 	}
-	r.f("\nPerPacket: decode + checks + path-table evidence update (routes.Table.Observe) + ACK encode, 1000 peers, in memory. ServeLoopback: one INQ/ACK round trip through Serve and a real socket on lo, client included, in batches (recvmmsg and sendmmsg, made as raw system calls: see proto/conn_linux.go).\n")
+	r.f("\nPerPacket: decode + checks + path-table evidence update (routes.Table.Observe) + ACK encode, 1000 peers, in memory. ServeLoopback: one INQ/ACK round trip through Serve and a real socket on lo, client included, in batches (recvmmsg and sendmmsg, made as raw system calls: see proto/conn_linux.go). NullSyscall: getppid, what entering and leaving the kernel costs here; PerPacketAfterSyscall: PerPacket with one before each packet, whose excess over the two apart is the user-space work slowed by the caches and TLB the kernel left behind. Both say what this machine does to the CPU figures of the lab sections.\n")
 	return nil
 }
 
