@@ -262,6 +262,8 @@ type Table struct {
 	peers  map[PeerID]*peer
 	queue  deadlines
 	soon   []deadline           // Expire's scratch, kept to spare an allocation a call
+	looked time.Time            // when Expire last looked ahead
+	walked uint64               // entries Expire took off the queue: its work, for tests
 	claims map[netip.Addr]claim // which peer an address belongs to (claim.go)
 	// failed holds peer addresses whose paths start Invalid (see
 	// StartInvalid).
@@ -627,19 +629,26 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 // the peers silent for their forget time, and appends the resulting events
 // to evs.
 //
-// It also looks one interval ahead (lookAhead): the entries due by then
-// whose paths have had evidence since they were queued are queued anew at
-// their moved deadlines now. A healthy path's entry comes up about every
-// f−1 intervals only to move on, at its own phase; without the look-ahead
-// each such phase is a wake-up of the daemon, with it the wake-up that
-// sends our INQs handles them all. Only the deadlines that stay within
-// the look-ahead wake the daemon when they come, so a path is invalidated
-// as exactly as before.
+// Every half look-ahead (lookAhead) at most, it also looks one look-ahead
+// ahead: the entries due by then whose paths have had evidence since they
+// were queued are queued anew at their moved deadlines now. A healthy
+// path's entry comes up about every f−1 intervals only to move on, at its
+// own phase; without the look-ahead each such phase is a wake-up of the
+// daemon, with it the wake-up that sends our INQs handles them all. Only
+// the deadlines that stay within the look-ahead wake the daemon when they
+// come, so a path is invalidated as exactly as before. Looking ahead at
+// every call instead would walk those deadlines again at each of them:
+// when a LAN dies, all its paths' deadlines fall within one interval, and
+// the walks would grow with the square of the peers.
 func (t *Table) Expire(now time.Time, evs []Event) []Event {
-	horizon := now.Add(t.lookAhead())
+	horizon := now
+	if ahead := t.lookAhead(); now.Sub(t.looked) >= ahead/2 {
+		horizon, t.looked = now.Add(ahead), now
+	}
 	soon := t.soon[:0] // entries due by the horizon, queued again after the walk
 	for len(t.queue) > 0 && !t.queue[0].at.After(horizon) {
 		d := t.queue.pop()
+		t.walked++
 		if d.lan == forgetLAN {
 			if d.at.After(now) {
 				soon = append(soon, d)
@@ -670,6 +679,7 @@ func (t *Table) Expire(now time.Time, evs []Event) []Event {
 	for _, d := range soon {
 		t.queue.push(d)
 	}
+	clear(soon) // hold no peer that may be forgotten
 	t.soon = soon[:0]
 	return evs
 }
