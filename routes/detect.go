@@ -48,10 +48,21 @@ func (t *Table) Sent(lan int, n uint64, at time.Time) {
 		return
 	}
 	s := &t.sent[lan]
+	early := false
 	if iv := t.cfg.Interval; n == s.n+1 && s.n > 0 && at.Sub(s.at) < iv-iv/8 {
 		t.short[lan] = *s
+		early = true
 	}
 	*s = sent{n: n, at: at}
+	if early {
+		// The INQs after an early one come sooner than the deadlines
+		// queued before it expected (the early one itself is due when
+		// the one it replaces was, silentAt): queue anew those that now
+		// fall sooner. Rare: our INQs move at most once a placeHold.
+		for _, p := range t.peers {
+			t.sooner(p, lan, at)
+		}
+	}
 }
 
 // misses is how many slots since the latest evidence make a Valid path
@@ -156,7 +167,7 @@ func (t *Table) silentAt(p *peer, pa *path, lan int, now time.Time) time.Time {
 	// count from the cut even while the peer's INQs came on a while.
 	need := t.misses(streams)
 	// The need-th slot to expire after from, the streams' slots taken in
-	// the order they expire: a merge of at most four progressions, need
+	// the order they expire: a merge of at most five progressions, need
 	// steps (2f−1 at most).
 	var taken [len(ps)]int64
 	for i, s := range slots {

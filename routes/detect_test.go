@@ -84,6 +84,7 @@ func TestEarlyINQKeepsAnInterval(t *testing.T) {
 		{"early one", []int{1000, 1019}, ms(1020), ms(1105)},
 		{"early one, one after it", []int{1000, 1019, 1119}, ms(1120), ms(1105)},
 		{"early one answered", []int{1000, 1019}, ms(1020), ms(1124)},
+		{"early one answered late", []int{1000, 1019}, ms(1032), ms(1124)},
 	} {
 		tab := New(Config{LANs: 2, Interval: iv, Misses: 2, Successes: 3})
 		tab.Sent(0, 19, ms(900))
@@ -91,13 +92,37 @@ func TestEarlyINQKeepsAnInterval(t *testing.T) {
 		for i, at := range tt.sends {
 			tab.Sent(0, uint64(20+i), ms(at))
 		}
-		if tt.name == "early one answered" {
-			tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 20, At: ms(1020)}, nil)
+		if strings.HasPrefix(tt.name, "early one answered") {
+			// The ACK to INQ 20, at now: after the early INQ's grace, in
+			// the late case, which must still count INQ 21 as unanswered.
+			tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 20, At: tt.now}, nil)
 		}
 		p := tab.peers[peerID]
 		if got := tab.silentAt(p, p.paths[0], 0, tt.now); !got.Equal(tt.want) {
 			t.Errorf("%s: silent at %v, want %v", tt.name, got.Sub(t0), tt.want.Sub(t0))
 		}
+	}
+}
+
+// TestEarlyINQMovesDeadlines: the INQs after an early one come sooner than
+// a deadline queued before it expected, so the early INQ queues the path
+// anew: with -f 3, a responder's path whose last ACK answered INQ 19 and
+// whose deadline was queued when it was learnt, at 1.206 s (its detection
+// time; by its INQs 20 to 22 it would be 1.205 s), is due at 1.124 s once
+// INQ 21 went early at 1.019 s, the next one coming at 1.119 s.
+func TestEarlyINQMovesDeadlines(t *testing.T) {
+	iv := 100 * time.Millisecond
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
+	tab.Sent(0, 19, ms(900))
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 19, At: ms(901)}, nil)
+	tab.Sent(0, 20, ms(1000))
+	if at, _ := tab.NextDeadline(); !at.Equal(ms(1206)) {
+		t.Fatalf("deadline at %v before the early INQ, want 1.206s", at.Sub(t0))
+	}
+	tab.Sent(0, 21, ms(1019))
+	if at, _ := tab.NextDeadline(); !at.Equal(ms(1124)) {
+		t.Errorf("deadline at %v after the early INQ, want 1.124s", at.Sub(t0))
 	}
 }
 
@@ -236,60 +261,117 @@ func TestDeafCopiesCountOnce(t *testing.T) {
 	}
 }
 
+// steady drives tab through k intervals of 100 ms from interval from on:
+// our INQs at the start of each (a requestor's), and from each of peers
+// peers, heard on both LANs at its phase, its own INQ and (to a
+// requestor) the ACK to ours, unless silent. Expire runs at each start and
+// at each deadline it asks for before the next packet, as the daemon's
+// loop does; wakes counts those at a deadline.
+type steady struct {
+	tab       *Table
+	requestor bool
+	addrs     [][]netip.Addr
+	evs       []Event
+	wakes     int
+}
+
+func newSteady(peers int, requestor bool) *steady {
+	cfg := Config{LANs: 2, Misses: 3, Successes: 3}
+	if requestor {
+		cfg.Interval = 100 * time.Millisecond
+	}
+	st := &steady{tab: New(cfg), requestor: requestor}
+	for i := range peers {
+		st.addrs = append(st.addrs, []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}),
+			netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})})
+	}
+	return st
+}
+
+// advance runs the wake-ups Expire asks for before at.
+func (st *steady) advance(at time.Time) {
+	for {
+		next, ok := st.tab.NextDeadline()
+		if !ok || !next.Before(at) {
+			return
+		}
+		st.wakes++
+		st.evs = st.tab.Expire(next, st.evs)
+	}
+}
+
+func (st *steady) run(from, k int, silent bool) {
+	iv := 100 * time.Millisecond
+	for n := from; n < from+k; n++ {
+		start := t0.Add(time.Duration(n) * iv)
+		st.advance(start)
+		st.evs = st.tab.Expire(start, st.evs) // the wake-up that sends our INQs
+		for lan := range 2 {
+			if st.requestor {
+				st.tab.Sent(lan, uint64(n), start)
+			}
+		}
+		for i := range st.addrs {
+			at := start.Add(time.Duration(i) * iv / time.Duration(len(st.addrs)))
+			st.advance(at)
+			if silent {
+				continue
+			}
+			for lan := range 2 {
+				if st.requestor {
+					st.evs = st.tab.Observe(Observation{Peer: PeerID(1000 + i), LAN: lan, Addrs: st.addrs[i], Interval: iv,
+						RTT: time.Millisecond, INQ: uint64(n), At: at}, st.evs)
+				}
+				st.evs = st.tab.Observe(Observation{Peer: PeerID(1000 + i), LAN: lan, Addrs: st.addrs[i], Interval: iv,
+					INQ: uint64(n), At: at.Add(time.Millisecond)}, st.evs)
+			}
+		}
+	}
+}
+
 // TestExpireLooksAhead: in a steady state, 50 peers heard on both LANs at
 // phases spread over the interval, the only wake-ups that Expire needs are
 // those that send our INQs: each healthy path's entry that comes up in the
 // interval ahead is moved on by the Expire before it. Without the
 // look-ahead the entries' phases were a wake-up each.
 func TestExpireLooksAhead(t *testing.T) {
-	iv := 100 * time.Millisecond
-	const peers = 50
-	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
-	addrs := make([][]netip.Addr, peers)
-	for i := range addrs {
-		addrs[i] = []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}), netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})}
-	}
-	var evs []Event
-	wakes := 0
-	// advance runs the wake-ups Expire asks for before at, and counts
-	// those after the first second.
-	advance := func(at time.Time) {
-		for {
-			next, ok := tab.NextDeadline()
-			if !ok || !next.Before(at) {
-				return
-			}
-			if next.Sub(t0) > time.Second {
-				wakes++
-			}
-			evs = tab.Expire(next, evs)
-		}
-	}
-	for k := 1; k <= 50; k++ {
-		start := t0.Add(time.Duration(k) * iv)
-		advance(start)
-		evs = tab.Expire(start, evs) // the wake-up that sends our INQs
-		for lan := range 2 {
-			tab.Sent(lan, uint64(k), start)
-		}
-		for i := range peers {
-			at := start.Add(time.Duration(i) * iv / peers)
-			advance(at)
-			for lan := range 2 {
-				// The ACK to our INQ and the peer's own INQ, at its phase.
-				evs = tab.Observe(Observation{Peer: PeerID(1000 + i), LAN: lan, Addrs: addrs[i], Interval: iv,
-					RTT: time.Millisecond, INQ: uint64(k), At: at}, evs)
-				evs = tab.Observe(Observation{Peer: PeerID(1000 + i), LAN: lan, Addrs: addrs[i], Interval: iv,
-					INQ: uint64(k), At: at.Add(time.Millisecond)}, evs)
-			}
-		}
-	}
-	for _, e := range evs {
+	st := newSteady(50, true)
+	st.run(1, 10, false)
+	st.wakes = 0
+	st.run(11, 40, false)
+	for _, e := range st.evs {
 		if e.Kind != Discovered {
 			t.Fatalf("event %v in a steady state", e)
 		}
 	}
-	if wakes != 0 {
-		t.Errorf("%d wake-ups besides the INQs' in 4 s, want none", wakes)
+	if st.wakes != 0 {
+		t.Errorf("%d wake-ups besides the INQs' in 4 s, want none", st.wakes)
+	}
+}
+
+// TestExpireLooksAheadLinearly: when every peer falls silent at once, the
+// deadlines of all their paths fall within one interval, and Expire wakes
+// at each; it must not walk all the others at each of them again. A
+// responder's paths have only the peers' INQs, at their phases, so the
+// deadlines are spread. 200 peers, 400 paths: a walk of the whole queue
+// at each deadline is some 40,000 entries taken off it; looking ahead once
+// a half interval, a few per path.
+func TestExpireLooksAheadLinearly(t *testing.T) {
+	const peers = 200
+	st := newSteady(peers, false)
+	st.run(1, 10, false)
+	before := st.tab.walked
+	st.run(11, 10, true)
+	failovers := 0
+	for _, e := range st.evs {
+		if e.Kind == Failover {
+			failovers++
+		}
+	}
+	if failovers != 2*peers {
+		t.Fatalf("%d failovers after the cut, want %d", failovers, 2*peers)
+	}
+	if walked := st.tab.walked - before; walked > 10*2*peers {
+		t.Errorf("Expire took %d entries off its queue for %d paths going silent, want at most %d", walked, 2*peers, 10*2*peers)
 	}
 }
