@@ -401,8 +401,10 @@ const cpuParts = 4
 
 // usage is a process's CPU over a window, in shares of one core: its own
 // (the schedstat run time less softirqs, softirqSampler.split), the own
-// share in each part of the window, and the cells for the softirq part and
-// for the part of own spent in the kernel.
+// share in each part of the window (each part's run time scaled by the
+// whole window's softirq share: perf's samples are not split by part),
+// and the cells for the softirq part and for the part of own spent in the
+// kernel.
 type usage struct {
 	own             float64
 	parts           []float64
@@ -420,8 +422,10 @@ func (u usage) cell() string {
 // measureCPU measures pid's CPU per wall second over d, read in cpuParts
 // parts and split by perf's samples, and the whole share of each of
 // others over the same window; wakes is how often one of pid's threads
-// was put on a CPU, per second.
-func measureCPU(pid int, d time.Duration, dir string, others ...int) (u usage, shares []float64, wakes float64, err error) {
+// was put on a CPU, per second. atEnd, if not nil, runs as the window
+// ends, before perf's samples are read: what else the caller counts over
+// the window ends there too.
+func measureCPU(pid int, d time.Duration, dir string, atEnd func(), others ...int) (u usage, shares []float64, wakes float64, err error) {
 	sm := sampleSoftirqs(pid, d, dir)
 	defer func() {
 		if err != nil {
@@ -458,6 +462,9 @@ func measureCPU(pid int, d time.Duration, dir string, others ...int) (u usage, s
 			return u, nil, 0, err
 		}
 		shares = append(shares, float64(c-o0[i])/float64(wall))
+	}
+	if atEnd != nil {
+		atEnd()
 	}
 	raw := float64(f-f0) / float64(wall)
 	u.own, u.softirq, u.kernel = sm.split(raw)
@@ -725,7 +732,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	u, zebra, wakes, err := measureCPU(nodes[0].bfdd.pid(), d, dir, nodes[0].zebra.pid())
+	u, zebra, wakes, err := measureCPU(nodes[0].bfdd.pid(), d, dir, nil, nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
@@ -771,7 +778,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	u, zebra, wakes, err = measureCPU(nodes[0].bfdd.pid(), d, dir, nodes[0].zebra.pid())
+	u, zebra, wakes, err = measureCPU(nodes[0].bfdd.pid(), d, dir, nil, nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
@@ -789,7 +796,7 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	u, _, wakes, err = measureCPU(l.Node(1).Pid(), d, dir)
+	u, _, wakes, err = measureCPU(l.Node(1).Pid(), d, dir, nil)
 	fo := failovers() - fo0
 	stopAll(l)
 	if err != nil {
@@ -843,7 +850,7 @@ func faildEmulated(l *lab.Lab, emu, dir string, peers int, procs string, d time.
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	u, _, wakes, err := measureCPU(l.Node(1).Pid(), d, dir)
+	u, _, wakes, err := measureCPU(l.Node(1).Pid(), d, dir, nil)
 	if err != nil {
 		return usage{}, 0, 0, err
 	}
