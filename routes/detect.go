@@ -58,7 +58,9 @@ func (t *Table) Sent(lan int, n uint64, at time.Time) {
 		// The INQs after an early one come sooner than the deadlines
 		// queued before it expected (the early one itself is due when
 		// the one it replaces was, silentAt): queue anew those that now
-		// fall sooner. Rare: our INQs move at most once a placeHold.
+		// fall sooner. At most once an interval, as the look-ahead's
+		// walk: an INQ moved to its place (phase.go), or sent on time
+		// after one our loop sent late.
 		for _, p := range t.peers {
 			t.sooner(p, lan, at)
 		}

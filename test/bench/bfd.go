@@ -732,11 +732,13 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	u, zebra, wakes, err := measureCPU(nodes[0].bfdd.pid(), d, dir, nil, nodes[0].zebra.pid())
+	downs := 0
+	countDowns := func() { downs = nodes[0].log.downs() }
+	u, zebra, wakes, err := measureCPU(nodes[0].bfdd.pid(), d, dir, countDowns, nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
-	r.f("| bfdd | 1 session | %s | %s | %s | %.0f | %s | %d |\n", u.cell(), u.kernel, u.softirq, wakes, pct(zebra[0]), nodes[0].log.downs())
+	r.f("| bfdd | 1 session | %s | %s | %s | %.0f | %s | %d |\n", u.cell(), u.kernel, u.softirq, wakes, pct(zebra[0]), downs)
 	// Many sessions: a single-hop session is keyed by peer address and
 	// interface, so each side needs its own address per session: node1
 	// gets 192.0.2.100+k, node2 192.0.2.200+k as secondary addresses.
@@ -778,12 +780,12 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	nodes[0].log.drain()
-	u, zebra, wakes, err = measureCPU(nodes[0].bfdd.pid(), d, dir, nil, nodes[0].zebra.pid())
+	u, zebra, wakes, err = measureCPU(nodes[0].bfdd.pid(), d, dir, countDowns, nodes[0].zebra.pid())
 	if err != nil {
 		return err
 	}
 	bfdMany := u.own
-	r.f("| bfdd | %d sessions (LAN A) | %s | %s | %s | %.0f | %s | %d |\n", many, u.cell(), u.kernel, u.softirq, wakes, pct(zebra[0]), nodes[0].log.downs())
+	r.f("| bfdd | %d sessions (LAN A) | %s | %s | %s | %.0f | %s | %d |\n", many, u.cell(), u.kernel, u.softirq, wakes, pct(zebra[0]), downs)
 	for _, f := range nodes {
 		f.stopBFD()
 	}
@@ -796,8 +798,8 @@ func bfdCPU(l *lab.Lab, r *report, nodes []*frrNode, dir string) error {
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	u, _, wakes, err = measureCPU(l.Node(1).Pid(), d, dir, nil)
-	fo := failovers() - fo0
+	var fo int
+	u, _, wakes, err = measureCPU(l.Node(1).Pid(), d, dir, func() { fo = failovers() - fo0 })
 	stopAll(l)
 	if err != nil {
 		return err
@@ -850,11 +852,12 @@ func faildEmulated(l *lab.Lab, emu, dir string, peers int, procs string, d time.
 	}
 	time.Sleep(2 * time.Second)
 	fo0 := failovers()
-	u, _, wakes, err := measureCPU(l.Node(1).Pid(), d, dir, nil)
+	var fo int
+	u, _, wakes, err := measureCPU(l.Node(1).Pid(), d, dir, func() { fo = failovers() - fo0 })
 	if err != nil {
 		return usage{}, 0, 0, err
 	}
-	return u, wakes, failovers() - fo0, nil
+	return u, wakes, fo, nil
 }
 
 // bfdLoss counts faild's failovers and bfdd's session downs over the same

@@ -871,20 +871,22 @@ func scaleRow(l *lab.Lab, emu, iv string, peers int, procs string, secsN int, w1
 	}
 	t0 := time.Now()
 	var (
-		c1   map[string]int64
-		cerr error
-		wall time.Duration
+		c1    map[string]int64
+		cerr  error
+		wall  time.Duration
+		fo    int
+		drops int64
 	)
 	u, emuShare, wakes, err := measureCPU(pid, time.Duration(secsN)*time.Second, l.Dir, func() {
 		c1, cerr = e.counters()
 		wall = time.Since(t0)
+		fo = len(lab.Find(n1.Events(), "msg", "failover")) - fo0
+		drops = udpRcvbufErrors(n1) - drops0
 	}, epid)
 	if err = errors.Join(err, cerr); err != nil {
 		return "", err
 	}
 	cpu := u.own
-	fo := len(lab.Find(n1.Events(), "msg", "failover")) - fo0
-	drops := udpRcvbufErrors(n1) - drops0
 	hwm := procStatus(pid)["VmHWM"]
 	d := func(k string) float64 { return float64(c1[k] - c0[k]) }
 	dueINQ := float64(peers) * 2 * wall.Seconds() / mustFloat(iv)
@@ -949,7 +951,7 @@ func startProcs(n *lab.Node, procs string, args ...string) error {
 func lanDownAll(l *lab.Lab, w *watcher, iv string, peers int) string {
 	time.Sleep(time.Second)
 	w.drain()
-	failovers := func() []lab.Event { return lab.Find(l.Node(1).Events(), "msg", "failover") }
+	failovers := func() []lab.Event { return lab.Find(l.Node(1).Events(), "msg", "failover", "lan", "A") }
 	before := len(failovers()) // a false failover earlier in the row is not the cut's
 	if err := l.LANDown(lab.A); err != nil {
 		return fmt.Sprintf("| %s | %d | failed: %v | | |", iv, peers, err)
