@@ -7,6 +7,18 @@ import (
 	"time"
 )
 
+// ms is n milliseconds after t0.
+func ms(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+
+// answered is a table at -f misses and -t 0.1 whose peer, a responder,
+// answered INQ n (sent at 0.9 s) on LAN A a millisecond later.
+func answered(misses int, n uint64) *Table {
+	tab := New(Config{LANs: 2, Interval: 100 * time.Millisecond, Misses: misses, Successes: 3})
+	tab.Sent(0, n, ms(900))
+	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: n, At: ms(901)}, nil)
+	return tab
+}
+
 // TestProgressionUpTo: a slot that expires at t has expired by t; a
 // bounded progression has no more than its n slots, and n = 0 none; an
 // endless one (n < 0) counts on.
@@ -40,8 +52,6 @@ func TestProgressionUpTo(t *testing.T) {
 // up and sends no more, the INQs not sent expect nothing: the slots to come
 // start from now.
 func TestSentINQsCountOnce(t *testing.T) {
-	iv := 100 * time.Millisecond
-	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	for _, tt := range []struct {
 		name string
 		sent int // INQs sent after INQ 10, one an interval from 1 s
@@ -54,9 +64,7 @@ func TestSentINQsCountOnce(t *testing.T) {
 		{"three", 3, ms(1200), ms(1205)},
 		{"one, then held up", 1, ms(1300), ms(1405)},
 	} {
-		tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
-		tab.Sent(0, 10, ms(900))
-		tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 10, At: ms(901)}, nil)
+		tab := answered(3, 10)
 		for i := range tt.sent {
 			tab.Sent(0, uint64(11+i), ms(1000+100*i))
 		}
@@ -73,8 +81,6 @@ func TestSentINQsCountOnce(t *testing.T) {
 // until 1.205 s, not until 1.024 s, which a 30 ms round trip misses. A
 // regular INQ after the early one expires a grace after it is sent.
 func TestEarlyINQKeepsAnInterval(t *testing.T) {
-	iv := 100 * time.Millisecond
-	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	for _, tt := range []struct {
 		name  string
 		sends []int // ms of INQs 20, 21...
@@ -86,9 +92,7 @@ func TestEarlyINQKeepsAnInterval(t *testing.T) {
 		{"early one answered", []int{1000, 1019}, ms(1020), ms(1124)},
 		{"early one answered late", []int{1000, 1019}, ms(1032), ms(1124)},
 	} {
-		tab := New(Config{LANs: 2, Interval: iv, Misses: 2, Successes: 3})
-		tab.Sent(0, 19, ms(900))
-		tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 19, At: ms(901)}, nil)
+		tab := answered(2, 19)
 		for i, at := range tt.sends {
 			tab.Sent(0, uint64(20+i), ms(at))
 		}
@@ -111,11 +115,7 @@ func TestEarlyINQKeepsAnInterval(t *testing.T) {
 // time; by its INQs 20 to 22 it would be 1.205 s), is due at 1.124 s once
 // INQ 21 went early at 1.019 s, the next one coming at 1.119 s.
 func TestEarlyINQMovesDeadlines(t *testing.T) {
-	iv := 100 * time.Millisecond
-	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	tab := New(Config{LANs: 2, Interval: iv, Misses: 3, Successes: 3})
-	tab.Sent(0, 19, ms(900))
-	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 19, At: ms(901)}, nil)
+	tab := answered(3, 19)
 	tab.Sent(0, 20, ms(1000))
 	if at, _ := tab.NextDeadline(); !at.Equal(ms(1206)) {
 		t.Fatalf("deadline at %v before the early INQ, want 1.206s", at.Sub(t0))

@@ -21,7 +21,6 @@ func heardINQ(tab *Table, id byte, iv time.Duration, at time.Time) {
 // our intervals, do not count.
 func TestPlace(t *testing.T) {
 	iv := 100 * time.Millisecond
-	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	type heard struct {
 		id byte
 		iv time.Duration
@@ -89,11 +88,7 @@ func TestPlaceHolds(t *testing.T) {
 // at 1.0 s and 1.1 s unanswered and 13 early at 1.13 s, the path goes
 // silent when 12's slot expires, at 1.105 s, not at 1.035 s.
 func TestShortenedInterval(t *testing.T) {
-	iv := 100 * time.Millisecond
-	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	tab := New(Config{LANs: 2, Interval: iv, Misses: 2, Successes: 3})
-	tab.Sent(0, 10, ms(900))
-	tab.Observe(Observation{Peer: peerID, LAN: 0, Addrs: peerAddrs[:2], RTT: time.Millisecond, INQ: 10, At: ms(901)}, nil)
+	tab := answered(2, 10)
 	tab.Sent(0, 11, ms(1000))
 	tab.Sent(0, 12, ms(1100))
 	tab.Sent(0, 13, ms(1130))
