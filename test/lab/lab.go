@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -487,12 +488,24 @@ func RemoveStale() error {
 	var errs []error
 	for _, name := range names {
 		if pid := ownerPID(name); pid > 0 && !alive(pid) {
-			if err := deleteNS(name); err != nil {
-				errs = append(errs, fmt.Errorf("failed to remove stale namespace: %w", err))
-			}
+			errs = append(errs, removeStale(name))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeStale deletes the stale namespace name. One already gone is no
+// error: test packages run in parallel, and each one's lab sweeps the
+// stale namespaces when it starts, so another may have deleted it first.
+func removeStale(name string) error {
+	err := deleteNS(name)
+	if err == nil {
+		return nil
+	}
+	if left, lerr := ListNamespaces(name); lerr == nil && !slices.Contains(left, name) {
+		return nil
+	}
+	return fmt.Errorf("failed to remove stale namespace: %w", err)
 }
 
 // ownerPID parses the pid out of faildlab-<run>-<pid>-<role>; 0 if none.

@@ -423,6 +423,15 @@ func TestProcess(t *testing.T) {
 	}
 }
 
+// TestRemoveStaleGone: a stale namespace that another test package's lab
+// removed first is no error (the parallel packages race for it).
+func TestRemoveStaleGone(t *testing.T) {
+	RequireEnv(t)
+	if err := removeStale(NSPrefix + "flgone-1-sw"); err != nil {
+		t.Errorf("removing a namespace already gone: %v", err)
+	}
+}
+
 // TestRemoveStale checks that New removes namespaces of a dead run and
 // leaves those of live ones.
 func TestRemoveStale(t *testing.T) {
