@@ -319,8 +319,8 @@ func (st *steady) run(from, k int, silent bool) {
 		start := t0.Add(time.Duration(n) * iv)
 		st.advance(start)
 		st.expire(start) // the wake-up that sends our INQs
-		for lan := range 2 {
-			if st.requestor {
+		if st.requestor {
+			for lan := range 2 {
 				st.tab.Sent(lan, uint64(n), start)
 			}
 		}

@@ -400,7 +400,7 @@ func schedStat(pid int) (ns, slices int64, err error) {
 const cpuParts = 4
 
 // usage is a process's CPU over a window, in shares of one core: its own
-// (the schedstat run time less softirqs, softirqSampler.split), the own
+// (the schedstat run time less softirqs, perfSampler.split), the own
 // share in each part of the window (each part's run time scaled by the
 // whole window's softirq share: perf's samples are not split by part),
 // and the cells for the softirq part and for the part of own spent in the
@@ -426,7 +426,7 @@ func (u usage) cell() string {
 // ends, before perf's samples are read: what else the caller counts over
 // the window ends there too.
 func measureCPU(pid int, d time.Duration, dir string, atEnd func(), others ...int) (u usage, shares []float64, wakes float64, err error) {
-	sm := sampleSoftirqs(pid, d, dir)
+	sm := samplePerf(pid, d, dir)
 	defer func() {
 		if err != nil {
 			sm.split(0) // waits for perf and removes its file
@@ -468,11 +468,12 @@ func measureCPU(pid int, d time.Duration, dir string, atEnd func(), others ...in
 	}
 	raw := float64(f-f0) / float64(wall)
 	u.own, u.softirq, u.kernel = sm.split(raw)
+	scale := 1.0 // each part's own share of its run time: the whole window's
+	if raw > 0 {
+		scale = u.own / raw
+	}
 	for _, r := range raws {
-		if raw > 0 {
-			r *= u.own / raw
-		}
-		u.parts = append(u.parts, r)
+		u.parts = append(u.parts, r*scale)
 	}
 	return u, shares, float64(w-w0) / wall.Seconds(), nil
 }
@@ -930,6 +931,6 @@ How this section is timed and what it means:
 - **Spread.** faild takes a path down at the 2f−1st slot of its two evidence streams (ACKs to its INQs, the peer's INQs) since the last evidence: at -f 3 between two and three intervals after the cut, where in that interval depending on where the cut falls between the two streams' phases. The requestors place their INQs evenly over the interval by node id (routes/phase.go), so the pair here sends half an interval apart: 2 to 2.5 intervals after the cut, 2.25 on average (2.5 if they were in phase, as nodes started together are before placement). bfdd's session goes down 3 intervals after the last packet, which came up to one jittered interval (75–100 %) before the cut: about 2.1 to 3 intervals, 2.56 on average. So the ratio to expect is about 0.9 (faild adds the 5 ms grace and its route write). The median of 32 cuts moves by about 2.5 % (one standard deviation of the ratio) from run to run, so one row in ten may come out 4 % off; the ratio of the means beside it moves less.
 - **What is detected.** bfdd declares a session down; it installs no route (nothing here makes routing follow it), so its figures leave out the route write that faild's include.
 - **Recovery.** faild removes its route after -s 3 good intervals. bfdd needs the three-way handshake (Down → Init → Up), and a session that is not up transmits at most once a second (RFC 5880 §6.8.3; FRR's slow timer), so its recovery is the wait for the first packet after the heal, anywhere in about 0–2 s, plus a few ms of handshake: its spread, not its median, is the figure to compare.
-- **CPU** is the sum of the schedstat run time of the process's threads (ns), not USER_HZ ticks. Own CPU is that less the share of it spent in softirqs on the process's threads, from perf samples of those threads in the same window (1999 Hz, kernel call chains with handle_softirqs in them); the cell beside it gives that share. bfdd's 50 sessions run between 50 secondary addresses on each node (192.0.2.100–149 on node1, 192.0.2.200–249 on node2), because bfdd keys a single-hop session by peer address and interface; faild's 50 peers are peeremu's, each on both LANs, so faild does twice the work of that many one-LAN sessions.
+- **CPU** is the sum of the schedstat run time of the process's threads (ns), not USER_HZ ticks. Own CPU, its spread and the kernel's part of it are as in the scale section (see the notes at the end). bfdd's 50 sessions run between 50 secondary addresses on each node (192.0.2.100–149 on node1, 192.0.2.200–249 on node2), because bfdd keys a single-hop session by peer address and interface; faild's 50 peers are peeremu's, each on both LANs, so faild does twice the work of that many one-LAN sessions.
 - **Loss** is applied to node2's LAN-A switch port in both directions (lab Loss), so each packet between the nodes is lost with p once. A false down of one end usually brings the other end down too (it hears Down), and both are counted. The 0% row is the control: downs there come from the machine (a stalled process misses its deadlines), not from loss, and the same stalls add to the other rows.
 `

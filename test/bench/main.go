@@ -167,15 +167,9 @@ func loadavg() string {
 // and with PCID or without: what makes system calls dear (see
 // BenchmarkNullSyscall).
 func virtualisation() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
 	flags := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && (strings.TrimSpace(k) == "flags" || strings.TrimSpace(k) == "Features") {
-			for _, f := range strings.Fields(v) {
-				flags[f] = true
-			}
-			break
-		}
+	for _, f := range strings.Fields(cpuinfo("flags")) {
+		flags[f] = true
 	}
 	what := "no hypervisor flag"
 	if flags["hypervisor"] {
@@ -200,13 +194,21 @@ func virtualisation() string {
 }
 
 func cpuModel() string {
+	if m := cpuinfo("model name"); m != "" {
+		return m
+	}
+	return "unknown CPU"
+}
+
+// cpuinfo is the value of the first line of /proc/cpuinfo with key, or "".
+func cpuinfo(key string) string {
 	b, _ := os.ReadFile("/proc/cpuinfo")
 	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == key {
 			return strings.TrimSpace(v)
 		}
 	}
-	return "unknown CPU"
+	return ""
 }
 
 // micro runs the Go micro-benchmarks of the per-packet path.
@@ -1053,7 +1055,7 @@ const notes = `
 - **Clock reference.** Cut and heal times are taken when the nft command has returned, when the rule is certainly in force; the kernel commits it somewhat earlier, during the call, whose median length is in the last column. The true latencies lie between the figures and the figures plus that.
 - **Carrier loss** on a node's own interface is seen at once through netlink (node2's row); the peer across the switch still detects it by missed evidence.
 - **Scale** runs on a lab of its own with IPv6-only LANs (/64s), since the main lab's /24s hold at most 240 fake peers. UDP rcvbuf drops are the kernel's count (Udp RcvbufErrors) in faild's namespace during the CPU window: each INQ is answered by every fake peer at once, a burst that faild's socket buffer does not always hold. node1 gets a permanent neighbour entry for every fake address: the kernel's neighbour table is shared by all namespaces and caps collectable entries at gc_thresh3 (1024 by default, a host setting the lab does not change), fewer than 1,000 peers on two LANs need; a real host with that many neighbours must raise it. faild and the emulator share the machine's CPUs, so the emulator's load weighs on faild's figures at the larger crowds.
-- **Own CPU and softirqs.** A veth hands each frame to the other end on the sending thread: the bridge and the receiving namespace's stack (here the emulator's, with its thousands of addresses) run in a softirq inside faild's sendmmsg. A kernel built with IRQ time accounting (CONFIG_IRQ_TIME_ACCOUNTING) keeps softirq time out of a task's run time; this machine's kernel is built without it and charges that work to faild. The CPU columns therefore give faild's own share, the schedstat run time less the share of perf's samples of faild's threads that fell in a softirq, with that part in the next column; their sum is the whole schedstat figure. Sampling costs faild only while it runs; tracing every softirq instead added a third to faild's figure at 5,000 peers. The same is done for bfdd and faild beside each other.
+- **Own CPU and softirqs.** A veth hands each frame to the other end on the sending thread: the bridge and the receiving namespace's stack (here the emulator's, with its thousands of addresses) run in a softirq inside faild's sendmmsg. A kernel built with IRQ time accounting (CONFIG_IRQ_TIME_ACCOUNTING) keeps softirq time out of a task's run time; this machine's kernel is built without it and charges that work to faild. The CPU columns therefore give faild's own share, the schedstat run time less the share of perf's samples of faild's threads that fell in a softirq, with that part in a column of its own; their sum is the whole schedstat figure. Of the own share, the samples whose innermost frame is in the kernel (system calls, scheduling, faults) give the kernel's part, in the column beside it; the rest is user space. The own figure is read in four parts of its window, and the lowest and highest of them stand beside it, each part's run time taken less the whole window's softirq share. Sampling costs faild only while it runs; tracing every softirq instead added a third to faild's figure at 5,000 peers. The same is done for bfdd and faild beside each other.
 - **GOMAXPROCS=2 rows** run faild with GOMAXPROCS=2 in its environment, the rest as shipped (faild sets GOMAXPROCS=1 unless the environment says otherwise). With more than one P, the Go scheduler wakes a second thread for each hand-over from a receiver to the decide loop; the wake-ups column shows what that costs.
 - **Quick runs:** BENCH_ONLY (sections: micro, failover, carrier, tcp, footprint, scale, loss, bfd, gray), BENCH_INTERVALS, BENCH_CUTS, BENCH_CUTS_SLOW, BENCH_CARRIER, BENCH_TCP (cuts per interval), BENCH_TCP_INTERVALS, BENCH_BFD_KINDS (pair, host, port), BENCH_BFD_PARTS (cuts, cpu, loss), BENCH_STARTS, BENCH_IDLE_SECS, BENCH_SCALE_ROWS (interval/peers, comma-separated), BENCH_SCALE_SECS, BENCH_SCALE_CUT, BENCH_LOSS, BENCH_LOSS_SECS, BENCH_LOSS_INTERVAL, BENCH_BFD_INTERVALS, BENCH_BFD_CUTS, BENCH_BFD_CPU_SECS, BENCH_BFD_SESSIONS, BENCH_BFD_LOSS, BENCH_BFD_LOSS_SECS, BENCH_GRAY_INTERVALS, BENCH_GRAY_LOSS, BENCH_GRAY_SECS, BENCH_GRAY_CLEAN_SECS, BENCH_GRAY_MBPS, BENCH_GRAY_WINDOW, BENCH_GRAY_LOW, BENCH_GRAY_LOW_INTERVAL, BENCH_GRAY_LOW_SECS, BENCH_OUT, BENCH_LOAD_NOTE.
 `

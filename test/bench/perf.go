@@ -18,19 +18,20 @@ import (
 // (CONFIG_IRQ_TIME_ACCOUNTING) keeps softirq time out of the interrupted
 // task's run time; this machine's kernel has none and adds it to the
 // sender's schedstat, so a process's figure there holds its peers'
-// receiving as well as its own work. softirqSampler measures the part by
+// receiving as well as its own work. perfSampler measures the part by
 // sampling the process's threads with perf (cpu-clock, kernel call
-// chains): the share of samples inside a softirq. Sampling costs the
+// chains): the share of samples inside a softirq; the same samples tell
+// the kernel's part of the rest from user space. Sampling costs the
 // process only while it runs, unlike tracing each softirq, which at 5,000
 // peers added a third to faild's figure.
-type softirqSampler struct {
+type perfSampler struct {
 	file string
 	done chan error
 }
 
-// sampleSoftirqs starts sampling pid's threads for d.
-func sampleSoftirqs(pid int, d time.Duration, dir string) *softirqSampler {
-	s := &softirqSampler{file: filepath.Join(dir, fmt.Sprintf("softirq-%d.data", pid)), done: make(chan error, 1)}
+// samplePerf starts sampling pid's threads for d.
+func samplePerf(pid int, d time.Duration, dir string) *perfSampler {
+	s := &perfSampler{file: filepath.Join(dir, fmt.Sprintf("perf-%d.data", pid)), done: make(chan error, 1)}
 	go func() {
 		cmd := exec.Command("perf", "record", "-q", "-F", "1999", "-g", "-p", strconv.Itoa(pid), "-o", s.file,
 			"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
@@ -48,7 +49,7 @@ func sampleSoftirqs(pid int, d time.Duration, dir string) *softirqSampler {
 // comes out (own is the rest), and of own, the share in the kernel (system
 // calls, scheduling) is kept apart from user space. If perf failed, the
 // cells say why and own is raw.
-func (s *softirqSampler) split(raw float64) (own float64, softirq, kernel string) {
+func (s *perfSampler) split(raw float64) (own float64, softirq, kernel string) {
 	c, err := s.counts()
 	if err != nil {
 		why := fmt.Sprintf("not measured (%v): own CPU is the whole schedstat", err)
@@ -66,7 +67,7 @@ func (s *softirqSampler) split(raw float64) (own float64, softirq, kernel string
 }
 
 // counts waits for the sampling to end and counts its samples.
-func (s *softirqSampler) counts() (sampleCounts, error) {
+func (s *perfSampler) counts() (sampleCounts, error) {
 	defer os.Remove(s.file)
 	if err := <-s.done; err != nil {
 		return sampleCounts{}, err
